@@ -1,0 +1,400 @@
+//! A containerd container: its record, its bundle directory and the creation of its task.
+
+use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use containerd_client::services::v1::{
+    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+};
+use oci_spec::runtime::Spec;
+
+use crate::client::{no_such_container, Client};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::Id;
+use crate::io::{self, CloseTarget, DirectIo, PreparedIo, StdioConfig, StdioPaths};
+use crate::runtime::Runtime;
+use crate::task::Task;
+use crate::time::from_timestamp;
+
+/// The label that records a container's bundle directory, so that it survives a restart of the caller.
+pub const BUNDLE_LABEL: &str = "io.libcontainerd.bundle";
+
+/// A container known to containerd.
+#[derive(Clone)]
+pub struct Container {
+    client: Client,
+    id: Id,
+    bundle: PathBuf,
+    labels: Arc<HashMap<String, String>>,
+    spec: Arc<Spec>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.id)
+            .field("bundle", &self.bundle)
+            .finish()
+    }
+}
+
+/// What `list_containers` reports of each container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    /// The container's id.
+    pub id: Id,
+    /// Its labels, including [`BUNDLE_LABEL`].
+    pub labels: HashMap<String, String>,
+    /// When containerd created it.
+    pub created_at: Option<SystemTime>,
+    /// Its runtime.
+    pub runtime: Runtime,
+    /// Its OCI spec.
+    pub spec: Option<Spec>,
+}
+
+impl ContainerInfo {
+    pub(crate) fn from_record(record: containerd_client::services::v1::Container) -> Result<Self> {
+        let id = Id::new(record.id.clone())
+            .map_err(|e| e.context("containerd returned a container with an invalid id"))?;
+        let spec = record
+            .spec
+            .as_ref()
+            .map(crate::spec::from_any)
+            .transpose()?;
+        Ok(ContainerInfo {
+            id,
+            runtime: Runtime::from_proto(record.runtime.as_ref()),
+            created_at: record.created_at.as_ref().and_then(from_timestamp),
+            labels: record.labels,
+            spec,
+        })
+    }
+}
+
+impl Container {
+    pub(crate) async fn create(
+        client: &Client,
+        id: &Id,
+        spec: &Spec,
+        runtime: &Runtime,
+        labels: &HashMap<String, String>,
+    ) -> Result<Container> {
+        check_rootfs(spec)?;
+        let bundle = client.default_bundle_dir(id);
+        let mut labels = labels.clone();
+        labels.insert(
+            BUNDLE_LABEL.to_string(),
+            bundle.to_string_lossy().into_owned(),
+        );
+        let record = containerd_client::services::v1::Container {
+            id: id.to_string(),
+            labels: labels.clone(),
+            runtime: Some(runtime.to_proto()),
+            spec: Some(crate::spec::to_any(spec)?),
+            ..Default::default()
+        };
+        client
+            .containers_service()
+            .create(client.request(CreateContainerRequest {
+                container: Some(record),
+            }))
+            .await
+            .map_err(|s| {
+                if s.code() == tonic::Code::AlreadyExists {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        format!("container id {id} is already in use"),
+                    )
+                    .with_source(s)
+                } else {
+                    Error::from_status(format!("create container {id}"), s)
+                }
+            })?;
+        let container = Container {
+            client: client.clone(),
+            id: id.clone(),
+            bundle,
+            labels: Arc::new(labels),
+            spec: Arc::new(spec.clone()),
+        };
+        if let Err(e) = make_bundle_dir(&container.bundle) {
+            // Leave nothing half-made: the record goes if its bundle cannot be made.
+            let _ = container.delete_record().await;
+            return Err(e);
+        }
+        Ok(container)
+    }
+
+    pub(crate) fn from_record(
+        client: &Client,
+        record: containerd_client::services::v1::Container,
+    ) -> Result<Container> {
+        let info = ContainerInfo::from_record(record)?;
+        let bundle = info
+            .labels
+            .get(BUNDLE_LABEL)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| client.default_bundle_dir(&info.id));
+        let spec = info.spec.ok_or_else(|| {
+            Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("container {} has no OCI spec", info.id),
+            )
+        })?;
+        Ok(Container {
+            client: client.clone(),
+            id: info.id,
+            bundle,
+            labels: Arc::new(info.labels),
+            spec: Arc::new(spec),
+        })
+    }
+
+    /// The container's id.
+    pub fn id(&self) -> &Id {
+        &self.id
+    }
+
+    /// Its bundle directory (FIFOs and per-container files).
+    pub fn bundle_dir(&self) -> &Path {
+        &self.bundle
+    }
+
+    /// Its labels.
+    pub fn labels(&self) -> &HashMap<String, String> {
+        &self.labels
+    }
+
+    /// Its OCI runtime spec.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The client it belongs to.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn terminal(&self) -> bool {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+
+    /// Create the task (the init process) without starting it: FIFOs are made and opened in the right
+    /// order; the returned handles are live. Whether the process has a terminal comes from the spec.
+    pub async fn create_task(
+        &self,
+        checkpoint_dir: Option<&Path>,
+        stdio: &StdioConfig,
+    ) -> Result<(Task, DirectIo)> {
+        if let Some(dir) = checkpoint_dir {
+            return Err(Error::new(
+                ErrorKind::NotImplemented,
+                format!(
+                    "restoring container {} from checkpoint {} is not supported yet",
+                    self.id,
+                    dir.display()
+                ),
+            ));
+        }
+        if !self.bundle.is_dir() {
+            make_bundle_dir(&self.bundle)?;
+        }
+        let config = StdioConfig {
+            terminal: self.terminal(),
+            ..stdio.clone()
+        };
+        let prepared = PreparedIo::prepare(&self.bundle, self.id.as_str(), &config)?;
+        let StdioPaths {
+            stdin,
+            stdout,
+            stderr,
+            terminal,
+        } = prepared.paths.clone();
+        let request = CreateTaskRequest {
+            container_id: self.id.to_string(),
+            stdin,
+            stdout,
+            stderr,
+            terminal,
+            ..Default::default()
+        };
+        let created = self
+            .client
+            .tasks()
+            .create(self.client.request(request))
+            .await;
+        let pid = match created {
+            Ok(response) => response.into_inner().pid,
+            Err(status) => {
+                prepared.abandon();
+                return Err(self.create_error(status));
+            }
+        };
+        let task = Task::new(self.clone(), pid);
+        let closer = prepared.closer.clone();
+        let fifos = prepared.fifos.clone();
+        let io = match prepared.finish() {
+            Ok(io) => io,
+            Err(e) => {
+                let _ = task.force_delete().await;
+                let _ = fifos.remove();
+                return Err(e);
+            }
+        };
+        closer.process_ready(self.close_target()).await?;
+        Ok((task, io))
+    }
+
+    /// Create and start the task. `attach` receives the stdio handles after the process exists and
+    /// before it runs (the reference's `StdioCallback`); if it or the start fails, the task is removed.
+    pub async fn start(
+        &self,
+        checkpoint_dir: Option<&Path>,
+        stdio: &StdioConfig,
+        attach: impl FnOnce(DirectIo) -> Result<()>,
+    ) -> Result<Task> {
+        let (task, io) = self.create_task(checkpoint_dir, stdio).await?;
+        let started = match attach(io) {
+            Ok(()) => task.start().await,
+            Err(e) => Err(e.context(format!("attach stdio of container {}", self.id))),
+        };
+        match started {
+            Ok(_) => Ok(task),
+            Err(e) => {
+                if let Err(cleanup) = task.force_delete().await {
+                    tracing::warn!(container = %self.id, error = %cleanup, "removing a task that failed to start");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The container's current task. [`ErrorKind::NotFound`] if it has none.
+    pub async fn task(&self) -> Result<Task> {
+        let process = self.client.get_process(&self.id, "").await?;
+        Ok(Task::new(self.clone(), process.pid))
+    }
+
+    /// Re-open the stdio of the running task (e.g. after the caller restarted) and hand it to `attach`.
+    /// Only one reader may be attached at a time.
+    pub async fn attach_task(&self, attach: impl FnOnce(DirectIo) -> Result<()>) -> Result<Task> {
+        let process = self.client.get_process(&self.id, "").await?;
+        if !self.bundle.is_dir() {
+            return Err(Error::not_found(format!(
+                "cannot re-attach to container {}: its bundle dir {} is gone",
+                self.id,
+                self.bundle.display()
+            )));
+        }
+        let paths = StdioPaths {
+            stdin: process.stdin.clone(),
+            stdout: process.stdout.clone(),
+            stderr: process.stderr.clone(),
+            terminal: process.terminal,
+        };
+        let io = io::reopen(&paths, self.close_target())?;
+        attach(io)?;
+        Ok(Task::new(self.clone(), process.pid))
+    }
+
+    /// Remove the container: its containerd record and its bundle directory. A container that still
+    /// has a task is [`ErrorKind::FailedPrecondition`].
+    pub async fn delete(&self) -> Result<()> {
+        match self.client.get_process(&self.id, "").await {
+            Ok(process) => {
+                let status = crate::task::TaskStatus::from_proto(process.status);
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "cannot remove container {}: its task is {status}; stop and delete it first",
+                        self.id
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.delete_record().await?;
+        match std::fs::remove_dir_all(&self.bundle) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(
+                format!("remove bundle dir {}", self.bundle.display()),
+                e,
+            )),
+        }
+    }
+
+    async fn delete_record(&self) -> Result<()> {
+        self.client
+            .containers_service()
+            .delete(self.client.request(DeleteContainerRequest {
+                id: self.id.to_string(),
+            }))
+            .await
+            .map_err(|s| no_such_container(&self.id, s))?;
+        Ok(())
+    }
+
+    pub(crate) fn close_target(&self) -> CloseTarget {
+        CloseTarget {
+            client: self.client.clone(),
+            container_id: self.id.to_string(),
+            exec_id: String::new(),
+        }
+    }
+
+    fn create_error(&self, status: tonic::Status) -> Error {
+        if status.code() == tonic::Code::AlreadyExists {
+            return Error::new(
+                ErrorKind::Conflict,
+                format!("container {} already has a task", self.id),
+            )
+            .with_source(status);
+        }
+        crate::task::start_error(format!("create task of container {}", self.id), status)
+    }
+}
+
+/// The rootfs named by `spec` must be an existing directory, or runc fails late with an obscure error.
+fn check_rootfs(spec: &Spec) -> Result<()> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("the spec has no root filesystem"))?;
+    let path = root.path();
+    if !path.is_absolute() {
+        return Err(Error::invalid(format!(
+            "rootfs {} must be an absolute path",
+            path.display()
+        )));
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::invalid(format!(
+            "rootfs {} is not a directory",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::not_found(format!(
+            "rootfs {} does not exist",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io(format!("rootfs {}", path.display()), e)),
+    }
+}
+
+fn make_bundle_dir(path: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(path)
+        .map_err(|e| Error::io(format!("create bundle dir {}", path.display()), e))
+}

@@ -1,0 +1,547 @@
+//! Process stdio: FIFO sets in the bundle directory, direct async handles, and the stdin close handshake.
+//!
+//! containerd's runc shim (1.6) connects a process to named pipes whose paths the client passes on create.
+//! The order matters: the stdout/stderr readers must be open *before* `Tasks.Create` (the shim opens the
+//! write side while creating and blocks until a reader exists), and the stdin writer can only be opened
+//! *after* it (before the shim holds the read side, an `O_WRONLY` open fails with `ENXIO`).
+//!
+//! Closing stdin takes two steps: close our end of the FIFO and ask containerd to close the process's
+//! side (`CloseIO`), which is only possible once the process exists. [`Stdin`] remembers a close that
+//! was asked for too early and carries it out as soon as the process is there.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use tokio::net::unix::pipe;
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Where a process's output goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Output {
+    /// FIFOs read by this process through [`DirectIo`].
+    #[default]
+    Pipe,
+    /// The shim appends stdout and stderr to this file (containerd's `file://` IO); nobody needs to stay
+    /// attached, so the container may outlive the caller.
+    File(PathBuf),
+    /// Discard output.
+    Null,
+}
+
+/// How to connect a process's stdio.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StdioConfig {
+    /// Give the process a stdin FIFO.
+    pub stdin: bool,
+    /// The process has a terminal: one output stream, no stderr.
+    pub terminal: bool,
+    /// Where output goes.
+    pub output: Output,
+}
+
+/// The FIFO paths of one process: `<bundle>/<process id>-stdin|-stdout|-stderr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FifoSet {
+    pub stdin: Option<PathBuf>,
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+}
+
+/// The stdio strings containerd records for a process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+fn fifo_path(dir: &Path, process_id: &str, stream: &str) -> PathBuf {
+    dir.join(format!("{process_id}-{stream}"))
+}
+
+impl FifoSet {
+    /// The FIFOs `config` needs for process `process_id` in `dir`.
+    pub fn plan(dir: &Path, process_id: &str, config: &StdioConfig) -> FifoSet {
+        let piped = config.output == Output::Pipe;
+        FifoSet {
+            stdin: config.stdin.then(|| fifo_path(dir, process_id, "stdin")),
+            stdout: piped.then(|| fifo_path(dir, process_id, "stdout")),
+            stderr: (piped && !config.terminal).then(|| fifo_path(dir, process_id, "stderr")),
+        }
+    }
+
+    /// The strings to pass to containerd for these FIFOs and `config`.
+    pub fn stdio_paths(&self, config: &StdioConfig) -> StdioPaths {
+        let text = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let (stdout, stderr) = match &config.output {
+            Output::Pipe => (text(&self.stdout), text(&self.stderr)),
+            // The shim writes both streams to the stdout file for file:// (it ignores stderr's URI),
+            // and an exec needs all stdio paths or none, so pass the same URI twice.
+            Output::File(path) => {
+                let uri = format!("file://{}", path.display());
+                (
+                    uri.clone(),
+                    if config.terminal { String::new() } else { uri },
+                )
+            }
+            Output::Null => (String::new(), String::new()),
+        };
+        StdioPaths {
+            stdin: text(&self.stdin),
+            stdout,
+            stderr,
+            terminal: config.terminal,
+        }
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.stdin, &self.stdout, &self.stderr]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Make the FIFOs (mode 0700), replacing stale ones left by a crash.
+    pub fn create(&self) -> Result<()> {
+        for path in self.paths() {
+            remove_if_present(path)?;
+            nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRWXU).map_err(|e| {
+                Error::io(
+                    format!("create fifo {}", path.display()),
+                    std::io::Error::from(e),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Remove the FIFOs; missing ones are fine.
+    pub fn remove(&self) -> Result<()> {
+        let mut first_error = None;
+        for path in self.paths() {
+            if let Err(e) = remove_if_present(path) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Open the output readers; must happen before the process is created.
+    pub fn open_readers(&self) -> Result<(Option<pipe::Receiver>, Option<pipe::Receiver>)> {
+        let open = |p: &Option<PathBuf>| -> Result<Option<pipe::Receiver>> {
+            p.as_ref()
+                .map(|p| {
+                    pipe::OpenOptions::new()
+                        .open_receiver(p)
+                        .map_err(|e| Error::io(format!("open fifo {}", p.display()), e))
+                })
+                .transpose()
+        };
+        Ok((open(&self.stdout)?, open(&self.stderr)?))
+    }
+
+    /// Open the stdin writer; only possible once the shim holds the read side (after create).
+    pub fn open_stdin(&self) -> Result<Option<pipe::Sender>> {
+        self.stdin
+            .as_ref()
+            .map(|p| {
+                pipe::OpenOptions::new()
+                    .open_sender(p)
+                    .map_err(|e| Error::io(format!("open fifo {}", p.display()), e))
+            })
+            .transpose()
+    }
+}
+
+/// The FIFO set recorded for process `process_id` in `dir`, for cleanup: every stream, present or not.
+pub(crate) fn all_fifos(dir: &Path, process_id: &str) -> FifoSet {
+    FifoSet {
+        stdin: Some(fifo_path(dir, process_id, "stdin")),
+        stdout: Some(fifo_path(dir, process_id, "stdout")),
+        stderr: Some(fifo_path(dir, process_id, "stderr")),
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+    }
+}
+
+/// Direct handles on a process's stdio, given to the attach callback.
+///
+/// Output handles reach end of file once the process has exited and the shim has flushed its output.
+#[derive(Debug, Default)]
+pub struct DirectIo {
+    /// The process's stdin, if it was asked for.
+    pub stdin: Option<Stdin>,
+    /// The process's stdout (with a terminal: the terminal's output).
+    pub stdout: Option<pipe::Receiver>,
+    /// The process's stderr (never with a terminal).
+    pub stderr: Option<pipe::Receiver>,
+}
+
+/// The process whose stdin `CloseIO` closes.
+#[derive(Clone)]
+pub(crate) struct CloseTarget {
+    pub client: Client,
+    pub container_id: String,
+    pub exec_id: String,
+}
+
+impl CloseTarget {
+    async fn close_io(&self) -> Result<()> {
+        let request = containerd_client::services::v1::CloseIoRequest {
+            container_id: self.container_id.clone(),
+            exec_id: self.exec_id.clone(),
+            stdin: true,
+        };
+        match self
+            .client
+            .tasks()
+            .close_io(self.client.request(request))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // The process is gone already: its stdin is closed with it.
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(Error::from_status(
+                format!("close stdin of {}", self.describe()),
+                s,
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.exec_id.is_empty() {
+            format!("container {}", self.container_id)
+        } else {
+            format!("exec {} in container {}", self.exec_id, self.container_id)
+        }
+    }
+}
+
+enum CloseState {
+    /// The process does not exist yet; `requested` records a close asked for meanwhile.
+    Waiting { requested: bool },
+    /// The process exists; a close can be sent now.
+    Ready(CloseTarget),
+    /// `CloseIO` was sent (or is being sent).
+    Done,
+}
+
+/// Shared between a [`Stdin`] and the code that learns when its process exists.
+#[derive(Clone)]
+pub(crate) struct StdinCloser {
+    state: Arc<Mutex<CloseState>>,
+}
+
+impl StdinCloser {
+    pub fn new() -> Self {
+        StdinCloser {
+            state: Arc::new(Mutex::new(CloseState::Waiting { requested: false })),
+        }
+    }
+
+    /// A closer for a process that exists already (e.g. after re-attaching).
+    pub fn ready(target: CloseTarget) -> Self {
+        StdinCloser {
+            state: Arc::new(Mutex::new(CloseState::Ready(target))),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CloseState> {
+        // A panic while holding this lock cannot leave the state half-written: recover it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process now exists. Sends `CloseIO` at once if stdin was closed before.
+    pub async fn process_ready(&self, target: CloseTarget) -> Result<()> {
+        let pending = {
+            let mut state = self.lock();
+            match &*state {
+                CloseState::Waiting { requested: true } => {
+                    *state = CloseState::Done;
+                    true
+                }
+                CloseState::Waiting { requested: false } => {
+                    *state = CloseState::Ready(target.clone());
+                    false
+                }
+                CloseState::Ready(_) | CloseState::Done => false,
+            }
+        };
+        if pending {
+            target.close_io().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Take the target if a close should be sent now; otherwise remember the request.
+    fn take_for_close(&self) -> Option<CloseTarget> {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, CloseState::Done) {
+            CloseState::Ready(target) => Some(target),
+            CloseState::Waiting { .. } => {
+                *state = CloseState::Waiting { requested: true };
+                None
+            }
+            CloseState::Done => None,
+        }
+    }
+
+    async fn close(&self) -> Result<()> {
+        match self.take_for_close() {
+            Some(target) => target.close_io().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A process's stdin: an async writer whose [`Stdin::close`] delivers end of file to the process.
+pub struct Stdin {
+    pipe: Option<pipe::Sender>,
+    closer: StdinCloser,
+}
+
+impl std::fmt::Debug for Stdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stdin")
+            .field("open", &self.pipe.is_some())
+            .finish()
+    }
+}
+
+impl Stdin {
+    pub(crate) fn new(pipe: pipe::Sender, closer: StdinCloser) -> Self {
+        Stdin {
+            pipe: Some(pipe),
+            closer,
+        }
+    }
+
+    /// Close stdin: our end of the FIFO and, through containerd, the process's end. If the process does
+    /// not exist yet, the close happens as soon as it does.
+    pub async fn close(mut self) -> Result<()> {
+        self.pipe = None;
+        self.closer.close().await
+    }
+}
+
+impl Drop for Stdin {
+    fn drop(&mut self) {
+        // Dropping without close() must still deliver end of file, or the process waits forever.
+        if self.pipe.take().is_none() {
+            return;
+        }
+        if let Some(target) = self.closer.take_for_close() {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if let Err(e) = target.close_io().await {
+                        tracing::warn!(error = %e, "closing stdin after drop");
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn closed_pipe() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed")
+}
+
+impl AsyncWrite for Stdin {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.pipe.as_mut() {
+            Some(pipe) => Pin::new(pipe).poll_write(cx, buf),
+            None => Poll::Ready(Err(closed_pipe())),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.pipe.as_mut() {
+            Some(pipe) => Pin::new(pipe).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.pipe.as_mut() {
+            Some(pipe) => Pin::new(pipe).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Resources of one process's IO that must be released if creating the process fails.
+pub(crate) struct PreparedIo {
+    pub fifos: FifoSet,
+    pub paths: StdioPaths,
+    pub stdout: Option<pipe::Receiver>,
+    pub stderr: Option<pipe::Receiver>,
+    pub closer: StdinCloser,
+}
+
+impl PreparedIo {
+    /// Make the FIFOs and open the readers, before the process is created.
+    pub fn prepare(dir: &Path, process_id: &str, config: &StdioConfig) -> Result<PreparedIo> {
+        if let Output::File(path) = &config.output {
+            if !path.is_absolute() {
+                return Err(Error::invalid(format!(
+                    "log file {} must be an absolute path",
+                    path.display()
+                )));
+            }
+        }
+        let fifos = FifoSet::plan(dir, process_id, config);
+        let paths = fifos.stdio_paths(config);
+        fifos.create()?;
+        match fifos.open_readers() {
+            Ok((stdout, stderr)) => Ok(PreparedIo {
+                fifos,
+                paths,
+                stdout,
+                stderr,
+                closer: StdinCloser::new(),
+            }),
+            Err(e) => {
+                let _ = fifos.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// The process exists: open stdin and hand out the direct handles.
+    pub fn finish(self) -> Result<DirectIo> {
+        let stdin = self
+            .fifos
+            .open_stdin()?
+            .map(|pipe| Stdin::new(pipe, self.closer.clone()));
+        Ok(DirectIo {
+            stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        })
+    }
+
+    /// Creating the process failed: close everything and remove the FIFOs.
+    pub fn abandon(self) {
+        if let Err(e) = self.fifos.remove() {
+            tracing::warn!(error = %e, "removing fifos after a failed create");
+        }
+    }
+}
+
+/// Re-open the stdio that containerd recorded for a running process (after a restart of the caller).
+pub(crate) fn reopen(paths: &StdioPaths, target: CloseTarget) -> Result<DirectIo> {
+    let fifo = |s: &str| -> Option<PathBuf> {
+        (!s.is_empty() && !s.contains("://")).then(|| PathBuf::from(s))
+    };
+    let set = FifoSet {
+        stdin: fifo(&paths.stdin),
+        stdout: fifo(&paths.stdout),
+        stderr: fifo(&paths.stderr),
+    };
+    for path in set.paths() {
+        if !path.exists() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "cannot re-attach to {}: fifo {} is gone (was the bundle dir removed?)",
+                    target.describe(),
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let (stdout, stderr) = set.open_readers()?;
+    let stdin = set
+        .open_stdin()?
+        .map(|pipe| Stdin::new(pipe, StdinCloser::ready(target)));
+    Ok(DirectIo {
+        stdin,
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_has_no_stderr_fifo() {
+        let dir = Path::new("/b");
+        let set = FifoSet::plan(
+            dir,
+            "c1",
+            &StdioConfig {
+                stdin: true,
+                terminal: true,
+                output: Output::Pipe,
+            },
+        );
+        assert_eq!(set.stdin.as_deref(), Some(Path::new("/b/c1-stdin")));
+        assert_eq!(set.stdout.as_deref(), Some(Path::new("/b/c1-stdout")));
+        assert_eq!(set.stderr, None);
+    }
+
+    #[test]
+    fn no_stdin_fifo_unless_asked() {
+        let set = FifoSet::plan(Path::new("/b"), "x", &StdioConfig::default());
+        assert_eq!(set.stdin, None);
+        assert!(set.stdout.is_some() && set.stderr.is_some());
+        let paths = set.stdio_paths(&StdioConfig::default());
+        assert_eq!(paths.stdin, "");
+        assert_eq!(paths.stdout, "/b/x-stdout");
+        assert_eq!(paths.stderr, "/b/x-stderr");
+    }
+
+    #[test]
+    fn file_output_uses_file_uris_and_no_fifos() {
+        let config = StdioConfig {
+            stdin: false,
+            terminal: false,
+            output: Output::File("/logs/c.log".into()),
+        };
+        let set = FifoSet::plan(Path::new("/b"), "c", &config);
+        assert_eq!(set.stdout, None);
+        let paths = set.stdio_paths(&config);
+        assert_eq!(paths.stdout, "file:///logs/c.log");
+        assert_eq!(paths.stderr, "file:///logs/c.log");
+    }
+
+    #[tokio::test]
+    async fn fifos_are_made_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StdioConfig {
+            stdin: true,
+            ..Default::default()
+        };
+        let prepared = PreparedIo::prepare(dir.path(), "p", &config).unwrap();
+        for name in ["p-stdin", "p-stdout", "p-stderr"] {
+            let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+            use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+            assert!(meta.file_type().is_fifo());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        }
+        prepared.abandon();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,136 @@
+//! Which shim runs a container, and the runc shim's options.
+
+use prost::Message;
+
+/// The runc v2 shim, containerd's default runtime.
+pub const RUNC_V2: &str = "io.containerd.runc.v2";
+
+/// The type URL containerd registers for [`RuncOptions`].
+pub const RUNC_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.Options";
+
+/// Options of the runc shim (`containerd.runc.v1.Options`; the proto is not part of containerd's API
+/// crate, so it is declared here with the same field numbers).
+#[derive(Clone, PartialEq, Message)]
+pub struct RuncOptions {
+    /// Disable pivot_root when creating a container.
+    #[prost(bool, tag = "1")]
+    pub no_pivot_root: bool,
+    /// Do not create a new session keyring for the container.
+    #[prost(bool, tag = "2")]
+    pub no_new_keyring: bool,
+    /// Place the shim in this cgroup.
+    #[prost(string, tag = "3")]
+    pub shim_cgroup: String,
+    /// Owner of the IO pipes.
+    #[prost(uint32, tag = "4")]
+    pub io_uid: u32,
+    /// Group of the IO pipes.
+    #[prost(uint32, tag = "5")]
+    pub io_gid: u32,
+    /// The runc binary (name in PATH or absolute path); empty means `runc`.
+    #[prost(string, tag = "6")]
+    pub binary_name: String,
+    /// runc's state root.
+    #[prost(string, tag = "7")]
+    pub root: String,
+    /// Path to criu (deprecated by containerd, kept for wire compatibility).
+    #[prost(string, tag = "8")]
+    pub criu_path: String,
+    /// Use systemd to manage cgroups.
+    #[prost(bool, tag = "9")]
+    pub systemd_cgroup: bool,
+    /// Where criu writes checkpoint images.
+    #[prost(string, tag = "10")]
+    pub criu_image_path: String,
+    /// Where criu keeps its work files.
+    #[prost(string, tag = "11")]
+    pub criu_work_path: String,
+}
+
+/// A shim name plus its options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runtime {
+    /// Shim name, e.g. [`RUNC_V2`].
+    pub name: String,
+    /// Options for the runc shim; `None` sends none.
+    pub options: Option<RuncOptions>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            name: RUNC_V2.to_string(),
+            options: Some(RuncOptions::default()),
+        }
+    }
+}
+
+impl Runtime {
+    /// The runc v2 shim using the runc binary `binary` (e.g. a wrapper script).
+    pub fn runc_binary(binary: impl Into<String>) -> Self {
+        Runtime {
+            name: RUNC_V2.to_string(),
+            options: Some(RuncOptions {
+                binary_name: binary.into(),
+                ..RuncOptions::default()
+            }),
+        }
+    }
+
+    pub(crate) fn to_proto(&self) -> containerd_client::services::v1::container::Runtime {
+        containerd_client::services::v1::container::Runtime {
+            name: self.name.clone(),
+            options: self.options.as_ref().map(|o| prost_types::Any {
+                type_url: RUNC_OPTIONS_TYPE_URL.to_string(),
+                value: o.encode_to_vec(),
+            }),
+        }
+    }
+
+    pub(crate) fn from_proto(
+        proto: Option<&containerd_client::services::v1::container::Runtime>,
+    ) -> Runtime {
+        match proto {
+            None => Runtime {
+                name: String::new(),
+                options: None,
+            },
+            Some(r) => Runtime {
+                name: r.name.clone(),
+                options: r
+                    .options
+                    .as_ref()
+                    .filter(|any| any.type_url.trim_start_matches('/') == RUNC_OPTIONS_TYPE_URL)
+                    .and_then(|any| RuncOptions::decode(any.value.as_slice()).ok()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_options_round_trip_through_the_container_record() {
+        let runtime = Runtime::runc_binary("/usr/local/bin/my-runc");
+        let proto = runtime.to_proto();
+        assert_eq!(proto.name, RUNC_V2);
+        assert_eq!(
+            proto.options.as_ref().map(|a| a.type_url.as_str()),
+            Some(RUNC_OPTIONS_TYPE_URL)
+        );
+        assert_eq!(Runtime::from_proto(Some(&proto)), runtime);
+    }
+
+    #[test]
+    fn binary_name_is_field_six_on_the_wire() {
+        let bytes = RuncOptions {
+            binary_name: "x".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // tag 6, wire type 2 (length-delimited) = 0x32, length 1, 'x'
+        assert_eq!(bytes, vec![0x32, 1, b'x']);
+    }
+}

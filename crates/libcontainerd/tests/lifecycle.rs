@@ -1,0 +1,547 @@
+//! Containers and tasks against a real containerd and runc: create, start, IO, wait, kill, delete,
+//! and every bad input the foundation promises a clear error for.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::TestEnv;
+use libcontainerd::{
+    Client, ClientConfig, DirectIo, ErrorKind, ExecFailure, Id, Output, Runtime, StdioConfig,
+    TaskStatus,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn no_labels() -> HashMap<String, String> {
+    HashMap::new()
+}
+
+/// Read both output streams to the end, concurrently (a full pipe would stall the other).
+async fn collect(io: DirectIo) -> (Vec<u8>, Vec<u8>) {
+    async fn drain(r: Option<tokio::net::unix::pipe::Receiver>) -> Vec<u8> {
+        let mut buf = vec![];
+        if let Some(mut r) = r {
+            r.read_to_end(&mut buf).await.expect("read output");
+        }
+        buf
+    }
+    tokio::join!(drain(io.stdout), drain(io.stderr))
+}
+
+#[tokio::test]
+async fn version_reports_containerd() {
+    let env = TestEnv::new().await;
+    let v = env.client.version().await.unwrap();
+    assert!(
+        v.version.starts_with('1') || v.version.starts_with('v'),
+        "{v:?}"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn container_records_round_trip_and_delete_removes_the_bundle() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("rec");
+    let spec = env.spec("rec", &["true"]).hostname("box").build().unwrap();
+    let mut labels = no_labels();
+    labels.insert("purpose".into(), "test".into());
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &labels)
+        .await
+        .unwrap();
+    assert!(c.bundle_dir().is_dir());
+
+    let loaded = env.client.load_container(&id).await.unwrap();
+    assert_eq!(loaded.bundle_dir(), c.bundle_dir());
+    assert_eq!(
+        loaded.labels().get("purpose").map(String::as_str),
+        Some("test")
+    );
+    assert_eq!(loaded.spec().hostname().as_deref(), Some("box"));
+
+    let all = env.client.list_containers().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, id);
+    assert_eq!(all[0].runtime, Runtime::default());
+    assert!(all[0].created_at.is_some());
+
+    let err = c.task().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    loaded.delete().await.unwrap();
+    assert!(!c.bundle_dir().exists());
+    assert!(env.client.list_containers().await.unwrap().is_empty());
+    let err = env.client.load_container(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.to_string(), "no such container: rec");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_a_conflict_and_keep_the_first() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("dup");
+    let spec = env.spec("dup", &["true"]).build().unwrap();
+    let first = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let err = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.to_string().contains("already in use"), "{err}");
+    assert!(
+        first.bundle_dir().is_dir(),
+        "the first container's bundle must survive"
+    );
+    first.delete().await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn missing_or_bad_rootfs_is_refused_before_anything_is_made() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("nofs");
+    let missing =
+        libcontainerd::spec::SpecBuilder::new(&env.namespace, "nofs", "/nonexistent/rootfs")
+            .build()
+            .unwrap();
+    let err = env
+        .client
+        .new_container(&id, &missing, &Runtime::default(), &no_labels())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.to_string()
+            .contains("rootfs /nonexistent/rootfs does not exist"),
+        "{err}"
+    );
+
+    let file = env.dir().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let not_dir = libcontainerd::spec::SpecBuilder::new(&env.namespace, "nofs", &file)
+        .build()
+        .unwrap();
+    let err = env
+        .client
+        .new_container(&id, &not_dir, &Runtime::default(), &no_labels())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(env.client.list_containers().await.unwrap().is_empty());
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn invalid_ids_never_reach_containerd() {
+    for bad in ["", "../x", "a/b", "-a", "a..b", &"x".repeat(77)] {
+        let err = Id::new(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_stay_apart_and_exit_codes_arrive() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("io");
+    let spec = env
+        .spec("io", &["sh", "-c", "echo out; echo err >&2; exit 3"])
+        .build()
+        .unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = c
+        .start(None, &StdioConfig::default(), |io| {
+            let _ = tx.send(tokio::spawn(collect(io)));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(task.pid() > 0);
+    let status = task.wait().await.unwrap();
+    let (out, err) = rx.await.unwrap().await.unwrap();
+    assert_eq!(out, b"out\n");
+    assert_eq!(err, b"err\n");
+    assert_eq!(status.code, 3);
+    assert!(status.exited_at.is_some());
+    assert_eq!(task.status().await.unwrap(), TaskStatus::Stopped);
+    let deleted = task.delete().await.unwrap();
+    assert_eq!(deleted.code, 3);
+    c.delete().await.unwrap();
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mebibyte_of_output_arrives_whole() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("big");
+    // 1 MiB of 'a' (1024 lines of 1023 a's and a newline) from busybox's own tools.
+    let spec = env
+        .spec(
+            "big",
+            &["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"],
+        )
+        .build()
+        .unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let (task, io) = c.create_task(None, &StdioConfig::default()).await.unwrap();
+    let reader = tokio::spawn(collect(io));
+    task.start().await.unwrap();
+    assert_eq!(task.wait().await.unwrap().code, 0);
+    let (out, err) = reader.await.unwrap();
+    assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+    assert_eq!(out.len(), 1 << 20);
+    assert!(out.iter().all(|&b| b == b'a'));
+    task.delete().await.unwrap();
+    c.delete().await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn stdin_reaches_the_container_and_its_end_closes_it() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("cat");
+    let spec = env.spec("cat", &["cat"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let config = StdioConfig {
+        stdin: true,
+        ..Default::default()
+    };
+    let (task, mut io) = c.create_task(None, &config).await.unwrap();
+    let mut stdin = io.stdin.take().expect("stdin handle");
+    let reader = tokio::spawn(collect(io));
+    task.start().await.unwrap();
+    stdin.write_all(b"hello through the fifo\n").await.unwrap();
+    stdin.close().await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), task.wait())
+        .await
+        .expect("cat must see end of file")
+        .unwrap();
+    assert_eq!(status.code, 0);
+    let (out, _) = reader.await.unwrap();
+    assert_eq!(out, b"hello through the fifo\n");
+    task.delete().await.unwrap();
+    c.delete().await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn stdin_closed_before_start_still_reaches_the_process() {
+    // `cat /dev/null | lcd run -i ROOTFS cat`: stdin ends before the process even runs.
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("early");
+    let spec = env.spec("early", &["cat"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let config = StdioConfig {
+        stdin: true,
+        ..Default::default()
+    };
+    let task = c
+        .start(None, &config, |mut io| {
+            // Dropping the handle without writing anything must deliver end of file.
+            drop(io.stdin.take());
+            tokio::spawn(collect(io));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), task.wait())
+        .await
+        .expect("cat must see end of file")
+        .unwrap();
+    assert_eq!(status.code, 0);
+    task.delete().await.unwrap();
+    c.delete().await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_missing_command_fails_create_and_leaves_nothing() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("nocmd");
+    let spec = env.spec("nocmd", &["no-such-command"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let err = c
+        .start(
+            None,
+            &StdioConfig {
+                stdin: true,
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(ExecFailure::of(&err), Some(ExecFailure::NotFound), "{err}");
+    assert!(err.to_string().contains("no-such-command"), "{err}");
+    assert_eq!(c.task().await.unwrap_err().kind(), ErrorKind::NotFound);
+    // Only the bundle dir itself remains: no FIFO.
+    let left: Vec<_> = std::fs::read_dir(c.bundle_dir()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let spec = env.spec("noexec", &["/etc/passwd"]).build().unwrap();
+    let c2 = env
+        .client
+        .new_container(
+            &TestEnv::id("noexec"),
+            &spec,
+            &Runtime::default(),
+            &no_labels(),
+        )
+        .await
+        .unwrap();
+    let err = c2
+        .start(None, &StdioConfig::default(), |_| Ok(()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ExecFailure::of(&err),
+        Some(ExecFailure::NotExecutable),
+        "{err}"
+    );
+    c.delete().await.unwrap();
+    c2.delete().await.unwrap();
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn kill_wait_and_the_states_of_a_task() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("sleeper");
+    let spec = env.spec("sleeper", &["sleep", "600"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let (task, _io) = c.create_task(None, &StdioConfig::default()).await.unwrap();
+    assert_eq!(task.status().await.unwrap(), TaskStatus::Created);
+    task.start().await.unwrap();
+    assert_eq!(task.status().await.unwrap(), TaskStatus::Running);
+    assert_eq!(c.task().await.unwrap().pid(), task.pid());
+
+    let err = task.delete().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    let err = c.delete().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+
+    let listed = env.client.list_tasks().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, TaskStatus::Running);
+
+    task.kill(libc::SIGKILL).await.unwrap();
+    let status = task.wait().await.unwrap();
+    assert_eq!(status.code, 137);
+    let err = task.kill(libc::SIGTERM).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("not running"), "{err}");
+    assert_eq!(task.delete().await.unwrap().code, 137);
+    c.delete().await.unwrap();
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn force_delete_removes_a_task_that_was_only_created() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("created");
+    let spec = env.spec("created", &["sleep", "600"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let (task, _io) = c
+        .create_task(
+            None,
+            &StdioConfig {
+                stdin: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.status().await.unwrap(), TaskStatus::Created);
+    task.force_delete().await.unwrap();
+    assert_eq!(c.task().await.unwrap_err().kind(), ErrorKind::NotFound);
+    c.delete().await.unwrap();
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn file_output_is_written_by_the_shim() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("logged");
+    let spec = env
+        .spec("logged", &["sh", "-c", "echo to-out; echo to-err >&2"])
+        .build()
+        .unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let log = env.dir().join("logs/logged.log");
+    let config = StdioConfig {
+        output: Output::File(log.clone()),
+        ..Default::default()
+    };
+    let task = c.start(None, &config, |_| Ok(())).await.unwrap();
+    assert_eq!(task.wait().await.unwrap().code, 0);
+    task.delete().await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("to-out\n") && text.contains("to-err\n"),
+        "{text:?}"
+    );
+    c.delete().await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_fresh_client_re_attaches_to_a_running_task() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("reattach");
+    let spec = env
+        .spec("reattach", &["sh", "-c", "read line; echo got:$line"])
+        .build()
+        .unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let config = StdioConfig {
+        stdin: true,
+        ..Default::default()
+    };
+    let (task, io) = c.create_task(None, &config).await.unwrap();
+    task.start().await.unwrap();
+    // The first client goes away (its handles close) while the task keeps running.
+    drop(io.stdout);
+    drop(io.stderr);
+    std::mem::forget(io.stdin);
+
+    let fresh = Client::connect(ClientConfig::new(
+        env.daemon.config().socket(),
+        env.namespace.clone(),
+        env.dir().join("bundles"),
+    ))
+    .await
+    .unwrap();
+    let loaded = fresh.load_container(&id).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task2 = loaded
+        .attach_task(|io| {
+            let _ = tx.send(io);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(task2.pid(), task.pid());
+    let mut io = rx.await.unwrap();
+    let mut stdin = io.stdin.take().expect("stdin re-opened");
+    let reader = tokio::spawn(collect(io));
+    stdin.write_all(b"again\n").await.unwrap();
+    stdin.close().await.unwrap();
+    assert_eq!(task2.wait().await.unwrap().code, 0);
+    let (out, _) = reader.await.unwrap();
+    assert_eq!(out, b"got:again\n");
+    task2.delete().await.unwrap();
+    loaded.delete().await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_missing_runc_binary_is_a_clear_error_and_leaves_nothing() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("norunc");
+    let spec = env.spec("norunc", &["true"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(
+            &id,
+            &spec,
+            &Runtime::runc_binary("/nonexistent/runc"),
+            &no_labels(),
+        )
+        .await
+        .unwrap();
+    let err = c
+        .start(None, &StdioConfig::default(), |_| Ok(()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/runc"), "{err}");
+    assert_eq!(c.task().await.unwrap_err().kind(), ErrorKind::NotFound);
+    c.delete().await.unwrap();
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_containerd_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Client::connect(ClientConfig::new(
+        dir.path().join("nope.sock"),
+        "x",
+        dir.path(),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(
+        err.to_string()
+            .starts_with("cannot connect to containerd at "),
+        "{err}"
+    );
+
+    // A socket file nobody listens on.
+    let path = dir.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let err = Client::connect(ClientConfig::new(&path, "x", dir.path()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn calls_fail_unavailable_once_containerd_is_gone() {
+    let env = TestEnv::new().await;
+    env.daemon.stop().await.unwrap();
+    let err = env.client.version().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let err = env.client.list_containers().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+}
