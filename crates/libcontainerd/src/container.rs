@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use containerd_client::services::v1::{
-    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, UpdateContainerRequest,
 };
 use oci_spec::runtime::Spec;
 
@@ -331,6 +331,39 @@ impl Container {
                 e,
             )),
         }
+    }
+
+    /// Set (or, with an empty value, remove) labels on the container's record, leaving the others.
+    pub async fn set_labels(&mut self, changes: &HashMap<String, String>) -> Result<()> {
+        let mut labels = (*self.labels).clone();
+        for (key, value) in changes {
+            if value.is_empty() {
+                labels.remove(key);
+            } else {
+                labels.insert(key.clone(), value.clone());
+            }
+        }
+        // Only the named labels are written: a concurrent update of other labels is not undone.
+        let paths = changes.keys().map(|k| format!("labels.{k}")).collect();
+        let record = containerd_client::services::v1::Container {
+            id: self.id.to_string(),
+            labels: changes
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        self.client
+            .containers_service()
+            .update(self.client.request(UpdateContainerRequest {
+                container: Some(record),
+                update_mask: Some(prost_types::FieldMask { paths }),
+            }))
+            .await
+            .map_err(|s| no_such_container(&self.id, s))?;
+        self.labels = Arc::new(labels);
+        Ok(())
     }
 
     async fn delete_record(&self) -> Result<()> {

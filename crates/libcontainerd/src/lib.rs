@@ -16,6 +16,7 @@ pub mod supervisor;
 pub mod task;
 pub mod time;
 
+pub use oci_spec;
 pub use client::{Client, ClientConfig, Version};
 pub use container::{Container, ContainerInfo, BUNDLE_LABEL};
 pub use error::{Error, ErrorKind, Result};

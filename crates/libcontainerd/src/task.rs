@@ -101,8 +101,14 @@ pub struct TaskInfo {
 impl TaskInfo {
     pub(crate) fn from_process(p: &Process) -> TaskInfo {
         let status = TaskStatus::from_proto(p.status);
+        // containerd 1.6 fills only `id` (the container id) in ListTasks; 1.7 fills both.
+        let container_id = if p.container_id.is_empty() {
+            p.id.clone()
+        } else {
+            p.container_id.clone()
+        };
         TaskInfo {
-            container_id: p.container_id.clone(),
+            container_id,
             pid: p.pid,
             status,
             exit_status: (status == TaskStatus::Stopped).then(|| ExitStatus {

@@ -359,6 +359,8 @@ async fn kill_wait_and_the_states_of_a_task() {
     let listed = env.client.list_tasks().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, TaskStatus::Running);
+    assert_eq!(listed[0].container_id, "sleeper");
+    assert_eq!(listed[0].pid, task.pid());
 
     task.kill(libc::SIGKILL).await.unwrap();
     let status = task.wait().await.unwrap();
@@ -544,4 +546,32 @@ async fn calls_fail_unavailable_once_containerd_is_gone() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     let err = env.client.list_containers().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn labels_can_be_set_and_removed() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("labels");
+    let spec = env.spec("labels", &["true"]).build().unwrap();
+    let mut labels = no_labels();
+    labels.insert("keep".into(), "1".into());
+    labels.insert("drop".into(), "2".into());
+    let mut c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &labels)
+        .await
+        .unwrap();
+    let mut changes = no_labels();
+    changes.insert("drop".into(), String::new());
+    changes.insert("new".into(), "3".into());
+    c.set_labels(&changes).await.unwrap();
+    let loaded = env.client.load_container(&id).await.unwrap();
+    let got = loaded.labels();
+    assert_eq!(got.get("keep").map(String::as_str), Some("1"));
+    assert_eq!(got.get("new").map(String::as_str), Some("3"));
+    assert!(!got.contains_key("drop"));
+    assert!(got.contains_key(libcontainerd::BUNDLE_LABEL));
+    assert_eq!(c.labels(), got);
+    c.delete().await.unwrap();
+    env.cleanup().await;
 }

@@ -1,0 +1,74 @@
+//! What every command needs: where containerd is (given, or our managed one), the namespace, and the
+//! directories lcd keeps its files in.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use libcontainerd::supervisor::{Daemon, DaemonConfig};
+use libcontainerd::{Client, ClientConfig, Id};
+
+/// Global settings, from flags or the environment.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// containerd's socket; `None` means the managed containerd.
+    pub address: Option<PathBuf>,
+    /// The containerd namespace.
+    pub namespace: String,
+    /// Persistent files: managed containerd's root, container logs.
+    pub data_root: PathBuf,
+    /// Runtime files: managed containerd's state and socket, bundle dirs.
+    pub exec_root: PathBuf,
+    /// The containerd binary for the managed daemon.
+    pub containerd: PathBuf,
+}
+
+impl Ctx {
+    /// The managed containerd's supervisor.
+    pub fn daemon(&self) -> Daemon {
+        let mut config = DaemonConfig::new(
+            self.data_root.join("containerd"),
+            self.exec_root.join("containerd"),
+        );
+        config.binary = self.containerd.clone();
+        Daemon::new(config)
+    }
+
+    /// The socket to use, starting the managed containerd if no address was given.
+    pub async fn socket(&self) -> Result<PathBuf> {
+        match &self.address {
+            Some(address) => Ok(address.clone()),
+            None => {
+                let daemon = self.daemon();
+                daemon
+                    .ensure_running()
+                    .await
+                    .context("start the managed containerd")?;
+                Ok(daemon.config().socket())
+            }
+        }
+    }
+
+    /// Where this namespace's bundle dirs live.
+    pub fn bundles_dir(&self) -> PathBuf {
+        self.exec_root.join("bundles").join(&self.namespace)
+    }
+
+    /// Where a detached container's output is written.
+    pub fn log_path(&self, id: &Id) -> PathBuf {
+        self.data_root
+            .join("logs")
+            .join(&self.namespace)
+            .join(format!("{id}.log"))
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> Result<Client> {
+        let socket = self.socket().await?;
+        Ok(Client::connect(ClientConfig::new(
+            socket,
+            self.namespace.clone(),
+            self.bundles_dir(),
+        ))
+        .await?)
+    }
+}

@@ -1,0 +1,178 @@
+//! What lcd records about its containers beyond containerd's own state, in container labels: the
+//! rootfs, whether stdin was asked for, and how the last run ended (its task is deleted when lcd sees
+//! it stop, so that no shim lingers for an exited container).
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, Result};
+use libcontainerd::{Container, ErrorKind, Id, Task, TaskInfo, TaskStatus};
+
+/// The rootfs directory the container was created from.
+pub const LABEL_ROOTFS: &str = "io.lcd.rootfs";
+/// Present when the container was created with `-i`.
+pub const LABEL_STDIN: &str = "io.lcd.stdin";
+/// Exit code of the last run.
+pub const LABEL_EXIT_CODE: &str = "io.lcd.exit-code";
+/// When the last run ended (seconds since the epoch).
+pub const LABEL_FINISHED_AT: &str = "io.lcd.finished-at";
+
+/// A fresh container id: 16 random hex digits.
+pub fn generate_id() -> Result<Id> {
+    let mut bytes = [0u8; 8];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `bytes`, which we own.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err).context("generate a container id");
+        }
+        filled += n as usize;
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Id::new(hex)?)
+}
+
+/// Delete a stopped task and record its exit on the container.
+pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::ExitStatus> {
+    let status = task.delete().await?;
+    let finished = status
+        .exited_at
+        .unwrap_or_else(SystemTime::now)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut changes = HashMap::new();
+    changes.insert(LABEL_EXIT_CODE.to_string(), status.code.to_string());
+    changes.insert(LABEL_FINISHED_AT.to_string(), finished.to_string());
+    let mut container = container.clone();
+    container.set_labels(&changes).await?;
+    Ok(status)
+}
+
+/// A container's state as lcd shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Created, never started (or its last run was reaped and it has no record of it).
+    Created,
+    /// Running (or paused) with this pid.
+    Up { pid: u32, status: TaskStatus },
+    /// Ended with this code.
+    Exited {
+        code: u32,
+        finished_at: Option<SystemTime>,
+    },
+}
+
+impl State {
+    /// From the container's labels and its task, if it has one.
+    pub fn of(labels: &HashMap<String, String>, task: Option<&TaskInfo>) -> State {
+        match task {
+            Some(t) if t.status == TaskStatus::Stopped => State::Exited {
+                code: t.exit_status.map(|s| s.code).unwrap_or(0),
+                finished_at: t.exit_status.and_then(|s| s.exited_at),
+            },
+            Some(t) if t.status != TaskStatus::Created => State::Up {
+                pid: t.pid,
+                status: t.status,
+            },
+            _ => match labels.get(LABEL_EXIT_CODE).and_then(|c| c.parse().ok()) {
+                Some(code) => State::Exited {
+                    code,
+                    finished_at: labels
+                        .get(LABEL_FINISHED_AT)
+                        .and_then(|s| s.parse().ok())
+                        .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+                },
+                None => State::Created,
+            },
+        }
+    }
+
+    /// docker's one-word state: created, running, paused, exited.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Up {
+                status: TaskStatus::Paused | TaskStatus::Pausing,
+                ..
+            } => "paused",
+            State::Up { .. } => "running",
+            State::Exited { .. } => "exited",
+        }
+    }
+
+    /// Running or paused.
+    pub fn is_up(&self) -> bool {
+        matches!(self, State::Up { .. })
+    }
+}
+
+/// Load a container by user-given id, with docker's "No such container" wording.
+pub async fn load(client: &libcontainerd::Client, id: &str) -> Result<Container> {
+    let id = Id::new(id)?;
+    Ok(client.load_container(&id).await?)
+}
+
+/// The container's task, or None if it has none.
+pub async fn task_of(container: &Container) -> Result<Option<Task>> {
+    match container.task().await {
+        Ok(task) => Ok(Some(task)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// "2 minutes", "3 hours": docker's rough durations.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".to_string(),
+        1 => "1 second".to_string(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".to_string(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".to_string(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_and_distinct() {
+        let a = generate_id().unwrap();
+        let b = generate_id().unwrap();
+        assert_eq!(a.as_str().len(), 16);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn state_from_labels_when_the_task_is_gone() {
+        let mut labels = HashMap::new();
+        assert_eq!(State::of(&labels, None), State::Created);
+        labels.insert(LABEL_EXIT_CODE.into(), "3".into());
+        labels.insert(LABEL_FINISHED_AT.into(), "100".into());
+        let state = State::of(&labels, None);
+        assert_eq!(state.name(), "exited");
+        assert!(matches!(state, State::Exited { code: 3, .. }));
+    }
+
+    #[test]
+    fn durations_read_like_dockers() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
+        assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(human_duration(Duration::from_secs(3 * 86_400)), "3 days");
+    }
+}
