@@ -48,6 +48,10 @@ pub enum Command {
     Create(CreateArgs),
     /// Start a created or stopped container.
     Start(StartArgs),
+    /// Run a command in a running container.
+    Exec(ExecCli),
+    /// Attach to a running container started with -i or -t (Ctrl-P Ctrl-Q detaches).
+    Attach(AttachArgs),
     /// List containers.
     Ps(PsArgs),
     /// Show containers' details as JSON.
@@ -60,12 +64,85 @@ pub enum Command {
     Rm(RmArgs),
     /// Print a detached container's output.
     Logs(LogsArgs),
+    /// Stream containers' events (create, start, exit, oom, ...) as they happen.
+    Events(EventsCli),
+    /// Freeze containers' processes.
+    Pause(IdsArgs),
+    /// Thaw paused containers.
+    Unpause(IdsArgs),
+    /// Live resource usage of containers.
+    Stats(StatsCli),
+    /// List a container's processes.
+    Top(TopArgs),
+    /// Change running containers' resource limits.
+    Update(UpdateCli),
+    /// Checkpoint containers with CRIU.
+    Checkpoint(CheckpointCli),
     /// Manage lcd's own containerd.
     Daemon(DaemonArgs),
     /// Show lcd's and containerd's versions.
     Version(FormatArgs),
     /// Make root filesystems.
     Rootfs(RootfsArgs),
+    /// Load-test containerd through the library, like containerd-stress.
+    Stress(StressCli),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct StressCli {
+    #[command(subcommand)]
+    pub mode: Option<StressMode>,
+    /// Workers running at once.
+    #[arg(short, long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// How long to run (e.g. 30s, 2m).
+    #[arg(short, long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Loop execs of /bin/true in one long-running container instead of whole containers.
+    #[arg(long)]
+    pub exec: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Root filesystem to run (default: a busybox one in a temp dir).
+    #[arg(long)]
+    pub rootfs: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StressMode {
+    /// Start N idle containers and report each shim's RSS and PSS.
+    Density {
+        /// How many containers.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Root filesystem to run (default: a busybox one in a temp dir).
+        #[arg(long)]
+        rootfs: Option<PathBuf>,
+    },
+}
+
+/// "500ms", "30s", "2m", "1h", or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 2m, 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 /// The options `run` and `create` share (docker's names). `-h` is the hostname, as in docker, so
@@ -74,11 +151,14 @@ pub enum Command {
 #[command(disable_help_flag = true)]
 pub struct CreateArgs {
     /// Container id (generated when absent).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
     /// Keep stdin open.
     #[arg(short, long)]
     pub interactive: bool,
+    /// Allocate a terminal (with -i on a terminal: raw mode, Ctrl-P Ctrl-Q detaches).
+    #[arg(short, long)]
+    pub tty: bool,
     /// Set an environment variable (K=V, or K to copy lcd's own).
     #[arg(short, long = "env", value_name = "K=V")]
     pub env: Vec<String>,
@@ -127,6 +207,130 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExecCli {
+    /// Keep stdin open and forward it.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Start the command and return at once (its output is discarded).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set an environment variable (K=V, or K to copy lcd's own).
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// UID[:GID] to run as.
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Container id.
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+impl From<ExecCli> for crate::exec_cmd::ExecArgs {
+    fn from(c: ExecCli) -> Self {
+        crate::exec_cmd::ExecArgs {
+            interactive: c.interactive,
+            tty: c.tty,
+            detach: c.detach,
+            env: c.env,
+            workdir: c.workdir,
+            user: c.user,
+            container: c.container,
+            command: c.command,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EventsCli {
+    /// Output format: text or json (one object per line).
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Only some events; supported: container=ID.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsCli {
+    /// Print one sample and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Containers (default: all running).
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateCli {
+    /// Memory limit (e.g. 64m).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit.
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// CPUs allowed (e.g. 0-1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes (0 or less: unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Container ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointCli {
+    #[command(subcommand)]
+    pub action: CheckpointAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointAction {
+    /// Checkpoint a running container into DIR (new or empty).
+    Create {
+        /// Keep the container running after the checkpoint.
+        #[arg(long)]
+        leave_running: bool,
+        /// Container id.
+        id: String,
+        /// Directory for the CRIU images.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The key sequence that detaches, docker's format.
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct StartArgs {
     /// Attach stdout/stderr and wait for the container to exit.
     #[arg(short, long)]
@@ -134,6 +338,9 @@ pub struct StartArgs {
     /// Attach stdin (with -a).
     #[arg(short, long)]
     pub interactive: bool,
+    /// Restore from a checkpoint directory (made by `lcd checkpoint create`).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
     /// Container id.
     pub id: String,
 }

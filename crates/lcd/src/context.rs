@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use libcontainerd::supervisor::{Daemon, DaemonConfig};
-use libcontainerd::{Client, ClientConfig, Id};
+use libcontainerd::{Client, ClientConfig, Id, Runtime};
 
 /// Global settings, from flags or the environment.
 #[derive(Debug, Clone)]
@@ -59,6 +59,16 @@ impl Ctx {
             .join("logs")
             .join(&self.namespace)
             .join(format!("{id}.log"))
+    }
+
+    /// The runtime lcd creates containers with: runc v2, with runc's state under our exec root (as
+    /// dockerd keeps it under /run/docker), so that two lcd roots never share runc state.
+    pub fn runtime(&self) -> Runtime {
+        let mut runtime = Runtime::default();
+        if let Some(options) = runtime.options.as_mut() {
+            options.root = self.exec_root.join("runc").to_string_lossy().into_owned();
+        }
+        runtime
     }
 
     /// A connected client.

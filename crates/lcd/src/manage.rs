@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
-use libcontainerd::{Client, ContainerInfo, ErrorKind, TaskInfo, TaskStatus};
+use libcontainerd::{Client, ContainerInfo, TaskInfo, TaskStatus};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -96,7 +96,7 @@ async fn rows(client: &Client) -> Result<Vec<Row>> {
             Row { info, state }
         })
         .collect();
-    rows.sort_by(|a, b| b.info.created_at.cmp(&a.info.created_at));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.info.created_at));
     Ok(rows)
 }
 
@@ -204,17 +204,24 @@ pub async fn inspect(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
 
 async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json::Value> {
     let container = state::load(client, id).await?;
-    let task = match container.task().await {
-        Ok(task) => Some(task.status().await.map(|s| (task.pid(), s))?),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
+    let info = match state::task_of(&container).await? {
+        Some(task) => {
+            let status = task.status().await?;
+            // A stopped task not reaped yet still knows its exit; wait returns it at once.
+            let exit_status = if status == TaskStatus::Stopped {
+                Some(task.wait().await?)
+            } else {
+                None
+            };
+            Some(TaskInfo {
+                container_id: id.to_string(),
+                pid: task.pid(),
+                status,
+                exit_status,
+            })
+        }
+        None => None,
     };
-    let info = task.map(|(pid, status)| TaskInfo {
-        container_id: id.to_string(),
-        pid,
-        status,
-        exit_status: None,
-    });
     let state = State::of(container.labels(), info.as_ref());
     let process = container.spec().process().clone();
     let log = ctx.log_path(container.id());
@@ -344,8 +351,7 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<i32> {
         // The shim appends to the file; poll it while the task runs, then drain what is left.
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let running = matches!(state::task_of(&container).await?.map(|t| t.pid()), Some(_))
-                && running_task(&container).await.is_ok();
+            let running = running_task(&container).await.is_ok();
             if file.is_none() {
                 file = tokio::fs::File::open(&path).await.ok();
             }

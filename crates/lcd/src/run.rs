@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::spec::{parse_bytes, parse_user, SpecBuilder};
-use libcontainerd::{Container, ErrorKind, Id, Output, Runtime, StdioConfig, Task, TaskStatus};
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
+use libcontainerd::{Container, ErrorKind, Id, Output, StdioConfig, Task, TaskStatus};
 
 use crate::cli::{CreateArgs, RunArgs, StartArgs};
 use crate::context::Ctx;
+use crate::session;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
+use crate::tty;
 
 /// `lcd run`: create, start, and (unless detached) wait and return the container's exit status.
 pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
@@ -61,6 +61,24 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         Err(e) => return Err(e.into()),
     }
     let stdin = args.interactive && container.labels().contains_key(LABEL_STDIN);
+    if let Some(dir) = &args.checkpoint {
+        // A restored process keeps the stdio it was checkpointed with: output goes to the log.
+        let dir = std::path::absolute(dir)
+            .with_context(|| format!("resolve checkpoint directory {}", dir.display()))?;
+        let log = ctx.log_path(container.id());
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
+        }
+        let config = StdioConfig {
+            stdin: false,
+            terminal: false,
+            output: Output::File(log),
+        };
+        container.start(Some(&dir), &config, |_| Ok(())).await?;
+        println!("{id}");
+        return Ok(0);
+    }
     if args.attach {
         run_attached(container, stdin, false).await
     } else {
@@ -84,7 +102,7 @@ async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container> {
     }
     let client = ctx.client().await?;
     Ok(client
-        .new_container(&id, &spec, &Runtime::default(), &labels)
+        .new_container(&id, &spec, &ctx.runtime(), &labels)
         .await?)
 }
 
@@ -142,10 +160,33 @@ fn build_spec(
     if let Some(pids) = args.pids_limit {
         builder = builder.pids_limit(pids);
     }
-    Ok(builder.readonly_rootfs(args.read_only).build()?)
+    Ok(builder
+        .readonly_rootfs(args.read_only)
+        .terminal(args.tty)
+        .build()?)
 }
 
 async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {
+    if stdin || spec_terminal(container) {
+        // A container that takes input is attached to later (`lcd attach`): its stdio stays on
+        // FIFOs. Output waits in them (64 KiB, then the process blocks) until someone attaches.
+        let config = StdioConfig {
+            stdin,
+            terminal: false,
+            output: Output::Pipe,
+        };
+        let (task, mut io) = container.create_task(None, &config).await?;
+        // The shim holds a writer on the stdin FIFO itself, so the process sees end of file only
+        // through CloseIO: letting go of our end without it keeps stdin open for `lcd attach`.
+        if let Some(ours) = io.stdin.take() {
+            ours.detach();
+        }
+        if let Err(e) = task.start().await {
+            let _ = task.force_delete().await;
+            return Err(e.into());
+        }
+        return Ok(task);
+    }
     let log = ctx.log_path(container.id());
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -159,36 +200,24 @@ async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result
 }
 
 /// Run the task with our stdio connected and return its exit status; the task is deleted afterwards
-/// (its exit is recorded on the container, or the container goes too with --rm).
+/// (its exit is recorded on the container, or the container goes too with --rm). If the user detaches
+/// (Ctrl-P Ctrl-Q on a terminal), the container keeps running and lcd returns 0.
 async fn run_attached(container: Container, stdin: bool, remove: bool) -> Result<i32> {
     let config = StdioConfig {
         stdin,
         terminal: false,
         output: Output::Pipe,
     };
-    let (task, mut io) = container.create_task(None, &config).await?;
-    let stdout = io
-        .stdout
-        .take()
-        .map(|r| tokio::spawn(copy_out(r, tokio::io::stdout())));
-    let stderr = io
-        .stderr
-        .take()
-        .map(|r| tokio::spawn(copy_out(r, tokio::io::stderr())));
-    if let Some(stdin) = io.stdin.take() {
-        tokio::spawn(forward_stdin(stdin));
-    }
-    let signals = crate::signals::forward_to(task.clone())?;
+    let terminal = spec_terminal(&container);
+    let (task, io) = container.create_task(None, &config).await?;
     if let Err(e) = task.start().await {
         let _ = task.force_delete().await;
         return Err(e.into());
     }
-    let status = task.wait().await?;
-    signals.abort();
-    // All output is in once the shim closes the pipes, which it does after the process exits.
-    for copier in [stdout, stderr].into_iter().flatten() {
-        let _ = copier.await;
-    }
+    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS).await? {
+        session::Outcome::Exited(status) => status,
+        session::Outcome::Detached => return Ok(0),
+    };
     if remove {
         task.delete().await?;
     } else {
@@ -197,17 +226,41 @@ async fn run_attached(container: Container, stdin: bool, remove: bool) -> Result
     Ok(i32::try_from(status.code).unwrap_or(255))
 }
 
-async fn copy_out(mut from: pipe::Receiver, mut to: impl tokio::io::AsyncWrite + Unpin) {
-    // A closed terminal or pipe on our side ends the copy; the container is not affected.
-    let _ = tokio::io::copy(&mut from, &mut to).await;
-    let _ = to.flush().await;
+fn spec_terminal(container: &Container) -> bool {
+    container
+        .spec()
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
 }
 
-async fn forward_stdin(mut stdin: libcontainerd::Stdin) {
-    let mut ours = tokio::io::stdin();
-    let _ = tokio::io::copy(&mut ours, &mut stdin).await;
-    if let Err(e) = stdin.close().await {
-        tracing::warn!(error = %e, "closing the container's stdin");
+/// `lcd attach`: re-open a running container's stdio (it was started detached with -i or -t).
+pub async fn attach(ctx: &Ctx, id: &str, detach_keys: &str) -> Result<i32> {
+    let keys = tty::parse_detach_keys(detach_keys).map_err(anyhow::Error::msg)?;
+    let client = ctx.client().await?;
+    let container = state::load(&client, id).await?;
+    let task = match state::task_of(&container).await? {
+        Some(task) if task.status().await? != TaskStatus::Stopped => task,
+        _ => bail!("container {id} is not running"),
+    };
+    let mut handles = None;
+    container
+        .attach_task(|io| {
+            handles = Some(io);
+            Ok(())
+        })
+        .await?;
+    let io = handles.unwrap_or_default();
+    if io.stdin.is_none() && io.stdout.is_none() {
+        bail!("container {id} was started without -i or -t: its output is in `lcd logs {id}`");
+    }
+    match session::attach(&task, io, spec_terminal(&container), &keys).await? {
+        session::Outcome::Detached => Ok(0),
+        session::Outcome::Exited(status) => {
+            state::reap(&container, &task).await?;
+            Ok(i32::try_from(status.code).unwrap_or(255))
+        }
     }
 }
 

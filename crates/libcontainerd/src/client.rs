@@ -93,6 +93,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connect to containerd. Fails with [`ErrorKind::Unavailable`] if the socket does not answer within
     /// the connect timeout, and [`ErrorKind::InvalidArgument`] for a malformed namespace.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn connect(config: ClientConfig) -> Result<Client> {
         let namespace = Id::new(config.namespace.clone())
             .map_err(|e| e.context(format!("namespace {:?}", config.namespace)))?;
@@ -173,6 +174,7 @@ impl Client {
     ///
     /// `labels` are stored with the record (the bundle dir label is added). The rootfs named by the
     /// spec must exist. An id already in use is [`ErrorKind::Conflict`].
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn new_container(
         &self,
         id: &Id,
@@ -185,6 +187,7 @@ impl Client {
 
     /// Load an existing container, e.g. after the daemon restarted. Unknown ids are
     /// [`ErrorKind::NotFound`] ("no such container").
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn load_container(&self, id: &Id) -> Result<Container> {
         let response = self
             .containers_service()

@@ -189,21 +189,21 @@ impl Container {
 
     /// Create the task (the init process) without starting it: FIFOs are made and opened in the right
     /// order; the returned handles are live. Whether the process has a terminal comes from the spec.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
     pub async fn create_task(
         &self,
         checkpoint_dir: Option<&Path>,
         stdio: &StdioConfig,
     ) -> Result<(Task, DirectIo)> {
-        if let Some(dir) = checkpoint_dir {
-            return Err(Error::new(
-                ErrorKind::NotImplemented,
-                format!(
-                    "restoring container {} from checkpoint {} is not supported yet",
-                    self.id,
-                    dir.display()
-                ),
-            ));
-        }
+        // Upload the checkpoint first: a directory that is not one fails before any FIFO is made.
+        let restore = match checkpoint_dir {
+            Some(dir) => Some(
+                crate::checkpoint::restore_descriptor(&self.client, dir)
+                    .await
+                    .map_err(|e| e.context(format!("restore container {}", self.id)))?,
+            ),
+            None => None,
+        };
         if !self.bundle.is_dir() {
             make_bundle_dir(&self.bundle)?;
         }
@@ -224,6 +224,7 @@ impl Container {
             stdout,
             stderr,
             terminal,
+            checkpoint: restore.as_ref().map(|blob| blob.descriptor().clone()),
             ..Default::default()
         };
         let created = self
@@ -231,6 +232,12 @@ impl Container {
             .tasks()
             .create(self.client.request(request))
             .await;
+        // containerd has unpacked the checkpoint by now (or failed): the blob has done its job.
+        if let Some(blob) = restore {
+            if let Err(e) = blob.delete().await {
+                tracing::warn!(container = %self.id, error = %e, "deleting the restore blob");
+            }
+        }
         let pid = match created {
             Ok(response) => response.into_inner().pid,
             Err(status) => {
@@ -255,6 +262,7 @@ impl Container {
 
     /// Create and start the task. `attach` receives the stdio handles after the process exists and
     /// before it runs (the reference's `StdioCallback`); if it or the start fails, the task is removed.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
     pub async fn start(
         &self,
         checkpoint_dir: Option<&Path>,
@@ -307,6 +315,7 @@ impl Container {
 
     /// Remove the container: its containerd record and its bundle directory. A container that still
     /// has a task is [`ErrorKind::FailedPrecondition`].
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
     pub async fn delete(&self) -> Result<()> {
         match self.client.get_process(&self.id, "").await {
             Ok(process) => {

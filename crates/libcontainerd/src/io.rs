@@ -332,6 +332,12 @@ impl Stdin {
         }
     }
 
+    /// Let go of our end of the FIFO *without* closing the process's stdin, for a caller that hands
+    /// input over to someone else (a detach, or another writer holding the FIFO open).
+    pub fn detach(mut self) {
+        self.pipe = None;
+    }
+
     /// Close stdin: our end of the FIFO and, through containerd, the process's end. If the process does
     /// not exist yet, the close happens as soon as it does.
     pub async fn close(mut self) -> Result<()> {

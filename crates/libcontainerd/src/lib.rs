@@ -4,23 +4,36 @@
 //! [`Client::load_container`] give a [`Container`], whose [`Container::start`] gives a [`Task`].
 //! Process stdio is a [`DirectIo`] of async FIFO handles. [`supervisor`] runs a private containerd.
 
+pub mod checkpoint;
 pub mod client;
 pub mod container;
+pub mod control;
 pub mod error;
+pub mod events;
 pub mod id;
 pub mod io;
+pub mod process;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;
+pub mod stats;
 pub mod supervisor;
 pub mod task;
 pub mod time;
 
-pub use oci_spec;
+pub use checkpoint::{RestoreBlob, CRIU_CHECKPOINT_MEDIA_TYPE};
 pub use client::{Client, ClientConfig, Version};
 pub use container::{Container, ContainerInfo, BUNDLE_LABEL};
+pub use control::{ProcessInfo, ProcessSummary};
 pub use error::{Error, ErrorKind, Result};
+pub use events::{
+    Backend, BackendError, EventInfo, EventMonitor, EventType, ExitWait, MonitorOptions,
+    MonitorState,
+};
 pub use id::Id;
 pub use io::{DirectIo, Output, Stdin, StdioConfig};
+pub use oci_spec;
+pub use process::{exec_process, ExecProcessBuilder, Process};
 pub use runtime::{RuncOptions, Runtime};
+pub use stats::Stats;
 pub use task::{ExecFailure, ExitStatus, Task, TaskInfo, TaskStatus};

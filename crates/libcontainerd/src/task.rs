@@ -132,6 +132,11 @@ impl ExecFailure {
     /// Classify the runtime's error text (runc's messages, as docker does).
     pub fn classify(message: &str) -> Option<ExecFailure> {
         let m = message.to_ascii_lowercase();
+        // "unable to retrieve OCI runtime error ... exec: \"runc\": not found" is the runtime
+        // itself missing, not the container's command: an lcd error (125), not a 127.
+        if m.contains("unable to retrieve oci runtime error") {
+            return None;
+        }
         if !(m.contains("exec") || m.contains("starting container process")) {
             return None;
         }
@@ -216,6 +221,7 @@ impl Task {
     }
 
     /// Start a created task; returns its pid.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id()))]
     pub async fn start(&self) -> Result<u32> {
         let response = self
             .client()
@@ -268,6 +274,7 @@ impl Task {
     }
 
     /// Wait until the init process exits.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id()))]
     pub async fn wait(&self) -> Result<ExitStatus> {
         let response = self
             .client()
@@ -310,6 +317,7 @@ impl Task {
 
     /// Delete a stopped task, returning how it exited, and remove its FIFOs. A running task is
     /// [`ErrorKind::FailedPrecondition`].
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id()))]
     pub async fn delete(&self) -> Result<ExitStatus> {
         let response = self
             .client()
@@ -348,18 +356,31 @@ impl Task {
     }
 
     /// Kill every process of the task and delete it, whatever its state (also a task only created).
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id()))]
     pub async fn force_delete(&self) -> Result<()> {
-        match self.kill_all(libc::SIGKILL).await {
-            Ok(()) => {}
+        let signalled = match self.kill_all(libc::SIGKILL).await {
+            Ok(()) => true,
+            // No process to signal: it exited, or never ran (a start that failed, e.g. a restore
+            // from a bad checkpoint, leaves a Created task with pid 0 whose wait never returns).
             Err(e)
                 if matches!(
                     e.kind(),
                     ErrorKind::NotFound | ErrorKind::FailedPrecondition
-                ) => {}
+                ) =>
+            {
+                false
+            }
             Err(e) => return Err(e),
-        }
+        };
         // Delete fails while the process is still going down; wait for it, within bounds.
-        match tokio::time::timeout(FORCE_DELETE_WAIT, self.wait()).await {
+        let wait = async {
+            if signalled {
+                self.wait().await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        match tokio::time::timeout(FORCE_DELETE_WAIT, wait).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) if e.kind() == ErrorKind::NotFound => {}
             Ok(Err(e)) => return Err(e),
@@ -407,5 +428,7 @@ mod tests {
         let pd = "OCI runtime create failed: runc create failed: unable to start container process: exec: \"/etc/passwd\": permission denied: unknown";
         assert_eq!(ExecFailure::classify(pd), Some(ExecFailure::NotExecutable));
         assert_eq!(ExecFailure::classify("container not found"), None);
+        let runc_missing = "OCI runtime create failed: unable to retrieve OCI runtime error (open /run/x/log.json: no such file or directory): exec: \"runc\": executable file not found in $PATH: unknown";
+        assert_eq!(ExecFailure::classify(runc_missing), None);
     }
 }

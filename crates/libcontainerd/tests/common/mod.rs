@@ -89,6 +89,18 @@ impl TestEnv {
         self.cleaned.store(true, Ordering::SeqCst);
         remove_all(&self.client).await;
         let _ = self.daemon.stop().await;
+        remove_namespace_dirs(&self.namespace);
+    }
+}
+
+/// runc's state dir and the cgroup parent of a namespace outlive its last container: remove them
+/// (only if empty: rmdir never removes a live container's state or cgroup).
+pub fn remove_namespace_dirs(namespace: &str) {
+    let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(namespace));
+    if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+        for controller in controllers.flatten() {
+            let _ = std::fs::remove_dir(controller.path().join(namespace));
+        }
     }
 }
 
@@ -131,6 +143,7 @@ impl Drop for TestEnv {
         // thread of its own. containerd is restarted if the test stopped it, so nothing is left behind.
         let config = self.daemon.config().clone();
         let namespace = self.namespace.clone();
+        let namespace_dirs = self.namespace.clone();
         let state_dir = dir
             .as_ref()
             .map(|d| d.path().join("bundles"))
@@ -154,6 +167,7 @@ impl Drop for TestEnv {
                     }
                 }
                 let _ = daemon.stop().await;
+                remove_namespace_dirs(&namespace_dirs);
             });
             drop(dir);
         })

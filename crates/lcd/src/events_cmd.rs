@@ -1,0 +1,299 @@
+//! `lcd events [--format json] [--filter container=ID]`: the namespace's container events, one line
+//! each, until SIGINT or SIGTERM. Runs on across containerd restarts; exits that happened while
+//! containerd was unreachable are printed once it is back (the library's reconcile finds them).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, Result};
+use libcontainerd::time::rfc3339;
+use libcontainerd::{Backend, BackendError, EventInfo, EventMonitor, EventType};
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::context::Ctx;
+
+/// How many formatted lines may wait for stdout. When stdout is slower, handlers wait (the library
+/// then holds events back, per container), so nothing is dropped and memory stays bounded.
+const PENDING_LINES: usize = 1024;
+
+/// The options of `lcd events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsArgs {
+    /// `--format json`: one JSON object per line.
+    pub json: bool,
+    /// `--filter container=ID`: only this container's events.
+    pub container: Option<String>,
+}
+
+/// Stream events until SIGINT or SIGTERM (then exit status 0), or until stdout is closed.
+pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+    let client = ctx.client().await?;
+    let (lines, mut pending) = mpsc::channel(PENDING_LINES);
+    let printer = Printer {
+        format: if args.json {
+            Format::Json
+        } else {
+            Format::Plain
+        },
+        container: args.container,
+        lines,
+    };
+    let monitor = EventMonitor::start(client, Arc::new(printer));
+    let mut stdout = tokio::io::stdout();
+    let result = loop {
+        tokio::select! {
+            line = pending.recv() => match line {
+                Some(line) => {
+                    if let Err(e) = write_line(&mut stdout, &line).await {
+                        break stdout_closed(e);
+                    }
+                }
+                None => break Ok(()),
+            },
+            _ = interrupt.recv() => break Ok(()),
+            _ = terminate.recv() => break Ok(()),
+        }
+    };
+    monitor.stop();
+    result.map(|()| 0)
+}
+
+async fn write_line(stdout: &mut tokio::io::Stdout, line: &str) -> std::io::Result<()> {
+    stdout.write_all(line.as_bytes()).await?;
+    stdout.write_all(b"\n").await?;
+    // A reader (a pipe, a script) sees each event as it happens.
+    stdout.flush().await
+}
+
+/// A closed pipe (`lcd events | head -1`) ends the command quietly, like docker; other errors fail.
+fn stdout_closed(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(anyhow::Error::new(e).context("write events to stdout"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Plain,
+    Json,
+}
+
+/// The Backend of `lcd events`: formats each event and hands the line to the writer.
+struct Printer {
+    format: Format,
+    container: Option<String>,
+    lines: mpsc::Sender<String>,
+}
+
+impl Backend for Printer {
+    fn process_event(
+        &self,
+        container_id: &str,
+        event: EventType,
+        info: EventInfo,
+    ) -> Result<(), BackendError> {
+        let Some(line) = self.format(SystemTime::now(), container_id, event, &info)? else {
+            return Ok(());
+        };
+        // The library calls backends on a blocking-capable thread, so waiting here is allowed; it
+        // holds up only this container's events.
+        self.lines
+            .blocking_send(line)
+            .map_err(|_| "lcd events is shutting down: the output is closed".into())
+    }
+}
+
+impl Printer {
+    /// The line for an event, or `None` when the filter excludes it.
+    fn format(
+        &self,
+        now: SystemTime,
+        container_id: &str,
+        event: EventType,
+        info: &EventInfo,
+    ) -> Result<Option<String>, BackendError> {
+        if self.container.as_deref().is_some_and(|c| c != container_id) {
+            return Ok(None);
+        }
+        let line = match self.format {
+            Format::Plain => plain_line(now, container_id, event, info),
+            Format::Json => json_line(now, container_id, event, info)?,
+        };
+        Ok(Some(line))
+    }
+}
+
+/// Docker's layout: `TIME container EVENT ID (key=value, ...)`, with the attributes that apply.
+fn plain_line(now: SystemTime, container_id: &str, event: EventType, info: &EventInfo) -> String {
+    let mut attributes = Vec::new();
+    if !info.process_id.is_empty() {
+        attributes.push(format!("process={}", info.process_id));
+    }
+    if info.pid != 0 {
+        attributes.push(format!("pid={}", info.pid));
+    }
+    if event == EventType::Exit {
+        attributes.push(format!("exit_code={}", info.exit_code));
+    }
+    if let Some(error) = &info.error {
+        attributes.push(format!("error={error}"));
+    }
+    let head = format!("{} container {event} {container_id}", rfc3339(now));
+    if attributes.is_empty() {
+        head
+    } else {
+        format!("{head} ({})", attributes.join(", "))
+    }
+}
+
+/// One event for `--format json`.
+#[derive(serde::Serialize)]
+struct JsonEvent<'a> {
+    time: String,
+    container_id: &'a str,
+    event: &'static str,
+    process_id: &'a str,
+    pid: u32,
+    exit_code: u32,
+    exited_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn json_line(
+    now: SystemTime,
+    container_id: &str,
+    event: EventType,
+    info: &EventInfo,
+) -> Result<String, BackendError> {
+    let record = JsonEvent {
+        time: rfc3339(now),
+        container_id,
+        event: event.as_str(),
+        process_id: &info.process_id,
+        pid: info.pid,
+        exit_code: info.exit_code,
+        exited_at: info.exited_at.map(rfc3339),
+        error: info.error.as_deref(),
+    };
+    Ok(serde_json::to_string(&record)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn printer(format: Format, container: Option<&str>) -> (Printer, mpsc::Receiver<String>) {
+        let (lines, rx) = mpsc::channel(8);
+        let printer = Printer {
+            format,
+            container: container.map(str::to_string),
+            lines,
+        };
+        (printer, rx)
+    }
+
+    fn exit_info() -> EventInfo {
+        EventInfo {
+            container_id: "c1".into(),
+            process_id: "c1".into(),
+            pid: 123,
+            exit_code: 0,
+            exited_at: Some(at(1_700_000_000)),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn plain_lines_look_like_dockers() {
+        let line = plain_line(at(1_700_000_000), "c1", EventType::Exit, &exit_info());
+        assert_eq!(
+            line,
+            "2023-11-14T22:13:20.000000000Z container exit c1 (process=c1, pid=123, exit_code=0)"
+        );
+        let oom = EventInfo {
+            container_id: "c1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            plain_line(at(0), "c1", EventType::Oom, &oom),
+            "1970-01-01T00:00:00.000000000Z container oom c1"
+        );
+        let added = EventInfo {
+            container_id: "c1".into(),
+            process_id: "e1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            plain_line(at(0), "c1", EventType::ExecAdded, &added),
+            "1970-01-01T00:00:00.000000000Z container exec-added c1 (process=e1)"
+        );
+        let lost = EventInfo {
+            exit_code: 255,
+            error: Some("exit status lost".into()),
+            ..exit_info()
+        };
+        assert!(plain_line(at(0), "c1", EventType::Exit, &lost)
+            .ends_with("(process=c1, pid=123, exit_code=255, error=exit status lost)"));
+    }
+
+    #[test]
+    fn json_lines_carry_every_field() {
+        let line = json_line(at(1_700_000_001), "c1", EventType::Exit, &exit_info()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["time"], "2023-11-14T22:13:21.000000000Z");
+        assert_eq!(value["container_id"], "c1");
+        assert_eq!(value["event"], "exit");
+        assert_eq!(value["process_id"], "c1");
+        assert_eq!(value["pid"], 123);
+        assert_eq!(value["exit_code"], 0);
+        assert_eq!(value["exited_at"], "2023-11-14T22:13:20.000000000Z");
+        assert!(value.get("error").is_none());
+        assert!(!line.contains('\n'));
+        let start = EventInfo {
+            container_id: "c1".into(),
+            process_id: "c1".into(),
+            pid: 5,
+            ..Default::default()
+        };
+        let line = json_line(at(0), "c1", EventType::Start, &start).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["event"], "start");
+        assert!(value["exited_at"].is_null());
+    }
+
+    #[test]
+    fn the_container_filter_drops_other_containers() {
+        let (p, mut rx) = printer(Format::Plain, Some("c1"));
+        p.process_event("c2", EventType::Start, EventInfo::default())
+            .unwrap();
+        p.process_event("c1", EventType::Exit, exit_info()).unwrap();
+        let line = rx.try_recv().unwrap();
+        assert!(line.contains("container exit c1"), "{line}");
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_closed_output_is_an_error_for_the_library_to_log() {
+        let (p, rx) = printer(Format::Json, None);
+        drop(rx);
+        assert!(p.process_event("c1", EventType::Exit, exit_info()).is_err());
+    }
+
+    #[test]
+    fn a_broken_pipe_ends_quietly() {
+        assert!(stdout_closed(std::io::ErrorKind::BrokenPipe.into()).is_ok());
+        assert!(stdout_closed(std::io::ErrorKind::Other.into()).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! `lcd exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u UID[:GID]] CONTAINER COMMAND [ARG...]`: run a
+//! command in a running container, as `docker exec` does.
+//!
+//! lcd's exit status is the command's. A command that does not exist or cannot be run gives 127 or
+//! 126 with the reason on stderr; every failure of lcd itself is an `Err` (125). The exec is
+//! deleted once it has exited, so it leaves nothing in containerd or the bundle dir; with `-d` lcd
+//! returns as soon as it runs and its output is discarded.
+
+use std::io::Read as _;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use libcontainerd::spec::parse_user;
+use libcontainerd::{
+    exec_process, DirectIo, ErrorKind, ExecFailure, Id, Output, Process, StdioConfig,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::context::Ctx;
+use crate::tty;
+
+/// docker's exit status when the command cannot be invoked.
+const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// docker's exit status when the command is not found.
+const EXIT_NOT_FOUND: i32 = 127;
+
+/// How long to wait, once the process has exited, for output still on its way. Output of
+/// background processes that keep the streams open is cut off after this (containerd's shim waits
+/// as long before closing the streams of an exec that is deleted).
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// Signals sent to lcd that go to the exec instead (docker's sig-proxy); SIGKILL and SIGSTOP
+/// cannot be caught.
+const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// The options of `lcd exec`, docker's names.
+#[derive(Debug, Clone, Default)]
+pub struct ExecArgs {
+    /// Keep stdin open and forward lcd's stdin to the command (`-i`).
+    pub interactive: bool,
+    /// Give the command a terminal (`-t`).
+    pub tty: bool,
+    /// Start the command and return at once; its output is discarded (`-d`).
+    pub detach: bool,
+    /// Environment variables: `K=V`, or `K` to copy lcd's own (skipped if unset) (`-e`).
+    pub env: Vec<String>,
+    /// Working directory inside the container (`-w`).
+    pub workdir: Option<String>,
+    /// `UID[:GID]` to run as (`-u`).
+    pub user: Option<String>,
+    /// The container's id.
+    pub container: String,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+}
+
+/// Run `lcd exec`; returns the exit status lcd should end with.
+pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
+    if args.command.is_empty() {
+        bail!("exec needs a command: lcd exec [OPTIONS] CONTAINER COMMAND [ARG...]");
+    }
+    let id = Id::new(args.container.clone())?;
+    let attach_stdin = args.interactive && !args.detach;
+    if args.tty && attach_stdin && !tty::stdin_is_terminal() {
+        // docker's message: a terminal needs a terminal to read keys from.
+        bail!("the input device is not a TTY; drop -t or run lcd from a terminal");
+    }
+
+    let client = ctx.client().await?;
+    let container = client.load_container(&id).await?;
+    let task = container.task().await.map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            anyhow::anyhow!("container {id} is not running")
+        } else {
+            e.into()
+        }
+    })?;
+
+    let mut builder =
+        exec_process(container.spec(), args.command.iter().cloned()).terminal(args.tty);
+    for entry in &args.env {
+        if entry.contains('=') {
+            builder = builder.env(entry.clone());
+        } else if let Ok(value) = std::env::var(entry) {
+            builder = builder.env(format!("{entry}={value}"));
+        }
+    }
+    if let Some(dir) = &args.workdir {
+        builder = builder.cwd(dir.clone());
+    }
+    if let Some(user) = &args.user {
+        let (uid, gid) = parse_user(user)?;
+        builder = builder.user(uid, gid);
+    }
+    let size = if args.tty { tty::terminal_size() } else { None };
+    if let Some((cols, rows)) = size {
+        // runc sizes the terminal before the command runs, so it never sees 0x0.
+        builder = builder.console_size(u32::from(cols), u32::from(rows));
+    }
+    let process = builder.build()?;
+
+    let stdio = StdioConfig {
+        stdin: attach_stdin,
+        terminal: args.tty,
+        output: if args.detach {
+            Output::Null
+        } else {
+            Output::Pipe
+        },
+    };
+    let exec_id = new_exec_id()?;
+    let mut handles = None;
+    let started = task
+        .exec(&exec_id, process, &stdio, |io| {
+            handles = Some(io);
+            Ok(())
+        })
+        .await;
+    let exec = match started {
+        Ok(exec) => exec,
+        Err(e) => {
+            return match ExecFailure::of(&e) {
+                Some(failure) => {
+                    eprintln!("lcd: {e}");
+                    Ok(match failure {
+                        ExecFailure::NotFound => EXIT_NOT_FOUND,
+                        ExecFailure::NotExecutable => EXIT_NOT_EXECUTABLE,
+                    })
+                }
+                None => Err(e.into()),
+            };
+        }
+    };
+    if args.detach {
+        // Nobody is left to delete it: the exec stays registered (it has no files) until the
+        // container's task is deleted, as docker's daemon keeps exec records.
+        return Ok(0);
+    }
+    let io = handles.unwrap_or_default();
+    let result = attached(&exec, io, args.tty, size).await;
+    if result.is_err() {
+        // lcd failed while the command may still run: do not leave it behind.
+        if let Err(e) = exec.force_delete().await {
+            tracing::debug!(error = %e, "removing the exec after a failure");
+        }
+    }
+    result
+}
+
+/// Connect lcd's stdio to the running exec, forward signals and window sizes, and wait for it.
+async fn attached(
+    exec: &Process,
+    mut io: DirectIo,
+    terminal: bool,
+    size: Option<(u16, u16)>,
+) -> Result<i32> {
+    // Raw mode only when our stdin is a terminal that feeds the command's terminal; restored when
+    // this guard drops, on every return below.
+    let stdin = std::io::stdin();
+    let _raw = if terminal && io.stdin.is_some() && tty::stdin_is_terminal() {
+        Some(tty::RawMode::enable(stdin.as_fd()).context("put the terminal in raw mode")?)
+    } else {
+        None
+    };
+    let mut copiers = Vec::new();
+    if let Some(out) = io.stdout.take() {
+        copiers.push(tokio::spawn(copy_out(out, tokio::io::stdout())));
+    }
+    if let Some(err) = io.stderr.take() {
+        copiers.push(tokio::spawn(copy_out(err, tokio::io::stderr())));
+    }
+    let input = io
+        .stdin
+        .take()
+        .map(|stdin| tokio::spawn(tty::forward_input(stdin, None)));
+
+    let mut window = None;
+    if terminal {
+        // The size may have changed between building the spec and now.
+        let now = tty::terminal_size();
+        if let Some((cols, rows)) = now.filter(|s| Some(*s) != size) {
+            resize(exec, cols, rows).await;
+        }
+        window = tty::WindowChanges::new(now)
+            .map_err(|e| tracing::debug!(error = %e, "listening for window changes"))
+            .ok();
+    }
+    let (signal_tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
+    let mut listeners = Vec::new();
+    for sig in FORWARDED {
+        let mut stream = signal(SignalKind::from_raw(sig))
+            .with_context(|| format!("listen for signal {sig}"))?;
+        let tx = signal_tx.clone();
+        listeners.push(tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+
+    let wait = exec.wait();
+    tokio::pin!(wait);
+    let status = loop {
+        tokio::select! {
+            status = &mut wait => break status,
+            Some(sig) = signals.recv() => {
+                if let Err(e) = exec.kill(sig).await {
+                    tracing::debug!(signal = sig, error = %e, "forwarding a signal");
+                }
+            }
+            Some((cols, rows)) = next_size(&mut window) => resize(exec, cols, rows).await,
+        }
+    };
+    for listener in &listeners {
+        listener.abort();
+    }
+    let status = status?;
+
+    // The shim closes the streams once the process has exited and its output is copied.
+    let drained = drain_all(&mut copiers);
+    let _ = tokio::time::timeout(OUTPUT_GRACE, drained).await;
+    let deleted = exec.delete().await;
+    for copier in copiers {
+        copier.abort();
+    }
+    if let Some(input) = input {
+        input.abort();
+    }
+    deleted?;
+    Ok(i32::try_from(status.code).unwrap_or(255))
+}
+
+/// Wait for every copier (in turn: each ends by itself once the shim closes its stream).
+async fn drain_all(copiers: &mut [tokio::task::JoinHandle<()>]) {
+    for copier in copiers.iter_mut() {
+        let _ = copier.await;
+    }
+}
+
+async fn next_size(window: &mut Option<tty::WindowChanges>) -> Option<(u16, u16)> {
+    match window {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn resize(exec: &Process, cols: u16, rows: u16) {
+    if let Err(e) = exec.resize(u32::from(cols), u32::from(rows)).await {
+        tracing::debug!(error = %e, "resizing the exec's terminal");
+    }
+}
+
+async fn copy_out(mut from: pipe::Receiver, mut to: impl tokio::io::AsyncWrite + Unpin) {
+    // A closed terminal or pipe on our side ends the copy; the process is not affected.
+    let _ = tokio::io::copy(&mut from, &mut to).await;
+    let _ = to.flush().await;
+}
+
+/// A fresh exec id, `exec-` and 12 random hex digits, as docker makes them random.
+fn new_exec_id() -> Result<Id> {
+    let mut bytes = [0u8; 6];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("read /dev/urandom for an exec id")?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Id::new(format!("exec-{hex}"))?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn exec_ids_are_valid_and_distinct() {
+        let a = new_exec_id().unwrap();
+        let b = new_exec_id().unwrap();
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("exec-"));
+        assert_eq!(a.as_str().len(), "exec-".len() + 12);
+    }
+}
