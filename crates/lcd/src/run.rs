@@ -160,10 +160,25 @@ fn build_spec(
     if let Some(pids) = args.pids_limit {
         builder = builder.pids_limit(pids);
     }
-    Ok(builder
+    let mut spec = builder
         .readonly_rootfs(args.read_only)
         .terminal(args.tty)
-        .build()?)
+        .build()?;
+    if args.tty {
+        if let Some((cols, rows)) = tty::terminal_size() {
+            // runc sizes the terminal before the command runs, so it never sees 0x0 (as docker
+            // sends its terminal's size with the create); an attach resizes it to its own.
+            let size = libcontainerd::oci_spec::runtime::BoxBuilder::default()
+                .width(u64::from(cols))
+                .height(u64::from(rows))
+                .build()
+                .context("console size")?;
+            if let Some(process) = spec.process_mut() {
+                process.set_console_size(Some(size));
+            }
+        }
+    }
+    Ok(spec)
 }
 
 async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {
