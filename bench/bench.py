@@ -183,10 +183,10 @@ class Bench:
         runs, warm = self.args.runs, 3
         sh(["runc", "--root", self.runc_root, "run", "-d", "-b", self.exec_bundle(), "rexec"],
            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        sh(self.ctr("run", "-d", "--rootfs", self.rootfs, "cexec", "sleep", "100000"), stdout=subprocess.DEVNULL)
-        sh(self.docker("run", "-d", "--network", "none", "--name", "dexec", "lcdbench", "sleep", "100000"),
+        sh(self.ctr("run", "-d", "--rootfs", self.rootfs, "cexec", "/bin/sleep", "100000"), stdout=subprocess.DEVNULL)
+        sh(self.docker("run", "-d", "--network", "none", "--name", "dexec", "lcdbench", "/bin/sleep", "100000"),
            stdout=subprocess.DEVNULL)
-        sh([self.lcd, "run", "-d", "--name", "lexec", self.rootfs, "sleep", "100000"], env=self.lcd_env,
+        sh([self.lcd, "run", "-d", "--name", "lexec", self.rootfs, "/bin/sleep", "100000"], env=self.lcd_env,
            stdout=subprocess.DEVNULL)
         cmds = {
             "runc": lambda i: ["runc", "--root", self.runc_root, "exec", "rexec", "/bin/true"],
@@ -207,7 +207,7 @@ class Bench:
         bundle = f"{self.dir}/runc-exec-bundle"
         os.makedirs(bundle)
         cfg = json.load(open(f"{self.bundle}/config.json"))
-        cfg["process"]["args"] = ["sleep", "100000"]
+        cfg["process"]["args"] = ["/bin/sleep", "100000"]
         json.dump(cfg, open(f"{bundle}/config.json", "w"))
         return bundle
 
@@ -233,6 +233,45 @@ class Bench:
             self.row(f"{n} at once (wall)", tool, times)
         self.results["dockerd_rss_after_load_kib"] = dockerd_peak
 
+    def stress(self):
+        """Containers per second: `lcd stress -c N` (one process, one connection) against N parallel
+        loops of `ctr run --rm` (containerd-stress needs an image store this bench does not fill)."""
+        n, secs = self.args.stress_concurrency, self.args.stress_seconds
+        out = subprocess.run([self.lcd, "stress", "-c", str(n), "-d", f"{secs}s", "--json",
+                              "--rootfs", self.rootfs], env=self.lcd_env, capture_output=True, text=True,
+                             check=True).stdout
+        lcd = json.loads(out)
+        deadline = time.monotonic() + secs
+        done = [0] * n
+        failed = [0] * n
+        procs = [None] * n
+        start = time.monotonic()
+        while time.monotonic() < deadline or any(procs):
+            for w in range(n):
+                p = procs[w]
+                if p is not None and p.poll() is not None:
+                    if p.returncode == 0:
+                        done[w] += 1
+                    else:
+                        failed[w] += 1
+                    procs[w] = None
+                if procs[w] is None and time.monotonic() < deadline:
+                    procs[w] = subprocess.Popen(
+                        self.ctr("run", "--rm", "--rootfs", self.rootfs, f"s{w}-{done[w] + failed[w]}",
+                                 "/bin/true"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.002)
+        elapsed = time.monotonic() - start
+        ctr_rate = sum(done) / elapsed
+        self.results["stress"] = {
+            "concurrency": n, "seconds": secs,
+            "lcd_per_second": lcd["per_second"], "lcd_failures": lcd["failures"],
+            "lcd_client_cpu_ms_per_container": lcd["client_cpu_ms_per_op"],
+            "lcd_client_peak_rss_kib": lcd["client_peak_rss_kib"],
+            "lcd_fds_before_after": [lcd["client_fds_before"], lcd["client_fds_after"]],
+            "ctr_loops_per_second": ctr_rate, "ctr_failures": sum(failed),
+            "ratio_lcd_over_ctr": lcd["per_second"] / ctr_rate if ctr_rate else None,
+        }
+
     # --- report ----------------------------------------------------------------------------------
     def report(self):
         rows = self.results["rows"]
@@ -247,6 +286,14 @@ class Bench:
                     ratio = lcd / tools[other]["median"]
                     rows[name].setdefault("ratios", {})[f"lcd/{other}"] = ratio
                     print(f"{'':<24} lcd/{other} = {ratio:.2f}")
+        st = self.results.get("stress")
+        if st:
+            print()
+            print(f"stress -c {st['concurrency']} for {st['seconds']} s: lcd {st['lcd_per_second']:.1f}/s "
+                  f"({st['lcd_failures']} failures, {st['lcd_client_cpu_ms_per_container']:.2f} ms client CPU per "
+                  f"container, fds {st['lcd_fds_before_after']}), {st['concurrency']} ctr loops "
+                  f"{st['ctr_loops_per_second']:.1f}/s ({st['ctr_failures']} failures): "
+                  f"lcd/ctr = {st['ratio_lcd_over_ctr']:.2f}")
         mem = self.results["memory"]
         print()
         print("client-side memory (KiB):")
@@ -290,6 +337,8 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--parallel-rounds", type=int, default=3)
+    ap.add_argument("--stress-concurrency", type=int, default=4)
+    ap.add_argument("--stress-seconds", type=int, default=20)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -308,6 +357,8 @@ def main():
         b.exec_()
         print(f"{args.parallel} at once ...", flush=True)
         b.parallel()
+        print("stress ...", flush=True)
+        b.stress()
         b.results["machine"]["after"] = quiet_check("after")
         b.memory()
         b.report()

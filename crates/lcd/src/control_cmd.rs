@@ -52,23 +52,6 @@ pub struct UpdateArgs {
     pub ids: Vec<String>,
 }
 
-/// Run `each` for every id; print each failure on stderr and exit 125 if any failed, as docker does
-/// for commands on several containers.
-async fn for_each_id<F, Fut>(ids: &[String], mut each: F) -> Result<i32>
-where
-    F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let mut failed = false;
-    for id in ids {
-        if let Err(e) = each(id.clone()).await {
-            eprintln!("lcd: {}", crate::one_line(&e));
-            failed = true;
-        }
-    }
-    Ok(if failed { crate::EXIT_LCD_ERROR } else { 0 })
-}
-
 /// The task of container `id`, or an error saying the container is not running.
 async fn running_task(client: &Client, id: &str) -> Result<Task> {
     let id = Id::new(id)?;
@@ -85,7 +68,7 @@ async fn running_task(client: &Client, id: &str) -> Result<Task> {
 /// `lcd pause ID...`: freeze every process of each container.
 pub async fn pause(ctx: &Ctx, ids: Vec<String>) -> Result<i32> {
     let client = ctx.client().await?;
-    for_each_id(&ids, |id| {
+    crate::manage::for_each_id(&ids, |id| {
         let client = client.clone();
         async move {
             running_task(&client, &id).await?.pause().await?;
@@ -99,7 +82,7 @@ pub async fn pause(ctx: &Ctx, ids: Vec<String>) -> Result<i32> {
 /// `lcd unpause ID...`: thaw paused containers.
 pub async fn unpause(ctx: &Ctx, ids: Vec<String>) -> Result<i32> {
     let client = ctx.client().await?;
-    for_each_id(&ids, |id| {
+    crate::manage::for_each_id(&ids, |id| {
         let client = client.clone();
         async move {
             running_task(&client, &id).await?.resume().await?;
@@ -442,7 +425,7 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<i32> {
     // Validate every flag before touching any container.
     let resources = update_resources(&args)?;
     let client = ctx.client().await?;
-    for_each_id(&args.ids, |id| {
+    crate::manage::for_each_id(&args.ids, |id| {
         let client = client.clone();
         let resources = resources.clone();
         async move {

@@ -15,12 +15,10 @@ use libcontainerd::spec::parse_user;
 use libcontainerd::{
     exec_process, DirectIo, ErrorKind, ExecFailure, Id, Output, Process, StdioConfig,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::context::Ctx;
-use crate::tty;
+use crate::{session, tty};
 
 /// docker's exit status when the command cannot be invoked.
 const EXIT_NOT_EXECUTABLE: i32 = 126;
@@ -174,10 +172,10 @@ async fn attached(
     };
     let mut copiers = Vec::new();
     if let Some(out) = io.stdout.take() {
-        copiers.push(tokio::spawn(copy_out(out, tokio::io::stdout())));
+        copiers.push(tokio::spawn(session::copy_out(out, tokio::io::stdout())));
     }
     if let Some(err) = io.stderr.take() {
-        copiers.push(tokio::spawn(copy_out(err, tokio::io::stderr())));
+        copiers.push(tokio::spawn(session::copy_out(err, tokio::io::stderr())));
     }
     let input = io
         .stdin
@@ -220,7 +218,7 @@ async fn attached(
                     tracing::debug!(signal = sig, error = %e, "forwarding a signal");
                 }
             }
-            Some((cols, rows)) = next_size(&mut window) => resize(exec, cols, rows).await,
+            Some((cols, rows)) = session::next_size(&mut window) => resize(exec, cols, rows).await,
         }
     };
     for listener in &listeners {
@@ -249,23 +247,10 @@ async fn drain_all(copiers: &mut [tokio::task::JoinHandle<()>]) {
     }
 }
 
-async fn next_size(window: &mut Option<tty::WindowChanges>) -> Option<(u16, u16)> {
-    match window {
-        Some(w) => w.next().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn resize(exec: &Process, cols: u16, rows: u16) {
     if let Err(e) = exec.resize(u32::from(cols), u32::from(rows)).await {
         tracing::debug!(error = %e, "resizing the exec's terminal");
     }
-}
-
-async fn copy_out(mut from: pipe::Receiver, mut to: impl tokio::io::AsyncWrite + Unpin) {
-    // A closed terminal or pipe on our side ends the copy; the process is not affected.
-    let _ = tokio::io::copy(&mut from, &mut to).await;
-    let _ = to.flush().await;
 }
 
 /// A fresh exec id, `exec-` and 12 random hex digits, as docker makes them random.

@@ -14,7 +14,7 @@ use crate::state::{self, State, LABEL_ROOTFS};
 
 /// Run `each` for every id; print each failure on stderr and report whether all succeeded, as docker
 /// does for multi-container commands.
-async fn for_each_id<F, Fut>(ids: &[String], mut each: F) -> Result<i32>
+pub async fn for_each_id<F, Fut>(ids: &[String], mut each: F) -> Result<i32>
 where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,

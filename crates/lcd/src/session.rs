@@ -95,7 +95,8 @@ async fn wait_input(
     }
 }
 
-async fn next_size(window: &mut Option<tty::WindowChanges>) -> Option<(u16, u16)> {
+/// The next window size, or never when there is no terminal to follow.
+pub async fn next_size(window: &mut Option<tty::WindowChanges>) -> Option<(u16, u16)> {
     match window {
         Some(w) => w.next().await,
         None => std::future::pending().await,
@@ -108,7 +109,8 @@ async fn resize(task: &Task, cols: u16, rows: u16) {
     }
 }
 
-async fn copy_out(mut from: pipe::Receiver, mut to: impl tokio::io::AsyncWrite + Unpin) {
+/// Copy one output stream of a process to ours until it ends.
+pub async fn copy_out(mut from: pipe::Receiver, mut to: impl tokio::io::AsyncWrite + Unpin) {
     // A closed terminal or pipe on our side ends the copy; the container is not affected.
     let _ = tokio::io::copy(&mut from, &mut to).await;
     let _ = to.flush().await;
