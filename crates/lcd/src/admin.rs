@@ -45,26 +45,30 @@ pub async fn daemon(ctx: &Ctx, action: DaemonAction) -> Result<i32> {
 
 /// `lcd version`.
 pub async fn version(ctx: &Ctx, args: FormatArgs) -> Result<i32> {
+    // Decide on the format before starting or contacting any containerd.
+    let json = match args.format.as_str() {
+        "json" => true,
+        "text" => false,
+        other => bail!("unknown format {other:?}: use text or json"),
+    };
     let client = ctx.client().await?;
     let server = client.version().await?;
-    match args.format.as_str() {
-        "json" => println!(
+    if json {
+        println!(
             "{}",
             json!({
                 "client": { "version": env!("CARGO_PKG_VERSION") },
                 "containerd": { "version": server.version, "revision": server.revision, "address": client.address() },
             })
-        ),
-        "text" => {
-            println!("Client:\n Version:    {}", env!("CARGO_PKG_VERSION"));
-            println!(
-                "containerd:\n Version:    {}\n Revision:   {}\n Address:    {}",
-                server.version,
-                server.revision,
-                client.address().display()
-            );
-        }
-        other => bail!("unknown format {other:?}: use text or json"),
+        );
+    } else {
+        println!("Client:\n Version:    {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "containerd:\n Version:    {}\n Revision:   {}\n Address:    {}",
+            server.version,
+            server.revision,
+            client.address().display()
+        );
     }
     Ok(0)
 }

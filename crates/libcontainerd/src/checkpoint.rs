@@ -533,8 +533,20 @@ fn write_tar(dir: &Path, out: &mut impl Write) -> std::io::Result<()> {
         for name in entries.into_iter().rev() {
             let path = relative.join(&name);
             let full = dir.join(&path);
+            let kind = std::fs::symlink_metadata(&full)?.file_type();
+            // CRIU writes files, directories and links; anything else (a FIFO would block a
+            // reader, and tar mis-names them) does not belong in a checkpoint.
+            if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is not a regular file, directory or symlink: not part of a CRIU image",
+                        full.display()
+                    ),
+                ));
+            }
             builder.append_path_with_name(&full, &path)?;
-            if std::fs::symlink_metadata(&full)?.is_dir() {
+            if kind.is_dir() {
                 pending.push(path);
             }
         }
@@ -620,6 +632,8 @@ fn blob_error(digest: &str, status: tonic::Status) -> Error {
 fn unpack(archive: impl Read, dir: &Path) -> std::io::Result<()> {
     let mut archive = tar::Archive::new(archive);
     archive.set_preserve_permissions(true);
+    // CRIU images need no set-uid/set-gid bits; a blob carrying them must not plant such files.
+    archive.set_mask(0o6000);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(false);
     for entry in archive.entries()? {

@@ -25,6 +25,22 @@ use crate::task::TaskInfo;
 /// containerd's own gRPC message limit; tonic's default of 4 MiB is too small for large specs/lists.
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
+/// Refuse a request containerd could not take: over [`MAX_MESSAGE_SIZE`] once encoded. tonic would
+/// reset the stream instead, which looks like a lost connection.
+pub(crate) fn check_message_size(
+    message: &impl prost::Message,
+    context: impl FnOnce() -> String,
+) -> Result<()> {
+    let size = message.encoded_len();
+    if size > MAX_MESSAGE_SIZE {
+        return Err(Error::invalid(format!(
+            "{}: the request is {size} bytes, over containerd's limit of {MAX_MESSAGE_SIZE} bytes (16 MiB); make the spec smaller",
+            context()
+        )));
+    }
+    Ok(())
+}
+
 /// How long [`Client::connect`] waits for containerd's socket to accept a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -203,17 +219,25 @@ impl Client {
 
     /// Every container in the namespace.
     pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
-        let response = self
+        // One record per message: a plain List answers with all records in one message, which
+        // fails for everyone once the namespace's specs add up to 16 MiB.
+        let mut stream = self
             .containers_service()
-            .list(self.request(ListContainersRequest { filters: vec![] }))
+            .list_stream(self.request(ListContainersRequest { filters: vec![] }))
             .await
             .map_err(|s| Error::from_status("list containers", s))?
             .into_inner();
-        response
-            .containers
-            .into_iter()
-            .map(ContainerInfo::from_record)
-            .collect()
+        let mut containers = Vec::new();
+        while let Some(message) = stream
+            .message()
+            .await
+            .map_err(|s| Error::from_status("list containers", s))?
+        {
+            if let Some(record) = message.container {
+                containers.push(ContainerInfo::from_record(record)?);
+            }
+        }
+        Ok(containers)
     }
 
     /// Every task (and its state) in the namespace, in one call.

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use containerd_client::services::v1::{
-    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, UpdateContainerRequest,
+    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
+    UpdateContainerRequest,
 };
 use oci_spec::runtime::Spec;
 
+use crate::cancel::CleanupGuard;
 use crate::client::{no_such_container, Client};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
@@ -97,36 +99,49 @@ impl Container {
             spec: Some(crate::spec::to_any(spec)?),
             ..Default::default()
         };
-        client
-            .containers_service()
-            .create(client.request(CreateContainerRequest {
-                container: Some(record),
-            }))
-            .await
-            .map_err(|s| {
-                if s.code() == tonic::Code::AlreadyExists {
-                    Error::new(
-                        ErrorKind::Conflict,
-                        format!("container id {id} is already in use"),
-                    )
-                    .with_source(s)
-                } else {
-                    Error::from_status(format!("create container {id}"), s)
-                }
-            })?;
-        let container = Container {
+        let message = CreateContainerRequest {
+            container: Some(record),
+        };
+        // tonic fails an oversized request by resetting the stream, which reads as a lost
+        // connection: check the size first.
+        crate::client::check_message_size(&message, || format!("create container {id}"))?;
+        // The bundle dir comes first: a record must never exist without it, also when containerd
+        // dies (or the caller gives up) after storing the record but before answering.
+        let made_dir = make_bundle_dir(&bundle)?;
+        let request = client.request(message);
+        let (rpc_client, rpc_id, rpc_bundle) = (client.clone(), id.clone(), bundle.clone());
+        crate::cancel::detached("create container", async move {
+            let result = rpc_client.containers_service().create(request).await;
+            let Err(status) = result else {
+                return Ok(());
+            };
+            let error = if status.code() == tonic::Code::AlreadyExists {
+                Error::new(
+                    ErrorKind::Conflict,
+                    format!("container id {rpc_id} is already in use"),
+                )
+                .with_source(status)
+            } else {
+                Error::from_status(format!("create container {rpc_id}"), status)
+            };
+            // Remove the dir only if this call made it, and only if containerd surely has no record
+            // for the id: not on a conflict (the dir belongs to the container holding the id, maybe
+            // made by a concurrent create), and not when the connection broke mid-call (the record
+            // may exist, and a record without its bundle dir is worse than an empty dir, which a
+            // retry with the same id reuses).
+            if made_dir && !error.outcome_unknown() && error.kind() != ErrorKind::Conflict {
+                let _ = std::fs::remove_dir(&rpc_bundle);
+            }
+            Err(error)
+        })
+        .await?;
+        Ok(Container {
             client: client.clone(),
             id: id.clone(),
             bundle,
             labels: Arc::new(labels),
             spec: Arc::new(spec.clone()),
-        };
-        if let Err(e) = make_bundle_dir(&container.bundle) {
-            // Leave nothing half-made: the record goes if its bundle cannot be made.
-            let _ = container.delete_record().await;
-            return Err(e);
-        }
-        Ok(container)
+        })
     }
 
     pub(crate) fn from_record(
@@ -189,8 +204,40 @@ impl Container {
 
     /// Create the task (the init process) without starting it: FIFOs are made and opened in the right
     /// order; the returned handles are live. Whether the process has a terminal comes from the spec.
+    ///
+    /// If the caller drops the returned future, the task is removed again (killed, deleted, its
+    /// FIFOs removed) once containerd has answered: a dropped create leaves nothing behind.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
     pub async fn create_task(
+        &self,
+        checkpoint_dir: Option<&Path>,
+        stdio: &StdioConfig,
+    ) -> Result<(Task, DirectIo)> {
+        let (task, io, guard) = self.create_task_guarded(checkpoint_dir, stdio).await?;
+        guard.disarm();
+        Ok((task, io))
+    }
+
+    /// Create the task in a detached task of its own; the guard removes it unless disarmed.
+    async fn create_task_guarded(
+        &self,
+        checkpoint_dir: Option<&Path>,
+        stdio: &StdioConfig,
+    ) -> Result<(Task, DirectIo, CleanupGuard)> {
+        let this = self.clone();
+        let checkpoint_dir = checkpoint_dir.map(Path::to_path_buf);
+        let stdio = stdio.clone();
+        crate::cancel::detached("create task", async move {
+            let (task, io) = this
+                .create_task_now(checkpoint_dir.as_deref(), &stdio)
+                .await?;
+            let guard = task.removal_guard();
+            Ok((task, io, guard))
+        })
+        .await
+    }
+
+    async fn create_task_now(
         &self,
         checkpoint_dir: Option<&Path>,
         stdio: &StdioConfig,
@@ -204,9 +251,7 @@ impl Container {
             ),
             None => None,
         };
-        if !self.bundle.is_dir() {
-            make_bundle_dir(&self.bundle)?;
-        }
+        make_bundle_dir(&self.bundle)?;
         let config = StdioConfig {
             terminal: self.terminal(),
             ..stdio.clone()
@@ -227,11 +272,22 @@ impl Container {
             checkpoint: restore.as_ref().map(|blob| blob.descriptor().clone()),
             ..Default::default()
         };
-        let created = self
+        let mut created = self
             .client
             .tasks()
-            .create(self.client.request(request))
+            .create(self.client.request(request.clone()))
             .await;
+        // Already exists, yet Get finds no task: a ghost (see `remove_ghost_task`).
+        if matches!(&created, Err(s) if s.code() == tonic::Code::AlreadyExists)
+            && matches!(self.client.get_process(&self.id, "").await, Err(e) if e.kind() == ErrorKind::NotFound)
+            && self.remove_ghost_task().await
+        {
+            created = self
+                .client
+                .tasks()
+                .create(self.client.request(request))
+                .await;
+        }
         // containerd has unpacked the checkpoint by now (or failed): the blob has done its job.
         if let Some(blob) = restore {
             if let Err(e) = blob.delete().await {
@@ -262,6 +318,7 @@ impl Container {
 
     /// Create and start the task. `attach` receives the stdio handles after the process exists and
     /// before it runs (the reference's `StdioCallback`); if it or the start fails, the task is removed.
+    /// So is it if the caller drops the returned future: a dropped start leaves no task behind.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
     pub async fn start(
         &self,
@@ -269,11 +326,24 @@ impl Container {
         stdio: &StdioConfig,
         attach: impl FnOnce(DirectIo) -> Result<()>,
     ) -> Result<Task> {
-        let (task, io) = self.create_task(checkpoint_dir, stdio).await?;
-        let started = match attach(io) {
-            Ok(()) => task.start().await,
-            Err(e) => Err(e.context(format!("attach stdio of container {}", self.id))),
+        let (task, io, guard) = self.create_task_guarded(checkpoint_dir, stdio).await?;
+        let (started, guard) = match attach(io) {
+            Ok(()) => {
+                // The guard rides along with the start: should the caller go away meanwhile, the
+                // task is removed once the start has finished, not while it is under way.
+                let starting = task.clone();
+                crate::cancel::detached("start task", async move {
+                    let started = starting.start().await;
+                    Ok((started, guard))
+                })
+                .await?
+            }
+            Err(e) => (
+                Err(e.context(format!("attach stdio of container {}", self.id))),
+                guard,
+            ),
         };
+        guard.disarm();
         match started {
             Ok(_) => Ok(task),
             Err(e) => {
@@ -314,9 +384,16 @@ impl Container {
     }
 
     /// Remove the container: its containerd record and its bundle directory. A container that still
-    /// has a task is [`ErrorKind::FailedPrecondition`].
+    /// has a task is [`ErrorKind::FailedPrecondition`]; one that is gone already is
+    /// [`ErrorKind::NotFound`] (a stale bundle dir is removed all the same). Runs to completion if
+    /// the caller stops waiting: record and dir go together.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
     pub async fn delete(&self) -> Result<()> {
+        let this = self.clone();
+        crate::cancel::detached("delete container", async move { this.delete_now().await }).await
+    }
+
+    async fn delete_now(&self) -> Result<()> {
         match self.client.get_process(&self.id, "").await {
             Ok(process) => {
                 let status = crate::task::TaskStatus::from_proto(process.status);
@@ -328,18 +405,31 @@ impl Container {
                     ),
                 ));
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            // No task; but containerd may still hold the shim of a task that was never created.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.remove_ghost_task().await;
+            }
             Err(e) => return Err(e),
         }
-        self.delete_record().await?;
-        match std::fs::remove_dir_all(&self.bundle) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(
-                format!("remove bundle dir {}", self.bundle.display()),
-                e,
-            )),
+        let deleted = self.delete_record().await;
+        match &deleted {
+            Ok(()) => {}
+            // Gone already (e.g. a retry after containerd died during an earlier delete): the dir
+            // is stale, remove it too, and say the container was not there.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(_) => return deleted,
         }
+        match std::fs::remove_dir_all(&self.bundle) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!("remove bundle dir {}", self.bundle.display()),
+                    e,
+                ))
+            }
+        }
+        deleted
     }
 
     /// Set (or, with an empty value, remove) labels on the container's record, leaving the others.
@@ -375,6 +465,32 @@ impl Container {
         Ok(())
     }
 
+    /// Remove a "ghost" task: when containerd dies during `Tasks.Create`, the shim abandons the
+    /// create, and the restarted containerd loads that shim as the container's task although it has
+    /// no container. `Tasks.Get` then says not found, `Tasks.Create` says already exists, and the shim
+    /// process lives on; only a `Tasks.Delete` (which answers not found) removes it. Call only when
+    /// `Tasks.Get` said not found. True if there is no task now.
+    async fn remove_ghost_task(&self) -> bool {
+        let deleted = self
+            .client
+            .tasks()
+            .delete(self.client.request(DeleteTaskRequest {
+                container_id: self.id.to_string(),
+            }))
+            .await;
+        match deleted {
+            Ok(_) => {
+                tracing::info!(container = %self.id, "removed a task containerd held without a container");
+                true
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => true,
+            Err(s) => {
+                tracing::debug!(container = %self.id, error = %s.message(), "removing a ghost task");
+                false
+            }
+        }
+    }
+
     async fn delete_record(&self) -> Result<()> {
         self.client
             .containers_service()
@@ -382,7 +498,13 @@ impl Container {
                 id: self.id.to_string(),
             }))
             .await
-            .map_err(|s| no_such_container(&self.id, s))?;
+            .map_err(|s| {
+                if s.code() == tonic::Code::NotFound {
+                    Error::not_found(format!("no such container: {}", self.id)).with_source(s)
+                } else {
+                    Error::from_status(format!("delete container {}", self.id), s)
+                }
+            })?;
         Ok(())
     }
 
@@ -420,7 +542,7 @@ fn check_rootfs(spec: &Spec) -> Result<()> {
         )));
     }
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.is_dir() => check_no_symlink(path),
         Ok(_) => Err(Error::invalid(format!(
             "rootfs {} is not a directory",
             path.display()
@@ -433,10 +555,45 @@ fn check_rootfs(spec: &Spec) -> Result<()> {
     }
 }
 
-fn make_bundle_dir(path: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o711)
-        .create(path)
-        .map_err(|e| Error::io(format!("create bundle dir {}", path.display()), e))
+/// runc refuses a rootfs that is, or lies under, a symlink ("invalid rootfs: not an absolute path, or
+/// a symlink"), but only when the task is created. Say so now, with the path to give instead. `..`
+/// components are fine (runc cleans them the same way).
+fn check_no_symlink(path: &Path) -> Result<()> {
+    let mut lexical = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| Error::io(format!("rootfs {}", path.display()), e))?;
+    if real != lexical {
+        return Err(Error::invalid(format!(
+            "rootfs {} is a symlink or lies under one, which runc refuses: give its real path {}",
+            path.display(),
+            real.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Make the bundle dir (and its parents) unless it exists; true if this call made it.
+fn make_bundle_dir(path: &Path) -> Result<bool> {
+    let fail = |e| Error::io(format!("create bundle dir {}", path.display()), e);
+    if let Some(parent) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(parent)
+            .map_err(fail)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o711).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
+        Err(e) => Err(fail(e)),
+    }
 }

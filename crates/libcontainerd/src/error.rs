@@ -128,8 +128,38 @@ impl Error {
     }
 
     /// Classify a gRPC status returned by containerd for the call described by `context`.
+    ///
+    /// A failure of the connection itself is [`ErrorKind::Unavailable`], whatever code tonic gave
+    /// it: containerd dying during a call surfaces as `Unknown` ("transport error", a broken pipe or
+    /// a reset) or `Cancelled` ("connection closed"), which would otherwise read as an answer of
+    /// containerd's.
     pub fn from_status(context: impl fmt::Display, status: tonic::Status) -> Self {
         use tonic::Code;
+        if let Some(failure) = transport_failure(&status) {
+            let message = match failure {
+                TransportFailure::Unreachable => format!(
+                    "{context}: containerd is unavailable ({})",
+                    innermost(&status)
+                ),
+                TransportFailure::Lost => format!(
+                    "{context}: lost the connection to containerd during the call ({}); it may or may not have taken effect",
+                    innermost(&status)
+                ),
+            };
+            return Error::new(ErrorKind::Unavailable, message).with_source(status);
+        }
+        // containerd lost its connection to the task's shim (the shim died): not an answer about
+        // the task, and not containerd's own failure either.
+        if status.code() == Code::Unknown && status.message().contains("ttrpc: closed") {
+            return Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{context}: the container's shim is gone ({})",
+                    status.message().trim()
+                ),
+            )
+            .with_source(status);
+        }
         let kind = match status.code() {
             Code::NotFound => ErrorKind::NotFound,
             Code::AlreadyExists => ErrorKind::AlreadyExists,
@@ -153,11 +183,65 @@ impl Error {
         Error::new(kind, message).with_source(status)
     }
 
+    /// Whether containerd may have carried out the call although it failed: the connection broke
+    /// while the call was in flight, so nobody knows.
+    pub(crate) fn outcome_unknown(&self) -> bool {
+        let status = self
+            .source
+            .as_deref()
+            .and_then(|s| s.downcast_ref::<tonic::Status>());
+        status.and_then(transport_failure) == Some(TransportFailure::Lost)
+    }
+
     /// The same error with `context` put in front of its message.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self
     }
+}
+
+/// How a call failed to get an answer from containerd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportFailure {
+    /// No connection could be made: the request never reached containerd.
+    Unreachable,
+    /// The connection broke while the call was in flight: containerd may have carried it out.
+    Lost,
+}
+
+/// Whether `status` reports a failed or broken connection rather than an answer of containerd's.
+///
+/// A status containerd sends carries no source; one tonic makes from a transport failure carries the
+/// `tonic::transport::Error` it came from. Of those, a failed connect is `Unavailable`; a connection
+/// that broke under the call shows an io error (broken pipe, reset) in the chain, or is `Cancelled`
+/// (hyper gave up the queued request when the connection closed). Other transport errors are local
+/// protocol failures (e.g. a message over the size limit, which h2 resets itself) and keep their code.
+pub(crate) fn transport_failure(status: &tonic::Status) -> Option<TransportFailure> {
+    let mut source = std::error::Error::source(status);
+    let (mut transport, mut io) = (false, false);
+    while let Some(err) = source {
+        transport |= err.is::<tonic::transport::Error>();
+        io |= err.is::<std::io::Error>();
+        source = err.source();
+    }
+    if !transport {
+        return None;
+    }
+    match status.code() {
+        tonic::Code::Unavailable => Some(TransportFailure::Unreachable),
+        tonic::Code::Cancelled => Some(TransportFailure::Lost),
+        _ if io => Some(TransportFailure::Lost),
+        _ => None,
+    }
+}
+
+/// The text of the deepest cause of `err`, e.g. "Connection refused (os error 111)".
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 impl fmt::Display for Error {
@@ -192,6 +276,22 @@ mod tests {
         let e = Error::from_status("x", tonic::Status::unavailable("connection refused"));
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn a_dead_shim_is_unavailable_not_unknown() {
+        let e = Error::from_status(
+            "wait for container c1",
+            tonic::Status::unknown("ttrpc: closed: unknown"),
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains("shim is gone"), "{e}");
+        let e = Error::from_status("x", tonic::Status::unknown("something else"));
+        assert_eq!(e.kind(), ErrorKind::Unknown);
+        // A status containerd sent is not a transport failure, whatever its code.
+        let e = Error::from_status("x", tonic::Status::cancelled("context canceled"));
+        assert_eq!(e.kind(), ErrorKind::Canceled);
+        assert!(!e.outcome_unknown());
     }
 
     #[test]

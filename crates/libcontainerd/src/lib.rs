@@ -4,6 +4,7 @@
 //! [`Client::load_container`] give a [`Container`], whose [`Container::start`] gives a [`Task`].
 //! Process stdio is a [`DirectIo`] of async FIFO handles. [`supervisor`] runs a private containerd.
 
+mod cancel;
 pub mod checkpoint;
 pub mod client;
 pub mod container;

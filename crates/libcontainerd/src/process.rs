@@ -166,8 +166,15 @@ impl Process {
     }
 
     /// Delete the exited process, returning how it exited, and remove its FIFOs. A process still
-    /// running is [`ErrorKind::FailedPrecondition`].
+    /// running is [`ErrorKind::FailedPrecondition`]; one that is gone already is
+    /// [`ErrorKind::NotFound`] (its FIFOs are removed all the same). Runs to completion if the
+    /// caller stops waiting.
     pub async fn delete(&self) -> Result<ExitStatus> {
+        let this = self.clone();
+        crate::cancel::detached("delete exec", async move { this.delete_now().await }).await
+    }
+
+    async fn delete_now(&self) -> Result<ExitStatus> {
         let response = self
             .client()
             .tasks()
@@ -182,6 +189,11 @@ impl Process {
                 tonic::Code::FailedPrecondition => self.still_running(s),
                 tonic::Code::Unknown if s.message().contains("running") => self.still_running(s),
                 _ => self.map_missing(s, "delete"),
+            })
+            .inspect_err(|e| {
+                if e.kind() == ErrorKind::NotFound {
+                    self.remove_fifos();
+                }
             })?
             .into_inner();
         self.remove_fifos();
@@ -191,8 +203,18 @@ impl Process {
         })
     }
 
-    /// Kill the process (if it still runs), wait for it within bounds and delete it.
+    /// Kill the process (if it still runs), wait for it within bounds and delete it. Runs to
+    /// completion if the caller stops waiting.
     pub async fn force_delete(&self) -> Result<ExitStatus> {
+        let this = self.clone();
+        crate::cancel::detached(
+            "force delete exec",
+            async move { this.force_delete_now().await },
+        )
+        .await
+    }
+
+    async fn force_delete_now(&self) -> Result<ExitStatus> {
         match self.kill(libc::SIGKILL).await {
             Ok(()) => {}
             // Already exited (or never started): nothing to kill.
@@ -222,17 +244,17 @@ impl Process {
                 ))
             }
         }
-        self.delete().await
+        self.delete_now().await
     }
 
     /// Delete a process that was registered (and maybe started) but failed to get going, within
     /// bounds. Errors are logged: the caller reports the original failure.
     async fn discard(&self) {
         let cleanup = async {
-            match self.delete().await {
+            match self.delete_now().await {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::FailedPrecondition => {
-                    self.force_delete().await.map(|_| ())
+                    self.force_delete_now().await.map(|_| ())
                 }
                 Err(e) => Err(e),
             }
@@ -291,7 +313,7 @@ impl Task {
     /// [`ErrorKind::Conflict`]; a container that is not running is [`ErrorKind::FailedPrecondition`];
     /// a task that is gone is [`ErrorKind::NotFound`]; a command that cannot be run is classified by
     /// [`ExecFailure::of`](crate::ExecFailure::of). On any failure the process is deleted again and
-    /// its FIFOs removed.
+    /// its FIFOs removed; so is it if the caller drops the returned future before it resolves.
     pub async fn exec(
         &self,
         exec_id: &Id,
@@ -299,8 +321,6 @@ impl Task {
         stdio: &StdioConfig,
         attach: impl FnOnce(DirectIo) -> Result<()>,
     ) -> Result<Process> {
-        let container = self.container();
-        let client = container.client();
         let terminal = process.terminal().unwrap_or(false);
         let config = StdioConfig {
             terminal,
@@ -317,11 +337,46 @@ impl Task {
                 ),
             ));
         }
+        let this = self.clone();
+        let id = exec_id.clone();
+        let (exec, io, guard) =
+            crate::cancel::detached(
+                "exec",
+                async move { this.exec_now(&id, spec, &config).await },
+            )
+            .await?;
+        match attach(io).map_err(|e| e.context(format!("attach stdio of {}", exec.describe()))) {
+            Ok(()) => {
+                guard.disarm();
+                Ok(exec)
+            }
+            Err(e) => {
+                guard.disarm();
+                let discarding = exec.clone();
+                let _ = crate::cancel::detached("discard exec", async move {
+                    discarding.discard().await;
+                    Ok(())
+                })
+                .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Register and start the exec; the guard discards it unless disarmed.
+    async fn exec_now(
+        &self,
+        exec_id: &Id,
+        spec: prost_types::Any,
+        config: &StdioConfig,
+    ) -> Result<(Process, DirectIo, crate::cancel::CleanupGuard)> {
+        let container = self.container();
+        let client = container.client();
         let bundle = container.bundle_dir();
         ensure_dir(bundle)?;
         self.check_exec_id_free(exec_id).await?;
 
-        let prepared = PreparedIo::prepare(bundle, exec_id.as_str(), &config)?;
+        let prepared = PreparedIo::prepare(bundle, exec_id.as_str(), config)?;
         let StdioPaths {
             stdin,
             stdout,
@@ -347,7 +402,7 @@ impl Task {
             task: self.clone(),
             id: exec_id.clone(),
             pid: 0,
-            terminal,
+            terminal: config.terminal,
         };
         let started = client
             .tasks()
@@ -376,11 +431,17 @@ impl Task {
                     exec_id: exec_id.to_string(),
                 })
                 .await?;
-            attach(io).map_err(|e| e.context(format!("attach stdio of {}", exec.describe())))
+            Ok(io)
         }
         .await;
         match result {
-            Ok(()) => Ok(exec),
+            Ok(io) => {
+                let discarding = exec.clone();
+                let guard = crate::cancel::CleanupGuard::new(async move {
+                    discarding.discard().await;
+                });
+                Ok((exec, io, guard))
+            }
             Err(e) => {
                 exec.discard().await;
                 Err(e)

@@ -549,6 +549,11 @@ fn merge_env(terminal: bool, user: &[String]) -> Result<Vec<String>> {
     if terminal {
         env.push("TERM=xterm".to_string());
     }
+    let mut index: std::collections::HashMap<String, usize> = env
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e.split_once('=')?.0.to_string(), i)))
+        .collect();
     for entry in user {
         if entry.contains('\0') {
             return Err(Error::invalid(format!(
@@ -563,13 +568,14 @@ fn merge_env(terminal: bool, user: &[String]) -> Result<Vec<String>> {
                 )))
             }
         };
-        // Replace in place, as Docker's ReplaceOrAppendEnvValues does, so order stays stable.
-        // Compare bytes: `KEY=` is a prefix of `entry`, but its length need not fall on a char
-        // boundary of another entry.
-        let prefix = &entry.as_bytes()[..key.len() + 1];
-        match env.iter_mut().find(|e| e.as_bytes().starts_with(prefix)) {
-            Some(existing) => existing.clone_from(entry),
-            None => env.push(entry.clone()),
+        // Replace in place, as Docker's ReplaceOrAppendEnvValues does, so order stays stable. An
+        // index by key keeps this linear: 100k entries must not take minutes.
+        match index.get(key) {
+            Some(&i) => env[i].clone_from(entry),
+            None => {
+                index.insert(key.to_string(), env.len());
+                env.push(entry.clone());
+            }
         }
     }
     Ok(env)

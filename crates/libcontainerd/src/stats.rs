@@ -132,12 +132,16 @@ pub struct BlockIoStats {
 impl BlockIoStats {
     /// Bytes read from all devices.
     pub fn read_bytes(&self) -> u64 {
-        self.devices.iter().map(|d| d.read_bytes).sum()
+        self.devices
+            .iter()
+            .fold(0, |total: u64, d| total.saturating_add(d.read_bytes))
     }
 
     /// Bytes written to all devices.
     pub fn write_bytes(&self) -> u64 {
-        self.devices.iter().map(|d| d.write_bytes).sum()
+        self.devices
+            .iter()
+            .fold(0, |total: u64, d| total.saturating_add(d.write_bytes))
     }
 }
 
@@ -307,16 +311,16 @@ fn v1_block_io(blkio: &cgroup1::BlkIoStat) -> BlockIoStats {
     for entry in &blkio.io_service_bytes_recursive {
         let device = device_entry(&mut stats.devices, entry.major, entry.minor);
         match entry.op.to_ascii_lowercase().as_str() {
-            "read" => device.read_bytes += entry.value,
-            "write" => device.write_bytes += entry.value,
+            "read" => device.read_bytes = device.read_bytes.saturating_add(entry.value),
+            "write" => device.write_bytes = device.write_bytes.saturating_add(entry.value),
             _ => {}
         }
     }
     for entry in &blkio.io_serviced_recursive {
         let device = device_entry(&mut stats.devices, entry.major, entry.minor);
         match entry.op.to_ascii_lowercase().as_str() {
-            "read" => device.read_ops += entry.value,
-            "write" => device.write_ops += entry.value,
+            "read" => device.read_ops = device.read_ops.saturating_add(entry.value),
+            "write" => device.write_ops = device.write_ops.saturating_add(entry.value),
             _ => {}
         }
     }

@@ -316,9 +316,15 @@ impl Task {
     }
 
     /// Delete a stopped task, returning how it exited, and remove its FIFOs. A running task is
-    /// [`ErrorKind::FailedPrecondition`].
+    /// [`ErrorKind::FailedPrecondition`]; a task that is gone already is [`ErrorKind::NotFound`]
+    /// (its FIFOs are removed all the same). Runs to completion if the caller stops waiting.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id()))]
     pub async fn delete(&self) -> Result<ExitStatus> {
+        let this = self.clone();
+        crate::cancel::detached("delete task", async move { this.delete_now().await }).await
+    }
+
+    async fn delete_now(&self) -> Result<ExitStatus> {
         let response = self
             .client()
             .tasks()
@@ -346,6 +352,13 @@ impl Task {
                     Error::not_found(format!("container {} has no task", self.id())).with_source(s)
                 }
                 _ => Error::from_status(format!("delete task of container {}", self.id()), s),
+            })
+            .inspect_err(|e| {
+                // No task (deleted by an earlier call whose answer was lost, or by containerd after
+                // its shim died): whatever FIFOs it had are stale.
+                if e.kind() == ErrorKind::NotFound {
+                    self.remove_fifos();
+                }
             })?
             .into_inner();
         self.remove_fifos();
@@ -356,8 +369,29 @@ impl Task {
     }
 
     /// Kill every process of the task and delete it, whatever its state (also a task only created).
+    /// Runs to completion if the caller stops waiting.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id()))]
     pub async fn force_delete(&self) -> Result<()> {
+        let this = self.clone();
+        crate::cancel::detached(
+            "force delete task",
+            async move { this.force_delete_now().await },
+        )
+        .await
+    }
+
+    /// A guard that force-deletes this task unless disarmed: for a task whose creator may be
+    /// dropped before handing it over.
+    pub(crate) fn removal_guard(&self) -> crate::cancel::CleanupGuard {
+        let task = self.clone();
+        crate::cancel::CleanupGuard::new(async move {
+            if let Err(e) = task.force_delete_now().await {
+                tracing::warn!(container = %task.id(), error = %e, "removing the task of a cancelled call");
+            }
+        })
+    }
+
+    async fn force_delete_now(&self) -> Result<()> {
         let signalled = match self.kill_all(libc::SIGKILL).await {
             Ok(()) => true,
             // No process to signal: it exited, or never ran (a start that failed, e.g. a restore
@@ -395,12 +429,9 @@ impl Task {
                 ))
             }
         }
-        match self.delete().await {
+        match self.delete_now().await {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.remove_fifos();
-                Ok(())
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     }

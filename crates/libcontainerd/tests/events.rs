@@ -686,18 +686,32 @@ async fn an_exit_while_containerd_is_down_is_delivered_once_with_its_code() {
     })
     .await;
     let status = tokio::time::timeout(LONG, wait).await.unwrap().unwrap();
-    assert_eq!(status.code, 7);
     let exits = rec.exits("down", "down");
     assert_eq!(exits.len(), 1, "{exits:#?}");
     let exit = &exits[0].info;
-    assert_eq!(exit.exit_code, 7);
     assert_eq!(exit.pid, task.pid());
-    assert!(exit.error.is_none(), "the real status is known: {exit:?}");
-    let exited_at = exit.exited_at.expect("exited_at from containerd");
-    assert_eq!(status.exited_at, Some(exited_at));
-    // It exited while containerd was down, well before it was delivered, and the shim had given
-    // up publishing it: the monitor found it in the task list.
-    assert!(exits[0].at.duration_since(exited_at).unwrap() > Duration::from_secs(10));
+    // containerd 1.7 deletes, while it starts, every shim whose task has no process left
+    // (containerd#6860, "cleaning leaked shim process"): the task and its exit status are gone
+    // before anyone can ask. 1.6 keeps the task, stopped, with its status.
+    let server = env.client.version().await.unwrap().version;
+    if server.starts_with("1.6") {
+        assert_eq!(status.code, 7);
+        assert_eq!(exit.exit_code, 7);
+        assert!(exit.error.is_none(), "the real status is known: {exit:?}");
+        let exited_at = exit.exited_at.expect("exited_at from containerd");
+        assert_eq!(status.exited_at, Some(exited_at));
+        // It exited while containerd was down, well before it was delivered, and the shim had
+        // given up publishing it: the monitor found it in the task list.
+        assert!(exits[0].at.duration_since(exited_at).unwrap() > Duration::from_secs(10));
+    } else {
+        assert_eq!(status.code, libcontainerd::events::UNKNOWN_EXIT_CODE);
+        assert_eq!(exit.exit_code, libcontainerd::events::UNKNOWN_EXIT_CODE);
+        let error = exit
+            .error
+            .as_deref()
+            .expect("the lost status is said to be lost");
+        assert!(error.contains("exit status lost"), "{error}");
+    }
     assert_eq!(monitor.state().recovered_exits, 1);
 
     // Later restarts (and any late TaskExit from the shim) bring no duplicate, and the running

@@ -386,6 +386,10 @@ impl Lcd {
             .env_remove("LCD_CONTAINERD")
             .env_remove("LCD_LOG")
             .stdin(Stdio::null());
+        // Another containerd to test against (.ci/containerd-1.7 sets it, and PATH for its shim).
+        if let Some(binary) = std::env::var_os("LCD_TEST_CONTAINERD") {
+            cmd.env("LCD_CONTAINERD", binary);
+        }
         cmd
     }
 

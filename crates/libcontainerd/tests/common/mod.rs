@@ -43,7 +43,11 @@ impl TestEnv {
             .prefix("lcdt")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let config = DaemonConfig::new(dir.path().join("root"), dir.path().join("run"));
+        let mut config = DaemonConfig::new(dir.path().join("root"), dir.path().join("run"));
+        // Another containerd to test against (.ci/containerd-1.7 sets it, and PATH for its shim).
+        if let Some(binary) = std::env::var_os("LCD_TEST_CONTAINERD") {
+            config.binary = binary.into();
+        }
         let daemon = Daemon::new(config);
         daemon.ensure_running().await.expect("start containerd");
         let rootfs = dir.path().join("rootfs");
