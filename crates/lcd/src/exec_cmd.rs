@@ -30,17 +30,6 @@ const EXIT_NOT_FOUND: i32 = 127;
 /// as long before closing the streams of an exec that is deleted).
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
-/// Signals sent to lcd that go to the exec instead (docker's sig-proxy); SIGKILL and SIGSTOP
-/// cannot be caught.
-const FORWARDED: [libc::c_int; 6] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
-
 /// The options of `lcd exec`, docker's names.
 #[derive(Debug, Clone, Default)]
 pub struct ExecArgs {
@@ -86,12 +75,8 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
 
     let mut builder =
         exec_process(container.spec(), args.command.iter().cloned()).terminal(args.tty);
-    for entry in &args.env {
-        if entry.contains('=') {
-            builder = builder.env(entry.clone());
-        } else if let Ok(value) = std::env::var(entry) {
-            builder = builder.env(format!("{entry}={value}"));
-        }
+    for entry in args.env.iter().filter_map(|e| crate::run::env_entry(e)) {
+        builder = builder.env(entry);
     }
     if let Some(dir) = &args.workdir {
         builder = builder.cwd(dir.clone());
@@ -195,7 +180,7 @@ async fn attached(
     }
     let (signal_tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = Vec::new();
-    for sig in FORWARDED {
+    for sig in crate::signals::FORWARDED {
         let mut stream = signal(SignalKind::from_raw(sig))
             .with_context(|| format!("listen for signal {sig}"))?;
         let tx = signal_tx.clone();

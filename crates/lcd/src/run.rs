@@ -133,13 +133,8 @@ fn build_spec(
     if !args.command.is_empty() {
         builder = builder.args(args.command.iter().cloned());
     }
-    for entry in &args.env {
-        // docker: `-e NAME` copies NAME from lcd's own environment, and is skipped if unset.
-        if entry.contains('=') {
-            builder = builder.env(entry.clone());
-        } else if let Ok(value) = std::env::var(entry) {
-            builder = builder.env(format!("{entry}={value}"));
-        }
+    for entry in args.env.iter().filter_map(|e| env_entry(e)) {
+        builder = builder.env(entry);
     }
     if let Some(dir) = &args.workdir {
         builder = builder.cwd(dir.clone());
@@ -179,6 +174,18 @@ fn build_spec(
         }
     }
     Ok(spec)
+}
+
+/// A `-e` argument as `K=V`: docker's `-e NAME` copies NAME from lcd's own environment, and is
+/// skipped if unset.
+pub fn env_entry(arg: &str) -> Option<String> {
+    if arg.contains('=') {
+        Some(arg.to_string())
+    } else {
+        std::env::var(arg)
+            .ok()
+            .map(|value| format!("{arg}={value}"))
+    }
 }
 
 async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {

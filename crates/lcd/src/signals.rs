@@ -6,7 +6,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
 /// The signals forwarded; SIGKILL and SIGSTOP cannot be caught.
-const FORWARDED: [libc::c_int; 6] = [
+pub const FORWARDED: [libc::c_int; 6] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
