@@ -149,12 +149,17 @@ impl FifoSet {
         Ok((open(&self.stdout)?, open(&self.stderr)?))
     }
 
-    /// Open the stdin writer; only possible once the shim holds the read side (after create).
+    /// Open the stdin writer (after create). Opened read-write: the shim opens its read side on a
+    /// goroutine of its own, which may not have run yet when Create returns, and a write-only
+    /// non-blocking open then fails with ENXIO (seen in CI). Holding a read side ourselves makes the
+    /// open independent of that race; we never read from it, and end of file reaches the process
+    /// through CloseIO, not through the writers closing (the shim holds a writer of its own anyway).
     pub fn open_stdin(&self) -> Result<Option<pipe::Sender>> {
         self.stdin
             .as_ref()
             .map(|p| {
                 pipe::OpenOptions::new()
+                    .read_write(true)
                     .open_sender(p)
                     .map_err(|e| Error::io(format!("open fifo {}", p.display()), e))
             })
