@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::{
-    DeleteProcessRequest, ExecProcessRequest, GetRequest, KillRequest, ResizePtyRequest,
-    StartRequest, WaitRequest,
+    DeleteProcessRequest, ExecProcessRequest, GetRequest, ResizePtyRequest, StartRequest,
+    WaitRequest,
 };
 use oci_spec::runtime::{BoxBuilder, Process as OciProcess, Spec, User};
 
@@ -86,28 +86,16 @@ impl Process {
 
     /// Send `signal` to the process.
     pub async fn kill(&self, signal: i32) -> Result<()> {
-        let signal = valid_signal(signal)?;
-        self.client()
-            .tasks()
-            .kill(self.client().request(KillRequest {
-                container_id: self.task.id().to_string(),
-                exec_id: self.id.to_string(),
-                signal,
-                all: false,
-            }))
-            .await
-            .map_err(|s| {
-                if s.code() == tonic::Code::NotFound {
-                    Error::not_found(format!(
-                        "cannot kill {}: it is not running",
-                        self.describe()
-                    ))
-                    .with_source(s)
-                } else {
-                    Error::from_status(format!("kill {}", self.describe()), s)
-                }
-            })?;
-        Ok(())
+        let what = self.describe();
+        crate::task::send_kill(
+            self.client(),
+            self.task.id(),
+            self.id.as_str(),
+            signal,
+            false,
+            &what,
+        )
+        .await
     }
 
     /// Resize the process's terminal to `width` columns and `height` rows. A process without a
@@ -616,13 +604,6 @@ async fn get_exec(
     })
 }
 
-fn valid_signal(signal: i32) -> Result<u32> {
-    u32::try_from(signal)
-        .ok()
-        .filter(|s| (1..=64).contains(s))
-        .ok_or_else(|| Error::invalid(format!("invalid signal {signal}")))
-}
-
 fn ensure_dir(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Ok(());
@@ -916,10 +897,10 @@ mod tests {
 
     #[test]
     fn signals_are_range_checked() {
-        assert_eq!(valid_signal(9).unwrap(), 9);
+        assert_eq!(crate::task::valid_signal(9).unwrap(), 9);
         for bad in [0, -1, 65] {
             assert_eq!(
-                valid_signal(bad).unwrap_err().kind(),
+                crate::task::valid_signal(bad).unwrap_err().kind(),
                 ErrorKind::InvalidArgument
             );
         }

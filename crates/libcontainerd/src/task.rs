@@ -189,6 +189,44 @@ fn runtime_reason(message: &str) -> &str {
         .unwrap_or(message)
 }
 
+/// Send `signal` to process `exec_id` (empty: the init process) of container `container_id`, or with
+/// `all` to every process of the task; `what` names the process in errors.
+pub(crate) async fn send_kill(
+    client: &crate::client::Client,
+    container_id: &Id,
+    exec_id: &str,
+    signal: i32,
+    all: bool,
+    what: &str,
+) -> Result<()> {
+    let signal = valid_signal(signal)?;
+    client
+        .tasks()
+        .kill(client.request(KillRequest {
+            container_id: container_id.to_string(),
+            exec_id: exec_id.to_string(),
+            signal,
+            all,
+        }))
+        .await
+        .map_err(|s| {
+            if s.code() == tonic::Code::NotFound {
+                Error::not_found(format!("cannot kill {what}: it is not running")).with_source(s)
+            } else {
+                Error::from_status(format!("kill {what}"), s)
+            }
+        })?;
+    Ok(())
+}
+
+/// A signal number the kernel knows (1 to 64).
+pub(crate) fn valid_signal(signal: i32) -> Result<u32> {
+    u32::try_from(signal)
+        .ok()
+        .filter(|s| (1..=64).contains(s))
+        .ok_or_else(|| Error::invalid(format!("invalid signal {signal}")))
+}
+
 /// The init process of a container.
 #[derive(Clone, Debug)]
 pub struct Task {
@@ -246,31 +284,8 @@ impl Task {
     }
 
     async fn send_signal(&self, signal: i32, all: bool) -> Result<()> {
-        let signal = u32::try_from(signal)
-            .ok()
-            .filter(|s| (1..=64).contains(s))
-            .ok_or_else(|| Error::invalid(format!("invalid signal {signal}")))?;
-        self.client()
-            .tasks()
-            .kill(self.client().request(KillRequest {
-                container_id: self.id().to_string(),
-                exec_id: String::new(),
-                signal,
-                all,
-            }))
-            .await
-            .map_err(|s| {
-                if s.code() == tonic::Code::NotFound {
-                    Error::not_found(format!(
-                        "cannot kill container {}: it is not running",
-                        self.id()
-                    ))
-                    .with_source(s)
-                } else {
-                    Error::from_status(format!("kill container {}", self.id()), s)
-                }
-            })?;
-        Ok(())
+        let what = format!("container {}", self.id());
+        send_kill(self.client(), self.id(), "", signal, all, &what).await
     }
 
     /// Wait until the init process exits.
