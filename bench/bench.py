@@ -340,6 +340,13 @@ class Bench:
         subprocess.run([self.lcd, "daemon", "stop"], env=env, capture_output=True)
         subprocess.run(["umount", "-R", f"{self.dir}/docker"], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        # The namespaces' cgroup parents outlive their containers; rmdir removes only empty ones.
+        for controller in os.listdir("/sys/fs/cgroup"):
+            for parent in ("bench-ctr", "bench-lcd", "docker"):
+                try:
+                    os.rmdir(os.path.join("/sys/fs/cgroup", controller, parent))
+                except OSError:
+                    pass
 
 
 def main():
