@@ -711,9 +711,7 @@ impl ExecProcessBuilder {
         if self.terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".to_string());
         }
-        for entry in &self.env {
-            replace_or_append(&mut env, entry)?;
-        }
+        crate::spec::apply_env(&mut env, &self.env)?;
 
         if let Some(cwd) = &self.cwd {
             if !cwd.starts_with('/') || cwd.contains('\0') {
@@ -768,30 +766,6 @@ fn validate_args(args: &[String]) -> Result<()> {
         return Err(Error::invalid(format!(
             "argument {arg:?} must not contain a NUL byte"
         )));
-    }
-    Ok(())
-}
-
-/// Docker's `ReplaceOrAppendEnvValues` for one entry: replace `KEY=...` in place, or append.
-fn replace_or_append(env: &mut Vec<String>, entry: &str) -> Result<()> {
-    if entry.contains('\0') {
-        return Err(Error::invalid(format!(
-            "env {entry:?} must not contain a NUL byte"
-        )));
-    }
-    let key = match entry.split_once('=') {
-        Some((key, _)) if !key.is_empty() => key,
-        _ => {
-            return Err(Error::invalid(format!(
-                "env {entry:?} must have the form KEY=VALUE with a non-empty KEY"
-            )))
-        }
-    };
-    // `KEY=` as bytes: its length need not fall on a char boundary of another entry.
-    let prefix = &entry.as_bytes()[..key.len() + 1];
-    match env.iter_mut().find(|e| e.as_bytes().starts_with(prefix)) {
-        Some(existing) => *existing = entry.to_string(),
-        None => env.push(entry.to_string()),
     }
     Ok(())
 }

@@ -549,12 +549,21 @@ fn merge_env(terminal: bool, user: &[String]) -> Result<Vec<String>> {
     if terminal {
         env.push("TERM=xterm".to_string());
     }
-    let mut index: std::collections::HashMap<String, usize> = env
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| Some((e.split_once('=')?.0.to_string(), i)))
-        .collect();
-    for entry in user {
+    apply_env(&mut env, user)?;
+    Ok(env)
+}
+
+/// Docker's `ReplaceOrAppendEnvValues`: each `KEY=VALUE` of `entries` replaces the first `KEY=...` of
+/// `env` in place (so order stays stable) or is appended. An index by key keeps this linear: 100k
+/// entries must not take minutes. Entries with a NUL byte or without a non-empty KEY are refused.
+pub(crate) fn apply_env(env: &mut Vec<String>, entries: &[String]) -> Result<()> {
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, e) in env.iter().enumerate() {
+        if let Some((key, _)) = e.split_once('=') {
+            index.entry(key.to_string()).or_insert(i);
+        }
+    }
+    for entry in entries {
         if entry.contains('\0') {
             return Err(Error::invalid(format!(
                 "env {entry:?} must not contain a NUL byte"
@@ -568,8 +577,6 @@ fn merge_env(terminal: bool, user: &[String]) -> Result<Vec<String>> {
                 )))
             }
         };
-        // Replace in place, as Docker's ReplaceOrAppendEnvValues does, so order stays stable. An
-        // index by key keeps this linear: 100k entries must not take minutes.
         match index.get(key) {
             Some(&i) => env[i].clone_from(entry),
             None => {
@@ -578,7 +585,7 @@ fn merge_env(terminal: bool, user: &[String]) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(env)
+    Ok(())
 }
 
 fn validate_memory(bytes: i64) -> Result<()> {
