@@ -171,12 +171,12 @@ impl Process {
                 exec_id: self.id.to_string(),
             }))
             .await
-            .map_err(|s| match s.code() {
-                // containerd 1.6 reports a running process as Unknown ("cannot delete a running
-                // process"), newer releases as FailedPrecondition.
-                tonic::Code::FailedPrecondition => self.still_running(s),
-                tonic::Code::Unknown if s.message().contains("running") => self.still_running(s),
-                _ => self.map_missing(s, "delete"),
+            .map_err(|s| {
+                if crate::task::delete_refused_as_running(&s) {
+                    self.still_running(s)
+                } else {
+                    self.map_missing(s, "delete")
+                }
             })
             .inspect_err(|e| {
                 if e.kind() == ErrorKind::NotFound {

@@ -219,6 +219,16 @@ pub(crate) async fn send_kill(
     Ok(())
 }
 
+/// Whether containerd refused a delete because the process still runs: containerd 1.6 says Unknown
+/// ("cannot delete a running process"), 1.7 FailedPrecondition.
+pub(crate) fn delete_refused_as_running(status: &tonic::Status) -> bool {
+    match status.code() {
+        tonic::Code::FailedPrecondition => true,
+        tonic::Code::Unknown => status.message().contains("running"),
+        _ => false,
+    }
+}
+
 /// A signal number the kernel knows (1 to 64).
 pub(crate) fn valid_signal(signal: i32) -> Result<u32> {
     u32::try_from(signal)
@@ -348,21 +358,14 @@ impl Task {
             }))
             .await
             .map_err(|s| match s.code() {
-                // containerd 1.6 reports a running process as Unknown ("cannot delete a running
-                // process"); 1.7 as FailedPrecondition.
-                tonic::Code::FailedPrecondition | tonic::Code::Unknown
-                    if s.code() == tonic::Code::FailedPrecondition
-                        || s.message().contains("running") =>
-                {
-                    Error::new(
+                _ if delete_refused_as_running(&s) => Error::new(
                     ErrorKind::FailedPrecondition,
                     format!(
                         "cannot delete the task of container {}: it has not stopped (kill it first)",
                         self.id()
                     ),
                 )
-                .with_source(s)
-                }
+                .with_source(s),
                 tonic::Code::NotFound => {
                     Error::not_found(format!("container {} has no task", self.id())).with_source(s)
                 }
