@@ -287,10 +287,17 @@ pub async fn attach(ctx: &Ctx, id: &str, detach_keys: &str) -> Result<i32> {
 }
 
 async fn remove_quietly(container: &Container) {
-    if let Ok(task) = container.task().await {
-        let _ = task.force_delete().await;
+    // Usually the task is gone already (deleted once it exited, which the container handle
+    // remembers): then this is a single RPC.
+    let mut removed = container.delete().await;
+    if matches!(&removed, Err(e) if e.kind() == ErrorKind::FailedPrecondition) {
+        // Its task is still there (the run failed half-way, or the user detached): it goes first.
+        if let Ok(task) = container.task().await {
+            let _ = task.force_delete().await;
+        }
+        removed = container.delete().await;
     }
-    if let Err(e) = container.delete().await {
+    if let Err(e) = removed {
         tracing::warn!(container = %container.id(), error = %e, "removing the container");
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use containerd_client::services::v1::{
     CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
@@ -24,6 +24,13 @@ use crate::time::from_timestamp;
 /// The label that records a container's bundle directory, so that it survives a restart of the caller.
 pub const BUNDLE_LABEL: &str = "io.libcontainerd.bundle";
 
+/// How long after deleting its task a container's delete trusts that no task is left.
+const TASK_DELETE_FRESH: Duration = Duration::from_secs(1);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A container known to containerd.
 #[derive(Clone)]
 pub struct Container {
@@ -32,6 +39,10 @@ pub struct Container {
     bundle: PathBuf,
     labels: Arc<HashMap<String, String>>,
     spec: Arc<Spec>,
+    /// When this handle (or a clone, or one of its tasks) last deleted the container's task; cleared
+    /// when it creates one. A `delete` right after skips asking containerd whether a task is left:
+    /// two RPCs of the five a `run --rm` needs once its task has exited.
+    task_deleted: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for Container {
@@ -141,6 +152,7 @@ impl Container {
             bundle,
             labels: Arc::new(labels),
             spec: Arc::new(spec.clone()),
+            task_deleted: Arc::default(),
         })
     }
 
@@ -166,6 +178,7 @@ impl Container {
             bundle,
             labels: Arc::new(info.labels),
             spec: Arc::new(spec),
+            task_deleted: Arc::default(),
         })
     }
 
@@ -252,6 +265,7 @@ impl Container {
             None => None,
         };
         make_bundle_dir(&self.bundle)?;
+        *lock(&self.task_deleted) = None;
         let config = StdioConfig {
             terminal: self.terminal(),
             ..stdio.clone()
@@ -394,22 +408,14 @@ impl Container {
     }
 
     async fn delete_now(&self) -> Result<()> {
-        match self.client.get_process(&self.id, "").await {
-            Ok(process) => {
-                let status = crate::task::TaskStatus::from_proto(process.status);
-                return Err(Error::new(
-                    ErrorKind::FailedPrecondition,
-                    format!(
-                        "cannot remove container {}: its task is {status}; stop and delete it first",
-                        self.id
-                    ),
-                ));
-            }
-            // No task; but containerd may still hold the shim of a task that was never created.
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.remove_ghost_task().await;
-            }
-            Err(e) => return Err(e),
+        // Just deleted the task ourselves: nothing is left of it (a ghost comes only from a create
+        // that containerd lost). containerd deletes a record whatever its task, so a task another
+        // client created since would be orphaned: hence "just" (containerd's Go client has the same
+        // gap, one round trip between its check and the delete).
+        let just_deleted =
+            lock(&self.task_deleted).is_some_and(|at| at.elapsed() < TASK_DELETE_FRESH);
+        if !just_deleted {
+            self.check_no_task().await?;
         }
         let deleted = self.delete_record().await;
         match &deleted {
@@ -430,6 +436,33 @@ impl Container {
             }
         }
         deleted
+    }
+
+    /// Refuse while the container has a task; remove a ghost task (see `remove_ghost_task`).
+    async fn check_no_task(&self) -> Result<()> {
+        match self.client.get_process(&self.id, "").await {
+            Ok(process) => {
+                let status = crate::task::TaskStatus::from_proto(process.status);
+                Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "cannot remove container {}: its task is {status}; stop and delete it first",
+                        self.id
+                    ),
+                ))
+            }
+            // No task; but containerd may still hold the shim of a task that was never created.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.remove_ghost_task().await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Called by the container's task once containerd has deleted it.
+    pub(crate) fn task_was_deleted(&self) {
+        *lock(&self.task_deleted) = Some(Instant::now());
     }
 
     /// Set (or, with an empty value, remove) labels on the container's record, leaving the others.

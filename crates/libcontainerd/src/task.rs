@@ -379,6 +379,7 @@ impl Task {
                 }
             })?
             .into_inner();
+        self.container.task_was_deleted();
         self.remove_fifos();
         Ok(ExitStatus {
             code: response.exit_status,

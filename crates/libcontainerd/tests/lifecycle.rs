@@ -402,6 +402,41 @@ async fn force_delete_removes_a_task_that_was_only_created() {
     env.cleanup().await;
 }
 
+/// A handle that deleted its task earlier must not trust that long: a task another client created
+/// since still blocks the delete (containerd itself would remove the record under it).
+#[tokio::test]
+async fn a_task_created_elsewhere_after_ours_was_deleted_still_blocks_delete() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("handover");
+    let spec = env.spec("handover", &["sleep", "600"]).build().unwrap();
+    let ours = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let (task, _io) = ours
+        .create_task(None, &StdioConfig::default())
+        .await
+        .unwrap();
+    task.force_delete().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let theirs = env.client.load_container(&id).await.unwrap();
+    let (other, _io) = theirs
+        .create_task(None, &StdioConfig::default())
+        .await
+        .unwrap();
+    other.start().await.unwrap();
+    let err = ours.delete().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    assert_eq!(theirs.task().await.unwrap().pid(), other.pid());
+
+    other.force_delete().await.unwrap();
+    ours.delete().await.unwrap();
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn file_output_is_written_by_the_shim() {
     let env = TestEnv::new().await;
