@@ -608,6 +608,7 @@ async fn handler_errors_bad_payloads_and_other_namespaces_do_not_disturb_the_str
 
     elsewhere_task.delete().await.unwrap();
     elsewhere.delete().await.unwrap();
+    common::remove_namespace_dirs(other.namespace().as_str());
     remove(&bad_c, &bad_t).await;
     remove(&good_c, &good_t).await;
     monitor.stop();
