@@ -5,12 +5,21 @@ Installs what it needs (Debian packages), builds lcd in release mode, starts a p
 lcd's supervisor) and a private dockerd using that same containerd, measures, prints medians, p90s and
 the ratios lcd/ctr and lcd/docker, and removes everything it started. It never asserts a time.
 
+Besides wall times it reports, per tool, the CPU the client process itself took (user + system, from
+wait4's rusage: lcd, ctr, the docker CLI, runc); "where the time goes": the per-phase p50s of an
+in-process lifecycle (`lcd stress -c 1`, no process start-up), whose sum is what containerd, the shim
+and runc take for one `run --rm`, against which lcd's and ctr's own overheads are read; and, for the
+stress comparison, the whole machine's CPU per container (from /proc/stat) and the client's share of it,
+with containerd + shims + runc's own CPU counted apart by moving the private containerd into a cpuacct
+cgroup of its own (cgroup v1; removed at the end), which other load on the machine does not disturb.
+
 Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--json FILE]
 """
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -20,6 +29,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The phases `lcd stress` times, in lifecycle order.
+PHASES = ["create", "start", "wait", "delete", "remove"]
 PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time"]
 
 
@@ -55,8 +66,78 @@ def peak_rss_kib(cmd, env=None):
         return int(out.read().split()[-1])
 
 
+def cpu_ms(ru):
+    """User + system CPU of an rusage, in milliseconds."""
+    return (ru.ru_utime + ru.ru_stime) * 1000
+
+
+def children_cpu_ms():
+    """CPU of every child this process has waited for so far (user + system, ms)."""
+    return cpu_ms(resource.getrusage(resource.RUSAGE_CHILDREN))
+
+
+def self_cpu_ms():
+    return cpu_ms(resource.getrusage(resource.RUSAGE_SELF))
+
+
+def machine_busy_ms():
+    """CPU time the whole machine has been busy since boot, all cores, in ms: /proc/stat's first line,
+    total (user nice system idle iowait irq softirq steal; guest time is already in user) minus idle
+    minus iowait."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+class CpuAccount:
+    """containerd moved into a cpuacct cgroup of its own (cgroup v1): the shims it starts and the runc
+    processes they run inherit it, while the containers run in cgroups of their own, so the cgroup's
+    usage is exactly the CPU of containerd + shims + runc, whatever else the machine is doing.
+    Best effort: without cgroup v1's cpuacct it measures nothing (ms() is None)."""
+
+    ROOT = "/sys/fs/cgroup/cpuacct"
+
+    def __init__(self, pid, name):
+        self.path = None
+        if not os.path.isfile(f"{self.ROOT}/cpuacct.usage"):
+            return
+        try:
+            os.mkdir(f"{self.ROOT}/{name}")
+            self.path = f"{self.ROOT}/{name}"
+            with open(f"{self.path}/cgroup.procs", "w") as f:
+                f.write(str(pid))
+        except OSError as e:
+            print(f"  (no containerd CPU accounting: {e})", flush=True)
+            self.close()
+
+    def ms(self):
+        if self.path is None:
+            return None
+        with open(f"{self.path}/cpuacct.usage") as f:
+            return int(f.read()) / 1e6
+
+    def close(self):
+        """Move whatever is left back to the root cgroup and remove ours."""
+        if self.path is None:
+            return
+        try:
+            with open(f"{self.path}/cgroup.procs") as f:
+                left = f.read().split()
+            for pid in left:
+                try:
+                    with open(f"{self.ROOT}/cgroup.procs", "w") as f:
+                        f.write(pid)
+                except OSError:
+                    pass  # it exited meanwhile
+            os.rmdir(self.path)
+        except OSError:
+            pass
+        self.path = None
+
+
 def timed(cmd, env=None):
-    """Run cmd to completion; return (milliseconds, rusage max RSS, which includes the forking parent's)."""
+    """Run cmd to completion; return (milliseconds, rusage max RSS, which includes the forking parent's,
+    CPU ms of the process, user + system: the client's own, with whatever children it waited for)."""
     start = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
@@ -65,21 +146,13 @@ def timed(cmd, env=None):
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.read().decode()}")
-    return ms, rusage.ru_maxrss
-
-
-def series(make_cmd, runs, warmup, env=None):
-    times, rss = [], []
-    for i in range(warmup + runs):
-        ms, kib = timed(make_cmd(i), env)
-        if i >= warmup:
-            times.append(ms)
-            rss.append(kib)
-    return times, rss
+    p.stderr.close()
+    return ms, rusage.ru_maxrss, cpu_ms(rusage)
 
 
 def at_once(make_cmd, n, env=None):
-    """Wall time for n commands started together."""
+    """Wall time for n commands started together; also their CPU (user + system ms, all n together)."""
+    cpu0 = children_cpu_ms()
     start = time.perf_counter()
     procs = [subprocess.Popen(make_cmd(i), env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(n)]
@@ -88,7 +161,8 @@ def at_once(make_cmd, n, env=None):
         if p.wait() != 0:
             failed += 1
             sys.stderr.write(p.stderr.read().decode())
-    return (time.perf_counter() - start) * 1000, failed
+        p.stderr.close()
+    return (time.perf_counter() - start) * 1000, failed, children_cpu_ms() - cpu0
 
 
 def stats(values):
@@ -118,6 +192,7 @@ class Bench:
         self.docker_sock = f"{self.dir}/docker.sock"
         self.dockerd = None
         self.runc_root = f"{self.dir}/runc"
+        self.acct = None
         self.results = {"rows": {}, "machine": {}}
 
     # --- setup -----------------------------------------------------------------------------------
@@ -126,6 +201,8 @@ class Bench:
         sh([self.lcd, "rootfs", "busybox", self.rootfs], stdout=subprocess.DEVNULL)
         sh([self.lcd, "daemon", "start"], env=self.lcd_env, stdout=subprocess.DEVNULL)
         self.lcd_env["LCD_ADDRESS"] = self.sock
+        with open(f"{self.dir}/run/containerd/containerd.pid") as f:
+            self.acct = CpuAccount(int(f.read().split()[0]), f"lcdbench-{os.getpid()}")
         self.start_dockerd()
         # docker needs an image: import the same rootfs.
         tar = subprocess.Popen(["tar", "-C", self.rootfs, "-c", "."], stdout=subprocess.PIPE)
@@ -166,8 +243,13 @@ class Bench:
         return ["ctr", "-a", self.sock, "-n", "bench-ctr", *args]
 
     # --- rows ------------------------------------------------------------------------------------
-    def row(self, name, tool, values, extra=None):
-        self.results["rows"].setdefault(name, {})[tool] = {**stats(values), **(extra or {})}
+    def row(self, name, tool, values, extra=None, cpu=None):
+        """One (benchmark, tool) cell: median and p90 of values (ms); cpu: the client's CPU ms per
+        command, one value per run, summarised by its median."""
+        cell = {**stats(values), **(extra or {})}
+        if cpu:
+            cell["client_cpu_ms_median"] = statistics.median(cpu)
+        self.results["rows"].setdefault(name, {})[tool] = cell
 
     def run_rm(self):
         runs, warm = self.args.runs, 3
@@ -181,13 +263,13 @@ class Bench:
         samples = {t: ([], []) for t in cmds}
         for i in range(warm + runs):
             for tool, make in cmds.items():
-                ms, kib = timed(make(i), self.lcd_env)
+                ms, _, cpu = timed(make(i), self.lcd_env)
                 if i >= warm:
                     samples[tool][0].append(ms)
-                    samples[tool][1].append(kib)
-        for tool, (times, _) in samples.items():
+                    samples[tool][1].append(cpu)
+        for tool, (times, cpu) in samples.items():
             rss = peak_rss_kib(cmds[tool](warm + runs), self.lcd_env)
-            self.row("run --rm /bin/true", tool, times, {"client_peak_rss_kib": rss})
+            self.row("run --rm /bin/true", tool, times, {"client_peak_rss_kib": rss}, cpu)
 
     def exec_(self):
         runs, warm = self.args.runs, 3
@@ -204,14 +286,15 @@ class Bench:
             "docker": lambda i: self.docker("exec", "dexec", "/bin/true"),
             "lcd": lambda i: [self.lcd, "exec", "lexec", "/bin/true"],
         }
-        samples = {t: [] for t in cmds}
+        samples = {t: ([], []) for t in cmds}
         for i in range(warm + runs):
             for tool, make in cmds.items():
-                ms, _ = timed(make(i), self.lcd_env)
+                ms, _, cpu = timed(make(i), self.lcd_env)
                 if i >= warm:
-                    samples[tool].append(ms)
-        for tool, times in samples.items():
-            self.row("exec /bin/true", tool, times)
+                    samples[tool][0].append(ms)
+                    samples[tool][1].append(cpu)
+        for tool, (times, cpu) in samples.items():
+            self.row("exec /bin/true", tool, times, cpu=cpu)
 
     def exec_bundle(self):
         bundle = f"{self.dir}/runc-exec-bundle"
@@ -229,81 +312,203 @@ class Bench:
             "docker": lambda r: lambda i: self.docker("run", "--rm", "--network", "none", "lcdbench", "/bin/true"),
             "lcd": lambda r: lambda i: [self.lcd, "run", "--rm", self.rootfs, "/bin/true"],
         }
-        samples = {t: [] for t in cmds}
+        samples = {t: ([], []) for t in cmds}
         dockerd_peak = 0
         for r in range(self.args.parallel_rounds):
             for tool, make in cmds.items():
-                ms, failed = at_once(make(r), n, self.lcd_env)
+                ms, failed, cpu = at_once(make(r), n, self.lcd_env)
                 if failed:
                     print(f"  {tool}: {failed} of {n} failed", flush=True)
-                samples[tool].append(ms)
+                samples[tool][0].append(ms)
+                samples[tool][1].append(cpu / n)
                 if tool == "docker":
                     dockerd_peak = max(dockerd_peak, rss_kib(self.dockerd.pid))
-        for tool, times in samples.items():
-            self.row(f"{n} at once (wall)", tool, times)
+        for tool, (times, cpu) in samples.items():
+            self.row(f"{n} at once (wall)", tool, times, cpu=cpu)
         self.results["dockerd_rss_after_load_kib"] = dockerd_peak
+
+    def lcd_stress(self, concurrency, secs):
+        """One `lcd stress --json` run; its summary."""
+        out = subprocess.run([self.lcd, "stress", "-c", str(concurrency), "-d", f"{secs}s", "--json",
+                              "--rootfs", self.rootfs], env=self.lcd_env, capture_output=True, text=True,
+                             check=True).stdout
+        return json.loads(out)
+
+    def where_time_goes(self):
+        """One lifecycle at a time inside one lcd process (`lcd stress -c 1`): no process start-up, one
+        connection, so the sum of the phases' p50s is what containerd, the shim and runc take for one
+        `run --rm`. What lcd's and ctr's `run --rm` medians take beyond it is their own overhead."""
+        secs = self.args.where_seconds
+        a0 = self.acct.ms()
+        st = self.lcd_stress(1, secs)
+        a1 = self.acct.ms()
+        ops = st["ok"] + st["failures"]
+        phases = {name: st["phases"][name] for name in PHASES if name in st["phases"]}
+        self.results["where_time_goes"] = {
+            "stress_seconds": secs, "containers": st["ok"], "failures": st["failures"],
+            "phase_p50_ms": {k: v["p50_ms"] for k, v in phases.items()},
+            "phase_mean_ms": {k: v.get("mean_ms") for k, v in phases.items()},
+            "sum_p50_ms": sum(v["p50_ms"] for v in phases.values()),
+            "whole_lifecycle_p50_ms": st.get("per_op", {}).get("p50_ms"),
+            "client_cpu_ms_per_op": st["client_cpu_ms_per_op"],
+            "containerd_shim_runc_cpu_ms_per_op": (a1 - a0) / ops if a0 is not None and ops else None,
+        }
+
+    def where_summary(self):
+        """The overheads, once the run --rm medians and the in-process phases are both known."""
+        w = self.results.get("where_time_goes")
+        rr = self.results["rows"].get("run --rm /bin/true", {})
+        if not w or "lcd" not in rr or "ctr" not in rr:
+            return
+        total, lcd, ctr = w["sum_p50_ms"], rr["lcd"]["median"], rr["ctr"]["median"]
+        w.update({
+            "lcd_run_rm_median_ms": lcd, "ctr_run_rm_median_ms": ctr,
+            "lcd_overhead_ms": lcd - total, "ctr_overhead_ms": ctr - total,
+            "lcd_over_ctr": lcd / ctr, "best_lcd_over_ctr_zero_cost_client": total / ctr,
+        })
 
     def stress(self):
         """Containers per second: `lcd stress -c N` (one process, one connection) against N parallel
-        loops of `ctr run --rm` (containerd-stress needs an image store this bench does not fill)."""
+        loops of `ctr run --rm` (containerd-stress needs an image store this bench does not fill).
+        Also the whole machine's CPU during each (from /proc/stat) per container, and the client's
+        share of it: lcd's own CPU as it reports it; the ctr processes' from wait4's rusage. The
+        machine's background rate is measured for 2 s first, while nothing of the bench runs."""
         n, secs = self.args.stress_concurrency, self.args.stress_seconds
-        out = subprocess.run([self.lcd, "stress", "-c", str(n), "-d", f"{secs}s", "--json",
-                              "--rootfs", self.rootfs], env=self.lcd_env, capture_output=True, text=True,
-                             check=True).stdout
-        lcd = json.loads(out)
+        b0, t0 = machine_busy_ms(), time.monotonic()
+        time.sleep(2)
+        background = (machine_busy_ms() - b0) / (time.monotonic() - t0)  # ms of CPU per second
+        b0, t0, a0 = machine_busy_ms(), time.monotonic(), self.acct.ms()
+        lcd = self.lcd_stress(n, secs)
+        lcd_busy, lcd_wall = machine_busy_ms() - b0, time.monotonic() - t0
+        lcd_acct = self.acct.ms() - a0 if a0 is not None else None
         deadline = time.monotonic() + secs
         done = [0] * n
         failed = [0] * n
         procs = [None] * n
+        ctr_cpu = 0.0
+        b0, self0, a0 = machine_busy_ms(), self_cpu_ms(), self.acct.ms()
         start = time.monotonic()
         while time.monotonic() < deadline or any(procs):
             for w in range(n):
                 p = procs[w]
-                if p is not None and p.poll() is not None:
-                    if p.returncode == 0:
-                        done[w] += 1
-                    else:
-                        failed[w] += 1
-                    procs[w] = None
+                if p is not None:
+                    pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                    if pid:
+                        p.returncode = os.waitstatus_to_exitcode(status)
+                        ctr_cpu += cpu_ms(ru)
+                        if p.returncode == 0:
+                            done[w] += 1
+                        else:
+                            failed[w] += 1
+                        procs[w] = None
                 if procs[w] is None and time.monotonic() < deadline:
                     procs[w] = subprocess.Popen(
                         self.ctr("run", "--rm", "--rootfs", self.rootfs, f"s{w}-{done[w] + failed[w]}",
                                  "/bin/true"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.002)
         elapsed = time.monotonic() - start
+        harness = self_cpu_ms() - self0
+        ctr_busy = machine_busy_ms() - b0 - harness
+        ctr_acct = self.acct.ms() - a0 if a0 is not None else None
         ctr_rate = sum(done) / elapsed
+        lcd_ops = lcd["ok"] + lcd["failures"]
+        ctr_ops = sum(done) + sum(failed)
+
+        def cpu(busy, wall, ops, client_per_op, acct):
+            per = busy / ops if ops else None
+            return {
+                "machine_cpu_ms_per_container": per,
+                "machine_busy_share": busy / (wall * 1000 * os.cpu_count()),
+                "machine_cpu_ms_per_container_minus_background":
+                    (busy - background * wall) / ops if ops else None,
+                "client_cpu_ms_per_container": client_per_op,
+                "client_share": client_per_op / per if per else None,
+                "containerd_shim_runc_cpu_ms_per_container": acct / ops if acct is not None and ops else None,
+            }
+
         self.results["stress"] = {
             "concurrency": n, "seconds": secs,
             "lcd_per_second": lcd["per_second"], "lcd_failures": lcd["failures"],
             "lcd_client_cpu_ms_per_container": lcd["client_cpu_ms_per_op"],
             "lcd_client_peak_rss_kib": lcd["client_peak_rss_kib"],
             "lcd_fds_before_after": [lcd["client_fds_before"], lcd["client_fds_after"]],
+            "lcd_rss_kib_after_warmup_end": [lcd.get("client_rss_kib_after_warmup"),
+                                             lcd.get("client_rss_kib_end")],
             "ctr_loops_per_second": ctr_rate, "ctr_failures": sum(failed),
             "ratio_lcd_over_ctr": lcd["per_second"] / ctr_rate if ctr_rate else None,
+            "background_cpu_ms_per_s": background,
+            "cpu": {
+                "lcd": cpu(lcd_busy, lcd_wall, lcd_ops, lcd["client_cpu_ms_per_op"], lcd_acct),
+                "ctr": {**cpu(ctr_busy, elapsed, ctr_ops, ctr_cpu / ctr_ops if ctr_ops else 0.0, ctr_acct),
+                        "harness_cpu_ms_excluded": harness},
+            },
         }
 
     # --- report ----------------------------------------------------------------------------------
     def report(self):
         rows = self.results["rows"]
         print()
-        print(f"{'benchmark':<24} {'tool':<7} {'median ms':>10} {'p90 ms':>9}")
+        print(f"{'benchmark':<24} {'tool':<7} {'median ms':>10} {'p90 ms':>9} {'client CPU ms (median)':>23}")
         for name, tools in rows.items():
             for tool, s in tools.items():
-                print(f"{name:<24} {tool:<7} {s['median']:>10.1f} {s['p90']:>9.1f}")
+                cpu = s.get("client_cpu_ms_median")
+                cpu = f"{cpu:>23.1f}" if cpu is not None else ""
+                print(f"{name:<24} {tool:<7} {s['median']:>10.1f} {s['p90']:>9.1f} {cpu}")
             lcd = tools.get("lcd", {}).get("median")
             for other in ("ctr", "docker"):
                 if lcd and other in tools:
                     ratio = lcd / tools[other]["median"]
                     rows[name].setdefault("ratios", {})[f"lcd/{other}"] = ratio
                     print(f"{'':<24} lcd/{other} = {ratio:.2f}")
+        w = self.results.get("where_time_goes")
+        if w:
+            print()
+            print(f"where the time goes (lcd stress -c 1, {w['stress_seconds']} s, {w['containers']} containers, "
+                  f"{w['failures']} failures; in-process, no process start-up):")
+            for name, p50 in w["phase_p50_ms"].items():
+                mean = w["phase_mean_ms"].get(name)
+                mean = f"  (mean {mean:.1f})" if mean is not None else ""
+                print(f"  {name:<8} p50 {p50:>7.1f} ms{mean}")
+            whole = w.get("whole_lifecycle_p50_ms")
+            print(f"  {'sum':<8} p50 {w['sum_p50_ms']:>7.1f} ms  = containerd + shim + runc for one lifecycle"
+                  + (f" (whole lifecycle p50 {whole:.1f} ms)" if whole is not None else ""))
+            acct = w.get("containerd_shim_runc_cpu_ms_per_op")
+            print(f"  CPU per lifecycle: client lcd {w['client_cpu_ms_per_op']:.2f} ms"
+                  + (f", containerd + shim + runc {acct:.1f} ms" if acct is not None else ""))
+            if "lcd_overhead_ms" in w:
+                print(f"  run --rm: lcd median {w['lcd_run_rm_median_ms']:.1f} ms - sum = "
+                      f"{w['lcd_overhead_ms']:.1f} ms lcd's own (process start, connect, spec, FIFOs)")
+                print(f"  run --rm: ctr median {w['ctr_run_rm_median_ms']:.1f} ms - sum = "
+                      f"{w['ctr_overhead_ms']:.1f} ms ctr's own")
+                print(f"  best possible lcd/ctr with a zero-cost client = sum / ctr median = "
+                      f"{w['best_lcd_over_ctr_zero_cost_client']:.2f} (measured lcd/ctr {w['lcd_over_ctr']:.2f})")
         st = self.results.get("stress")
         if st:
             print()
             print(f"stress -c {st['concurrency']} for {st['seconds']} s: lcd {st['lcd_per_second']:.1f}/s "
                   f"({st['lcd_failures']} failures, {st['lcd_client_cpu_ms_per_container']:.2f} ms client CPU per "
-                  f"container, fds {st['lcd_fds_before_after']}), {st['concurrency']} ctr loops "
+                  f"container, fds {st['lcd_fds_before_after']}, RSS after warm-up/end "
+                  f"{st['lcd_rss_kib_after_warmup_end']} KiB), {st['concurrency']} ctr loops "
                   f"{st['ctr_loops_per_second']:.1f}/s ({st['ctr_failures']} failures): "
                   f"lcd/ctr = {st['ratio_lcd_over_ctr']:.2f}")
+            capacity = os.cpu_count() * 1000
+            bg = st["background_cpu_ms_per_s"]
+            print(f"  machine CPU (/proc/stat, all {os.cpu_count()} cores = {capacity} ms/s; in the 2 s before "
+                  f"the runs something else used {bg:.0f} ms/s)"
+                  + ("" if bg < 0.1 * capacity else
+                     "  ** machine was not idle: its CPU per container includes other work **") + ":")
+            for tool, c in st["cpu"].items():
+                if c["machine_cpu_ms_per_container"] is None:
+                    continue
+                extra = (f" (the bench's own polling, {c['harness_cpu_ms_excluded']:.0f} ms, excluded)"
+                         if "harness_cpu_ms_excluded" in c else "")
+                acct = c["containerd_shim_runc_cpu_ms_per_container"]
+                print(f"    {tool:<3}: machine {c['machine_cpu_ms_per_container']:.1f} ms per container "
+                      f"({c['machine_cpu_ms_per_container_minus_background']:.1f} less the background rate), "
+                      f"{c['machine_busy_share'] * 100:.0f}% busy{extra}")
+                print(f"         client {c['client_cpu_ms_per_container']:.2f} ms per container "
+                      f"({c['client_share'] * 100:.1f}% of the machine's)"
+                      + (f"; containerd + shim + runc {acct:.1f} ms (their cgroup)" if acct is not None else ""))
         mem = self.results["memory"]
         print()
         print("client-side memory (KiB):")
@@ -338,6 +543,8 @@ class Bench:
                 self.dockerd.wait()
         env = {k: v for k, v in self.lcd_env.items() if k != "LCD_ADDRESS"}
         subprocess.run([self.lcd, "daemon", "stop"], env=env, capture_output=True)
+        if self.acct:
+            self.acct.close()
         subprocess.run(["umount", "-R", f"{self.dir}/docker"], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         # The namespaces' cgroup parents outlive their containers; rmdir removes only empty ones.
@@ -356,6 +563,8 @@ def main():
     ap.add_argument("--parallel-rounds", type=int, default=3)
     ap.add_argument("--stress-concurrency", type=int, default=4)
     ap.add_argument("--stress-seconds", type=int, default=20)
+    ap.add_argument("--where-seconds", type=int, default=10,
+                    help="length of the in-process `lcd stress -c 1` run that splits a lifecycle's time")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -370,6 +579,9 @@ def main():
         b.results["dockerd_idle_kib"] = rss_kib(b.dockerd.pid)
         print("run --rm ...", flush=True)
         b.run_rm()
+        print("where the time goes (lcd stress -c 1) ...", flush=True)
+        b.where_time_goes()
+        b.where_summary()
         print("exec ...", flush=True)
         b.exec_()
         print(f"{args.parallel} at once ...", flush=True)
