@@ -6,9 +6,10 @@ lcd's supervisor) and a private dockerd using that same containerd, measures, pr
 the ratios lcd/ctr and lcd/docker, and removes everything it started. It never asserts a time.
 
 Besides wall times it reports, per tool, the CPU the client process itself took (user + system, from
-wait4's rusage: lcd, ctr, the docker CLI, runc); "where the time goes": the per-phase p50s of an
-in-process lifecycle (`lcd stress -c 1`, no process start-up), whose sum is what containerd, the shim
-and runc take for one `run --rm`, against which lcd's and ctr's own overheads are read; and, for the
+wait4's rusage: lcd, ctr, the docker CLI, runc); "where the time goes": one in-process lifecycle
+(`lcd stress -c 1`, no process start-up) per round of the run --rm rows, whose median is what
+containerd, the shim and runc take for one `run --rm`, against which lcd's and ctr's own overheads are
+read, and the per-phase p50s of a longer `lcd stress -c 1` run; and, for the
 stress comparison, the whole machine's CPU per container (from /proc/stat) and the client's share of it,
 with containerd + shims + runc's own CPU counted apart by moving the private containerd into a cpuacct
 cgroup of its own (cgroup v1; removed at the end), which other load on the machine does not disturb.
@@ -31,6 +32,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The phases `lcd stress` times, in lifecycle order.
 PHASES = ["create", "start", "wait", "delete", "remove"]
+# The pseudo-tool of the run --rm rounds that times one lifecycle inside an lcd process.
+IN_PROCESS = "lcd in-process"
 PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time"]
 
 
@@ -133,6 +136,15 @@ class CpuAccount:
         except OSError:
             pass
         self.path = None
+
+
+def rotated(cmds, i):
+    """The tools in a different order each round: a tool that leaves its daemon busy after it returns
+    (dockerd deletes an exec's or a container's remains in the background) must not always slow down
+    the same next tool."""
+    items = list(cmds.items())
+    k = i % len(items)
+    return items[k:] + items[:k]
 
 
 def timed(cmd, env=None):
@@ -259,10 +271,19 @@ class Bench:
             "docker": lambda i: self.docker("run", "--rm", "--network", "none", "lcdbench", "/bin/true"),
             "lcd": lambda i: [self.lcd, "run", "--rm", self.rootfs, "/bin/true"],
         }
-        # Interleave the tools run by run, so drift in the machine hits all of them alike.
+        # Interleave the tools run by run, so drift in the machine hits all of them alike. Each round
+        # also times one lifecycle inside an lcd process (`lcd stress -c 1` for one lifecycle: what
+        # containerd, the shim and runc take, without any client start-up), the baseline against
+        # which each client's own overhead is read.
         samples = {t: ([], []) for t in cmds}
+        in_process = []
         for i in range(warm + runs):
-            for tool, make in cmds.items():
+            for tool, make in rotated({**cmds, IN_PROCESS: None}, i):
+                if tool == IN_PROCESS:
+                    ms = self.lcd_stress(1, "1ms")["per_op"]["p50_ms"]
+                    if i >= warm:
+                        in_process.append(ms)
+                    continue
                 ms, _, cpu = timed(make(i), self.lcd_env)
                 if i >= warm:
                     samples[tool][0].append(ms)
@@ -270,6 +291,7 @@ class Bench:
         for tool, (times, cpu) in samples.items():
             rss = peak_rss_kib(cmds[tool](warm + runs), self.lcd_env)
             self.row("run --rm /bin/true", tool, times, {"client_peak_rss_kib": rss}, cpu)
+        self.results["in_process_lifecycle"] = stats(in_process)
 
     def exec_(self):
         runs, warm = self.args.runs, 3
@@ -288,7 +310,7 @@ class Bench:
         }
         samples = {t: ([], []) for t in cmds}
         for i in range(warm + runs):
-            for tool, make in cmds.items():
+            for tool, make in rotated(cmds, i):
                 ms, _, cpu = timed(make(i), self.lcd_env)
                 if i >= warm:
                     samples[tool][0].append(ms)
@@ -315,7 +337,7 @@ class Bench:
         samples = {t: ([], []) for t in cmds}
         dockerd_peak = 0
         for r in range(self.args.parallel_rounds):
-            for tool, make in cmds.items():
+            for tool, make in rotated(cmds, r):
                 ms, failed, cpu = at_once(make(r), n, self.lcd_env)
                 if failed:
                     print(f"  {tool}: {failed} of {n} failed", flush=True)
@@ -329,7 +351,8 @@ class Bench:
 
     def lcd_stress(self, concurrency, secs):
         """One `lcd stress --json` run; its summary."""
-        out = subprocess.run([self.lcd, "stress", "-c", str(concurrency), "-d", f"{secs}s", "--json",
+        duration = secs if isinstance(secs, str) else f"{secs}s"
+        out = subprocess.run([self.lcd, "stress", "-c", str(concurrency), "-d", duration, "--json",
                               "--rootfs", self.rootfs], env=self.lcd_env, capture_output=True, text=True,
                              check=True).stdout
         return json.loads(out)
@@ -360,8 +383,12 @@ class Bench:
         rr = self.results["rows"].get("run --rm /bin/true", {})
         if not w or "lcd" not in rr or "ctr" not in rr:
             return
-        total, lcd, ctr = w["sum_p50_ms"], rr["lcd"]["median"], rr["ctr"]["median"]
+        lcd, ctr = rr["lcd"]["median"], rr["ctr"]["median"]
+        # The interleaved in-process lifecycles ran at the same moments as the run --rm rows; the
+        # -c 1 run's phases ran alone, later, so machine drift would shift both overheads.
+        total = self.results.get("in_process_lifecycle", {}).get("median", w["sum_p50_ms"])
         w.update({
+            "in_process_lifecycle_median_ms": total,
             "lcd_run_rm_median_ms": lcd, "ctr_run_rm_median_ms": ctr,
             "lcd_overhead_ms": lcd - total, "ctr_overhead_ms": ctr - total,
             "lcd_over_ctr": lcd / ctr, "best_lcd_over_ctr_zero_cost_client": total / ctr,
@@ -476,11 +503,14 @@ class Bench:
             print(f"  CPU per lifecycle: client lcd {w['client_cpu_ms_per_op']:.2f} ms"
                   + (f", containerd + shim + runc {acct:.1f} ms" if acct is not None else ""))
             if "lcd_overhead_ms" in w:
-                print(f"  run --rm: lcd median {w['lcd_run_rm_median_ms']:.1f} ms - sum = "
+                base = w["in_process_lifecycle_median_ms"]
+                print(f"  one lifecycle inside lcd, interleaved with the run --rm rows: median {base:.1f} ms"
+                      " (containerd + shim + runc, no client start-up)")
+                print(f"  run --rm: lcd median {w['lcd_run_rm_median_ms']:.1f} ms - that = "
                       f"{w['lcd_overhead_ms']:.1f} ms lcd's own (process start, connect, spec, FIFOs)")
-                print(f"  run --rm: ctr median {w['ctr_run_rm_median_ms']:.1f} ms - sum = "
+                print(f"  run --rm: ctr median {w['ctr_run_rm_median_ms']:.1f} ms - that = "
                       f"{w['ctr_overhead_ms']:.1f} ms ctr's own")
-                print(f"  best possible lcd/ctr with a zero-cost client = sum / ctr median = "
+                print(f"  best possible lcd/ctr with a zero-cost client = that / ctr median = "
                       f"{w['best_lcd_over_ctr_zero_cost_client']:.2f} (measured lcd/ctr {w['lcd_over_ctr']:.2f})")
         st = self.results.get("stress")
         if st:
