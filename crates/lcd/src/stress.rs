@@ -197,6 +197,10 @@ struct Usage {
     cpu: Duration,
     fds: usize,
     rss_kib: u64,
+    /// Bytes the allocator counts as handed out: a leak grows it, while RSS also moves with
+    /// fragmentation and pages the allocator keeps. glibc counts the chunks parked in per-thread
+    /// caches as in use too, so it wobbles by some KiB with the threads tokio runs blocking calls on.
+    heap_kib: u64,
 }
 
 fn usage() -> Usage {
@@ -215,7 +219,21 @@ fn usage() -> Usage {
             .map(|d| d.count())
             .unwrap_or(0),
         rss_kib: memory_kib("VmRSS:"),
+        heap_kib: heap_in_use_kib(),
     }
+}
+
+/// The C allocator's bytes in use (small chunks plus mmapped ones), in KiB.
+#[cfg(target_env = "gnu")]
+fn heap_in_use_kib() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's counters (glibc 2.33 and later).
+    let info = unsafe { libc::mallinfo2() };
+    ((info.uordblks + info.hblkhd) / 1024) as u64
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn heap_in_use_kib() -> u64 {
+    0
 }
 
 /// A field of /proc/self/status in KiB (VmRSS: the current RSS, VmHWM: its peak); 0 if unreadable.
@@ -345,10 +363,11 @@ fn spawn_progress(tally: Arc<Tally>, started: Instant) -> tokio::task::JoinHandl
             let secs = started.elapsed().as_secs_f64();
             let now = usage();
             eprint!(
-                "\r{secs:6.1}s  {ok} done  {} failed  {:.1}/s  RSS {} KiB  {} fds   ",
+                "\r{secs:6.1}s  {ok} done  {} failed  {:.1}/s  RSS {} KiB  heap {} KiB  {} fds   ",
                 tally.failed.load(Ordering::Relaxed),
                 ok as f64 / secs,
                 now.rss_kib,
+                now.heap_kib,
                 now.fds
             );
         }
@@ -519,6 +538,9 @@ fn report(args: &StressArgs, tally: &Tally, elapsed: Duration, snaps: Snapshots)
         "client_rss_kib_end": after.rss_kib,
         "client_rss_kib": after.rss_kib,
         "client_peak_rss_kib": peak_kib,
+        "client_heap_kib_before": before.heap_kib,
+        "client_heap_kib_after_warmup": warm.heap_kib,
+        "client_heap_kib_end": after.heap_kib,
         "first_error": first_error,
     });
     if args.json {
@@ -564,6 +586,10 @@ fn report(args: &StressArgs, tally: &Tally, elapsed: Duration, snaps: Snapshots)
     println!(
         "client RSS: {} KiB at the start, {} KiB after warm-up, {} KiB at the end (peak {peak_kib} KiB)",
         before.rss_kib, warm.rss_kib, after.rss_kib
+    );
+    println!(
+        "client heap in use: {} KiB at the start, {} KiB after warm-up, {} KiB at the end",
+        before.heap_kib, warm.heap_kib, after.heap_kib
     );
     if let Some(e) = first_error {
         println!("first failure: {e}");
