@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use libcontainerd::supervisor::{Daemon, DaemonConfig};
-use libcontainerd::{Client, ClientConfig, Id, Runtime};
+use libcontainerd::{Client, ClientConfig, Id, Output, Runtime};
 
 /// Global settings, from flags or the environment.
 #[derive(Debug, Clone)]
@@ -51,6 +51,20 @@ impl Ctx {
     /// Where this namespace's bundle dirs live.
     pub fn bundles_dir(&self) -> PathBuf {
         self.exec_root.join("bundles").join(&self.namespace)
+    }
+
+    /// A detached container's output: appended to its log file by `lcd log-to`, which the shim
+    /// starts (containerd's own `file://` IO loses stderr written after stdout has ended).
+    pub fn log_output(&self, id: &Id) -> Result<Output> {
+        let log = self.log_path(id);
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        let lcd = std::env::current_exe().context("find lcd's own binary for the logger")?;
+        Ok(Output::Binary {
+            path: lcd,
+            args: vec![("log-to".into(), log.to_string_lossy().into_owned())],
+        })
     }
 
     /// Where a detached container's output is written.

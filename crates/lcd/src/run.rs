@@ -65,15 +65,10 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         // A restored process keeps the stdio it was checkpointed with: output goes to the log.
         let dir = std::path::absolute(dir)
             .with_context(|| format!("resolve checkpoint directory {}", dir.display()))?;
-        let log = ctx.log_path(container.id());
-        if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("create {}", parent.display()))?;
-        }
         let config = StdioConfig {
             stdin: false,
             terminal: false,
-            output: Output::File(log),
+            output: ctx.log_output(container.id())?,
         };
         container.start(Some(&dir), &config, |_| Ok(())).await?;
         println!("{id}");
@@ -209,14 +204,10 @@ async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result
         }
         return Ok(task);
     }
-    let log = ctx.log_path(container.id());
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
     let config = StdioConfig {
         stdin,
         terminal: false,
-        output: Output::File(log),
+        output: ctx.log_output(container.id())?,
     };
     Ok(container.start(None, &config, |_| Ok(())).await?)
 }

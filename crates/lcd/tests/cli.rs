@@ -645,6 +645,28 @@ fn pid_reused(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
+/// containerd's own file:// IO loses stderr once stdout has ended; lcd's logger (`lcd log-to`,
+/// started by the shim) keeps both streams, and `lcd rm` does not wait on it.
+#[test]
+fn logs_keep_stderr_written_after_stdout_closed() {
+    let lcd = Lcd::new("latelog");
+    let script = "echo first; exec 1>&-; sleep 0.2; echo late-err >&2";
+    let out = lcd.run(&[
+        "run",
+        "-d",
+        "--name",
+        "l1",
+        lcd.rootfs(),
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out.ok(), "l1\n");
+    let logs = lcd.run(&["logs", "-f", "l1"]);
+    assert_eq!(logs.ok(), "first\nlate-err\n", "{logs}");
+    lcd.run(&["rm", "l1"]).ok();
+}
+
 #[test]
 fn logs_follow_until_the_container_exits() {
     let lcd = Lcd::new("follow");

@@ -28,7 +28,23 @@ pub enum Output {
     Pipe,
     /// The shim appends stdout and stderr to this file (containerd's `file://` IO); nobody needs to stay
     /// attached, so the container may outlive the caller.
+    ///
+    /// Lossy, by containerd's own code (1.6 and 1.7): the shim shares one descriptor between the
+    /// two streams but lets the stdout copier close it, so whatever stderr writes after stdout has
+    /// ended (a process that closes stdout early, or the tail of stderr racing the exit) is lost.
+    /// [`Output::Binary`] with a logger that writes the file has no such gap.
     File(PathBuf),
+    /// A logging binary the shim starts for the process (containerd's `binary://` IO): it gets the
+    /// process's stdout and stderr as fds 3 and 4, closes fd 5 once ready, and the environment
+    /// variables CONTAINER_ID and CONTAINER_NAMESPACE. containerd passes each `args` pair to it as
+    /// two arguments (in no set order when there are several pairs). Like `File`, nobody needs to
+    /// stay attached.
+    Binary {
+        /// The logger's absolute path.
+        path: PathBuf,
+        /// Argument pairs.
+        args: Vec<(String, String)>,
+    },
     /// Discard output.
     Null,
 }
@@ -61,6 +77,30 @@ pub(crate) struct StdioPaths {
     pub terminal: bool,
 }
 
+/// `binary://PATH?K=V&...`, percent-encoded so that containerd (Go's url.Parse and
+/// QueryUnescape, which reads `+` as a space) gives back exactly `path` and `args`.
+fn binary_uri(path: &Path, args: &[(String, String)]) -> String {
+    fn encode(text: &str, keep_slash: bool) -> String {
+        let mut out = String::with_capacity(text.len());
+        for &b in text.as_bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    let mut uri = format!("binary://{}", encode(&path.to_string_lossy(), true));
+    for (i, (key, value)) in args.iter().enumerate() {
+        uri.push(if i == 0 { '?' } else { '&' });
+        uri.push_str(&encode(key, false));
+        uri.push('=');
+        uri.push_str(&encode(value, false));
+    }
+    uri
+}
+
 fn fifo_path(dir: &Path, process_id: &str, stream: &str) -> PathBuf {
     dir.join(format!("{process_id}-{stream}"))
 }
@@ -89,6 +129,13 @@ impl FifoSet {
             // and an exec needs all stdio paths or none, so pass the same URI twice.
             Output::File(path) => {
                 let uri = format!("file://{}", path.display());
+                (
+                    uri.clone(),
+                    if config.terminal { String::new() } else { uri },
+                )
+            }
+            Output::Binary { path, args } => {
+                let uri = binary_uri(path, args);
                 (
                     uri.clone(),
                     if config.terminal { String::new() } else { uri },
@@ -412,13 +459,20 @@ pub(crate) struct PreparedIo {
 impl PreparedIo {
     /// Make the FIFOs and open the readers, before the process is created.
     pub fn prepare(dir: &Path, process_id: &str, config: &StdioConfig) -> Result<PreparedIo> {
-        if let Output::File(path) = &config.output {
-            if !path.is_absolute() {
+        match &config.output {
+            Output::File(path) if !path.is_absolute() => {
                 return Err(Error::invalid(format!(
                     "log file {} must be an absolute path",
                     path.display()
                 )));
             }
+            Output::Binary { path, .. } if !path.is_absolute() => {
+                return Err(Error::invalid(format!(
+                    "logging binary {} must be an absolute path",
+                    path.display()
+                )));
+            }
+            _ => {}
         }
         let fifos = FifoSet::plan(dir, process_id, config);
         let paths = fifos.stdio_paths(config);
@@ -536,6 +590,29 @@ mod tests {
         let paths = set.stdio_paths(&config);
         assert_eq!(paths.stdout, "file:///logs/c.log");
         assert_eq!(paths.stderr, "file:///logs/c.log");
+    }
+
+    #[test]
+    fn binary_output_is_one_encoded_uri_and_no_fifos() {
+        let config = StdioConfig {
+            stdin: false,
+            terminal: false,
+            output: Output::Binary {
+                path: "/usr/bin/my logger".into(),
+                args: vec![("log-to".into(), "/var/log/a+b c/x.log".into())],
+            },
+        };
+        let set = FifoSet::plan(Path::new("/b"), "c", &config);
+        assert_eq!(set.stdout, None);
+        let paths = set.stdio_paths(&config);
+        let uri = "binary:///usr/bin/my%20logger?log-to=%2Fvar%2Flog%2Fa%2Bb%20c%2Fx.log";
+        assert_eq!(paths.stdout, uri);
+        assert_eq!(paths.stderr, uri);
+        let terminal = StdioConfig {
+            terminal: true,
+            ..config
+        };
+        assert_eq!(set.stdio_paths(&terminal).stderr, "");
     }
 
     #[tokio::test]

@@ -437,33 +437,85 @@ async fn a_task_created_elsewhere_after_ours_was_deleted_still_blocks_delete() {
     env.cleanup().await;
 }
 
-#[tokio::test]
-async fn file_output_is_written_by_the_shim() {
-    let env = TestEnv::new().await;
-    let id = TestEnv::id("logged");
-    let spec = env
-        .spec("logged", &["sh", "-c", "echo to-out; echo to-err >&2"])
-        .build()
-        .unwrap();
+/// Run `script` (sh -c) with `output`, wait for it, delete its task, and return the log file's text.
+#[allow(clippy::unwrap_used)]
+async fn logged_output(env: &TestEnv, name: &str, script: &str, output: Output) -> String {
+    let id = TestEnv::id(name);
+    let spec = env.spec(name, &["sh", "-c", script]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
         .await
         .unwrap();
-    let log = env.dir().join("logs/logged.log");
     let config = StdioConfig {
-        output: Output::File(log.clone()),
+        output,
         ..Default::default()
     };
     let task = c.start(None, &config, |_| Ok(())).await.unwrap();
     assert_eq!(task.wait().await.unwrap().code, 0);
     task.delete().await.unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        text.contains("to-out\n") && text.contains("to-err\n"),
-        "{text:?}"
-    );
     c.delete().await.unwrap();
+    std::fs::read_to_string(env.dir().join(format!("logs/{name}.log"))).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn file_output_is_written_by_the_shim() {
+    let env = TestEnv::new().await;
+    let log = env.dir().join("logs/logged.log");
+    let text = logged_output(&env, "logged", "echo to-out", Output::File(log)).await;
+    assert_eq!(text, "to-out\n");
+    env.cleanup().await;
+}
+
+/// containerd's `file://` IO (1.6 and 1.7) lets the stdout copier close the descriptor both
+/// streams share: stderr written once stdout has ended is lost. Deterministic when the process
+/// closes stdout first; at exit it is a race, which lost stderr's last line in about 3% of runs under
+/// load here. This pins the reason `Output::File` is documented as lossy and lcd logs through
+/// `Output::Binary`; if containerd fixes it, this test says so.
+#[tokio::test]
+async fn file_output_loses_stderr_written_after_stdout_ended() {
+    let env = TestEnv::new().await;
+    let log = env.dir().join("logs/late.log");
+    let script = "exec 1>&-; sleep 0.2; echo to-err >&2";
+    let text = logged_output(&env, "late", script, Output::File(log)).await;
+    assert_eq!(
+        text, "",
+        "containerd's file:// IO kept stderr: Output::File may no longer be lossy"
+    );
+    env.cleanup().await;
+}
+
+/// A logging binary gets both streams on descriptors of its own: nothing is lost whichever ends first.
+#[tokio::test]
+async fn binary_output_keeps_both_streams_whichever_ends_first() {
+    let env = TestEnv::new().await;
+    let logger = env.dir().join("logger.sh");
+    // containerd runs it as `logger.sh log-to FILE`, with the streams on fds 3 and 4.
+    std::fs::write(
+        &logger,
+        "#!/bin/sh\nexec 5>&-\ncat <&3 >>\"$2\" &\ncat <&4 >>\"$2\"\nwait\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = |name: &str| Output::Binary {
+        path: logger.clone(),
+        args: vec![(
+            "log-to".into(),
+            env.dir()
+                .join(format!("logs/{name}.log"))
+                .display()
+                .to_string(),
+        )],
+    };
+    std::fs::create_dir_all(env.dir().join("logs")).unwrap();
+    let script = "exec 1>&-; sleep 0.2; echo to-err >&2";
+    let late = logged_output(&env, "late", script, output("late")).await;
+    assert_eq!(late, "to-err\n");
+    let both = logged_output(&env, "both", "echo to-out; echo to-err >&2", output("both")).await;
+    let mut lines: Vec<_> = both.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["to-err", "to-out"], "{both:?}");
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
     env.cleanup().await;
 }
 

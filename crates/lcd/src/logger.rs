@@ -1,0 +1,72 @@
+//! `lcd log-to FILE`: the logging binary containerd's shim starts for a detached container
+//! (`binary://` IO). It appends the container's stdout (fd 3) and stderr (fd 4) to FILE until both
+//! end, and closes fd 5 to tell the shim it is ready.
+//!
+//! Why not the shim's own `file://` IO: it shares one descriptor between the two streams and lets
+//! the stdout copier close it, so stderr written after stdout ended is lost (containerd 1.6 and 1.7).
+//! Here each stream has a descriptor of its own on the same O_APPEND file, and each write lands
+//! whole at the end.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+/// The fds containerd's shim hands a logging binary.
+const STDOUT_FD: RawFd = 3;
+const STDERR_FD: RawFd = 4;
+const READY_FD: RawFd = 5;
+
+/// Run the logger; returns once both streams have ended.
+pub fn log_to(path: &Path) -> Result<i32> {
+    for fd in [STDOUT_FD, STDERR_FD, READY_FD] {
+        // SAFETY: F_GETFD only queries whether the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            bail!("log-to is run by containerd's shim, with the container's output on fds 3 and 4 (fd {fd} is not open)");
+        }
+    }
+    // SAFETY: the three fds are open (checked above) and nothing else in this process uses them.
+    let (stdout, stderr, ready) = unsafe {
+        (
+            OwnedFd::from_raw_fd(STDOUT_FD),
+            OwnedFd::from_raw_fd(STDERR_FD),
+            OwnedFd::from_raw_fd(READY_FD),
+        )
+    };
+    // The shim sends SIGTERM when the task is deleted; by then both streams have ended or are about
+    // to, and what is still in the pipes must reach the file (the shim SIGKILLs after 12 s).
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)
+            .with_context(|| format!("open log file {}", path.display()))
+    };
+    let (out_file, err_file) = (open()?, open()?);
+    drop(ready);
+    let err_copier = std::thread::spawn(move || copy(stderr, err_file));
+    let out_result = copy(stdout, out_file);
+    let err_result = err_copier
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the stderr copier panicked")));
+    out_result.and(err_result).map(|()| 0)
+}
+
+/// Copy one stream into the file until it ends.
+fn copy(from: OwnedFd, mut to: File) -> Result<()> {
+    let mut from = File::from(from);
+    std::io::copy(&mut from, &mut to).context("copy output to the log file")?;
+    to.flush()?;
+    Ok(())
+}
