@@ -86,13 +86,6 @@ pub enum Command {
     Rootfs(RootfsArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressCli),
-    /// The logging binary containerd's shim runs for a detached container: appends the output on
-    /// fds 3 and 4 to FILE.
-    #[command(hide = true, name = "log-to")]
-    LogTo {
-        /// The log file.
-        file: std::path::PathBuf,
-    },
 }
 
 #[derive(Debug, Args)]

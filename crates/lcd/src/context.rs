@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use libcontainerd::supervisor::{Daemon, DaemonConfig};
 use libcontainerd::{Client, ClientConfig, Id, Output, Runtime};
 
@@ -53,17 +53,25 @@ impl Ctx {
         self.exec_root.join("bundles").join(&self.namespace)
     }
 
-    /// A detached container's output: appended to its log file by `lcd log-to`, which the shim
-    /// starts (containerd's own `file://` IO loses stderr written after stdout has ended).
+    /// A detached container's output: appended to its log file by `lcd-logger` (installed next to
+    /// lcd), which the shim starts (containerd's own `file://` IO loses stderr written after stdout
+    /// has ended).
     pub fn log_output(&self, id: &Id) -> Result<Output> {
         let log = self.log_path(id);
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
-        let lcd = std::env::current_exe().context("find lcd's own binary for the logger")?;
+        let lcd = std::env::current_exe().context("find lcd's own binary")?;
+        let logger = lcd.with_file_name("lcd-logger");
+        if !logger.is_file() {
+            bail!(
+                "{} is missing: detached containers log through it (cargo build -p lcd builds it next to lcd)",
+                logger.display()
+            );
+        }
         Ok(Output::Binary {
-            path: lcd,
-            args: vec![("log-to".into(), log.to_string_lossy().into_owned())],
+            path: logger,
+            args: vec![("file".into(), log.to_string_lossy().into_owned())],
         })
     }
 

@@ -1,17 +1,20 @@
-//! `lcd log-to FILE`: the logging binary containerd's shim starts for a detached container
-//! (`binary://` IO). It appends the container's stdout (fd 3) and stderr (fd 4) to FILE until both
-//! end, and closes fd 5 to tell the shim it is ready.
+//! `lcd-logger file FILE`: the logging binary containerd's shim starts for a detached container
+//! (`binary://` IO; containerd passes the URI's `file=FILE` query as two arguments). It appends the
+//! container's stdout (fd 3) and stderr (fd 4) to FILE until both end, and closes fd 5 to tell the
+//! shim it is ready. A binary of its own, std only, so that the process each running detached
+//! container keeps is small (lcd itself would map tens of MiB and start a runtime).
 //!
 //! Why not the shim's own `file://` IO: it shares one descriptor between the two streams and lets
 //! the stdout copier close it, so stderr written after stdout ended is lost (containerd 1.6 and 1.7).
 //! Here each stream has a descriptor of its own on the same O_APPEND file, and each write lands
 //! whole at the end.
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -20,12 +23,27 @@ const STDOUT_FD: RawFd = 3;
 const STDERR_FD: RawFd = 4;
 const READY_FD: RawFd = 5;
 
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let path = match args.as_slice() {
+        [key, path] if key == "file" => PathBuf::from(path),
+        _ => {
+            eprintln!("usage: lcd-logger file FILE (run by containerd's shim for lcd's detached containers)");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = log_to(&path) {
+        eprintln!("lcd-logger: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 /// Run the logger; returns once both streams have ended.
-pub fn log_to(path: &Path) -> Result<i32> {
+fn log_to(path: &Path) -> Result<()> {
     for fd in [STDOUT_FD, STDERR_FD, READY_FD] {
         // SAFETY: F_GETFD only queries whether the descriptor is open.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            bail!("log-to is run by containerd's shim, with the container's output on fds 3 and 4 (fd {fd} is not open)");
+            bail!("lcd-logger is run by containerd's shim, with the container's output on fds 3 and 4 (fd {fd} is not open)");
         }
     }
     // SAFETY: the three fds are open (checked above) and nothing else in this process uses them.
@@ -60,7 +78,7 @@ pub fn log_to(path: &Path) -> Result<i32> {
     let err_result = err_copier
         .join()
         .unwrap_or_else(|_| Err(anyhow::anyhow!("the stderr copier panicked")));
-    out_result.and(err_result).map(|()| 0)
+    out_result.and(err_result)
 }
 
 /// Copy one stream into the file until it ends.

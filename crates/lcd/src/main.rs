@@ -6,7 +6,6 @@ mod context;
 mod control_cmd;
 mod events_cmd;
 mod exec_cmd;
-mod logger;
 mod manage;
 mod run;
 mod session;
@@ -182,7 +181,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon(args) => admin::daemon(&ctx, args.action).await,
         Command::Version(args) => admin::version(&ctx, args).await,
         Command::Rootfs(args) => admin::rootfs(args.kind),
-        Command::LogTo { file } => logger::log_to(&file),
         Command::Stress(args) => match args.mode {
             Some(cli::StressMode::Density {
                 count,

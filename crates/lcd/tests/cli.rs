@@ -645,7 +645,34 @@ fn pid_reused(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
-/// containerd's own file:// IO loses stderr once stdout has ended; lcd's logger (`lcd log-to`,
+/// An lcd installed without lcd-logger next to it cannot run a detached container: a clear 125
+/// and nothing left behind; attached runs do not need the logger.
+#[test]
+fn run_detached_without_the_logger_is_125_and_leaves_nothing() {
+    let lcd = Lcd::new("nologger");
+    let alone = lcd.path("alone");
+    std::fs::create_dir(&alone).expect("mkdir");
+    std::fs::copy(support::lcd_bin(), alone.join("lcd")).expect("copy lcd");
+    let without_logger = |args: &[&str]| {
+        let cmd = lcd.command(args);
+        let mut moved = Command::new(alone.join("lcd"));
+        moved.args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => moved.env(key, v),
+                None => moved.env_remove(key),
+            };
+        }
+        moved.stdin(Stdio::null());
+        lcd.output(moved)
+    };
+    let out = without_logger(&["run", "-d", "--name", "d1", lcd.rootfs(), "sleep", "30"]);
+    out.expect_error(125, &["lcd-logger", "missing"]);
+    assert!(lcd.ids().is_empty(), "{:?}", lcd.ids());
+    without_logger(&["run", "--rm", lcd.rootfs(), "true"]).ok();
+}
+
+/// containerd's own file:// IO loses stderr once stdout has ended; lcd's logger (`lcd-logger`,
 /// started by the shim) keeps both streams, and `lcd rm` does not wait on it.
 #[test]
 fn logs_keep_stderr_written_after_stdout_closed() {
