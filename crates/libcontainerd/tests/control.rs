@@ -157,7 +157,10 @@ async fn stats_show_fifty_mebibytes_written_to_a_tmpfs() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let stats = loop {
         let stats = task.stats().await.unwrap();
-        if stats.memory.usage >= 50 * MIB || Instant::now() > deadline {
+        // Wait for the whole file: usage also counts the shell's own pages, so it can pass 50 MiB
+        // while the last of the file is still being written.
+        let written = stats.memory.usage >= 50 * MIB && stats.memory.cache >= 50 * MIB;
+        if written || Instant::now() > deadline {
             break stats;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
