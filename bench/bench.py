@@ -584,6 +584,11 @@ class Bench:
                     os.rmdir(os.path.join("/sys/fs/cgroup", controller, parent))
                 except OSError:
                     pass
+        # So does ctr's runc state dir (runc's default root, shared by every containerd on the host).
+        try:
+            os.rmdir("/run/containerd/runc/bench-ctr")
+        except OSError:
+            pass
 
 
 def main():
