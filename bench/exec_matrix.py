@@ -27,18 +27,18 @@ def main():
         b.setup()
         if not args.no_run_rm:
             b.run_rm()
-        B.sh([b.lcd, "run", "-d", "--name", "lexec", b.rootfs, "/bin/sleep", "100000"], env=b.lcd_env,
+        B.sh([b.lcd, "run", "-d", "--name", "lexec0", b.rootfs, "/bin/sleep", "100000"], env=b.lcd_env,
              stdout=subprocess.DEVNULL)
-        B.sh(b.ctr("run", "-d", "--rootfs", b.rootfs, "cexec", "/bin/sleep", "100000"), stdout=subprocess.DEVNULL)
+        B.sh(b.ctr("run", "-d", "--rootfs", b.rootfs, "cexec0", "/bin/sleep", "100000"), stdout=subprocess.DEVNULL)
         ctr_ns = dict(b.lcd_env, LCD_NAMESPACE="bench-ctr")
         cells = {k: [] for k in ("lcd > lcd's", "lcd > ctr's", "ctr > lcd's", "ctr > ctr's")}
         for i in range(args.runs):
             cmds = {
-                "lcd > lcd's": ([b.lcd, "exec", "lexec", "/bin/true"], b.lcd_env),
-                "lcd > ctr's": ([b.lcd, "exec", "cexec", "/bin/true"], ctr_ns),
+                "lcd > lcd's": ([b.lcd, "exec", "lexec0", "/bin/true"], b.lcd_env),
+                "lcd > ctr's": ([b.lcd, "exec", "cexec0", "/bin/true"], ctr_ns),
                 "ctr > lcd's": (["ctr", "-a", b.sock, "-n", "bench-lcd", "task", "exec", "--exec-id", f"x{i}",
-                                 "lexec", "/bin/true"], b.lcd_env),
-                "ctr > ctr's": (b.ctr("task", "exec", "--exec-id", f"y{i}", "cexec", "/bin/true"), b.lcd_env),
+                                 "lexec0", "/bin/true"], b.lcd_env),
+                "ctr > ctr's": (b.ctr("task", "exec", "--exec-id", f"y{i}", "cexec0", "/bin/true"), b.lcd_env),
             }
             for cell, (cmd, env) in B.rotated(cmds, i):
                 cells[cell].append(B.timed(cmd, env)[0])
