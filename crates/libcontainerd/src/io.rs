@@ -77,6 +77,15 @@ pub(crate) struct StdioPaths {
     pub terminal: bool,
 }
 
+/// The URI of an output the shim handles itself (`file://`, `binary://`); `None` for FIFOs or none.
+fn shim_uri(output: &Output) -> Option<String> {
+    match output {
+        Output::File(path) => Some(format!("file://{}", path.display())),
+        Output::Binary { path, args } => Some(binary_uri(path, args)),
+        Output::Pipe | Output::Null => None,
+    }
+}
+
 /// `binary://PATH?K=V&...`, percent-encoded so that containerd (Go's url.Parse and
 /// QueryUnescape, which reads `+` as a space) gives back exactly `path` and `args`.
 fn binary_uri(path: &Path, args: &[(String, String)]) -> String {
@@ -123,25 +132,15 @@ impl FifoSet {
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default()
         };
-        let (stdout, stderr) = match &config.output {
-            Output::Pipe => (text(&self.stdout), text(&self.stderr)),
-            // The shim writes both streams to the stdout file for file:// (it ignores stderr's URI),
-            // and an exec needs all stdio paths or none, so pass the same URI twice.
-            Output::File(path) => {
-                let uri = format!("file://{}", path.display());
-                (
-                    uri.clone(),
-                    if config.terminal { String::new() } else { uri },
-                )
-            }
-            Output::Binary { path, args } => {
-                let uri = binary_uri(path, args);
-                (
-                    uri.clone(),
-                    if config.terminal { String::new() } else { uri },
-                )
-            }
-            Output::Null => (String::new(), String::new()),
+        let (stdout, stderr) = match shim_uri(&config.output) {
+            // The shim writes both streams for file:// and binary:// (it ignores stderr's URI), and
+            // an exec needs all stdio paths or none, so pass the same URI twice.
+            Some(uri) => (
+                uri.clone(),
+                if config.terminal { String::new() } else { uri },
+            ),
+            // The FIFOs planned for Pipe; none (empty paths) for Null.
+            None => (text(&self.stdout), text(&self.stderr)),
         };
         StdioPaths {
             stdin: text(&self.stdin),
