@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, bail, Context as _, Result};
 use libcontainerd::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 use libcontainerd::stats::Stats;
-use libcontainerd::{Client, ErrorKind, Id, ProcessSummary, Task, TaskStatus};
+use libcontainerd::{Client, Id, ProcessSummary, Task, TaskStatus};
 
 use crate::context::Ctx;
 
@@ -55,13 +55,9 @@ pub struct UpdateArgs {
 /// The task of container `id`, or an error saying the container is not running.
 async fn running_task(client: &Client, id: &str) -> Result<Task> {
     let id = Id::new(id)?;
-    let container = client.load_container(&id).await?;
-    match container.task().await {
-        Ok(task) => Ok(task),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            bail!("container {id} is not running: start it first")
-        }
-        Err(e) => Err(e.into()),
+    match client.load_container_and_task(&id).await? {
+        (_, Some((task, _))) => Ok(task),
+        (_, None) => bail!("container {id} is not running: start it first"),
     }
 }
 

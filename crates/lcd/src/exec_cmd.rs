@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::spec::parse_user;
-use libcontainerd::{
-    exec_process, DirectIo, ErrorKind, ExecFailure, Id, Output, Process, StdioConfig,
-};
+use libcontainerd::{exec_process, DirectIo, ExecFailure, Id, Output, Process, StdioConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::context::Ctx;
@@ -64,14 +62,8 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     }
 
     let client = ctx.client().await?;
-    let container = client.load_container(&id).await?;
-    let task = container.task().await.map_err(|e| {
-        if e.kind() == ErrorKind::NotFound {
-            anyhow::anyhow!("container {id} is not running")
-        } else {
-            e.into()
-        }
-    })?;
+    let (container, task) = client.load_container_and_task(&id).await?;
+    let (task, _) = task.ok_or_else(|| anyhow::anyhow!("container {id} is not running"))?;
 
     let mut builder =
         exec_process(container.spec(), args.command.iter().cloned()).terminal(args.tty);

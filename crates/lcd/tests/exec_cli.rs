@@ -140,6 +140,27 @@ async fn exec_reports_the_commands_status_and_streams() {
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("no such container"), "{err}");
 
+    // A container that exists but has no task: exec (and pause) say it is not running.
+    let spec = env.spec("idle", &["true"]).build().expect("spec");
+    let idle = env
+        .client
+        .new_container(
+            &TestEnv::id("idle"),
+            &spec,
+            &Runtime::default(),
+            &Default::default(),
+        )
+        .await
+        .expect("new container");
+    for verb in [&["exec", "idle", "true"][..], &["pause", "idle"]] {
+        let mut cmd = lcd(&env);
+        args(&mut cmd, verb);
+        let (code, _, err) = run(cmd, None);
+        assert_eq!(code, Some(125), "{verb:?}: {err}");
+        assert!(err.contains("container idle is not running"), "{err}");
+    }
+    idle.delete().await.expect("remove the idle container");
+
     // -t -i needs a terminal to read keys from.
     let mut cmd = lcd(&env);
     args(&mut cmd, &["exec", "-it", "cli", "true"]);

@@ -20,7 +20,7 @@ use crate::container::{Container, ContainerInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::runtime::Runtime;
-use crate::task::TaskInfo;
+use crate::task::{Task, TaskInfo, TaskStatus};
 
 /// containerd's own gRPC message limit; tonic's default of 4 MiB is too small for large specs/lists.
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -215,6 +215,30 @@ impl Client {
             .container
             .ok_or_else(|| Error::internal(format!("containerd returned no record for {id}")))?;
         Container::from_record(self, record)
+    }
+
+    /// [`load_container`](Self::load_container) and [`Container::task`] in one round trip: both
+    /// lookups go out at once, which saves one RPC's latency for every command that acts on a
+    /// container's task (exec, kill, pause...). The task comes with its status as containerd gave
+    /// it, and is `None` when the container has none. Unknown ids are [`ErrorKind::NotFound`] ("no
+    /// such container"), as with `load_container`.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn load_container_and_task(
+        &self,
+        id: &Id,
+    ) -> Result<(Container, Option<(Task, TaskStatus)>)> {
+        let (container, process) = tokio::join!(self.load_container(id), self.get_process(id, ""));
+        // The container's error comes first: without a record, the task lookup's answer is moot.
+        let container = container?;
+        let task = match process {
+            Ok(process) => Some((
+                Task::new(container.clone(), process.pid),
+                TaskStatus::from_proto(process.status),
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok((container, task))
     }
 
     /// Every container in the namespace.

@@ -70,11 +70,17 @@ async fn container_records_round_trip_and_delete_removes_the_bundle() {
 
     let err = c.task().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
+    let (both, task) = env.client.load_container_and_task(&id).await.unwrap();
+    assert_eq!(both.bundle_dir(), c.bundle_dir());
+    assert!(task.is_none(), "a container without a task has none");
 
     loaded.delete().await.unwrap();
     assert!(!c.bundle_dir().exists());
     assert!(env.client.list_containers().await.unwrap().is_empty());
     let err = env.client.load_container(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.to_string(), "no such container: rec");
+    let err = env.client.load_container_and_task(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.to_string(), "no such container: rec");
     env.cleanup().await;
@@ -350,6 +356,9 @@ async fn kill_wait_and_the_states_of_a_task() {
     task.start().await.unwrap();
     assert_eq!(task.status().await.unwrap(), TaskStatus::Running);
     assert_eq!(c.task().await.unwrap().pid(), task.pid());
+    let (_, found) = env.client.load_container_and_task(&id).await.unwrap();
+    let (found, status) = found.expect("the running task");
+    assert_eq!((found.pid(), status), (task.pid(), TaskStatus::Running));
 
     let err = task.delete().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
@@ -365,6 +374,8 @@ async fn kill_wait_and_the_states_of_a_task() {
     task.kill(libc::SIGKILL).await.unwrap();
     let status = task.wait().await.unwrap();
     assert_eq!(status.code, 137);
+    let (_, found) = env.client.load_container_and_task(&id).await.unwrap();
+    assert_eq!(found.map(|(_, s)| s), Some(TaskStatus::Stopped));
     let err = task.kill(libc::SIGTERM).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("not running"), "{err}");
