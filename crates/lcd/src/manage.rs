@@ -203,10 +203,9 @@ pub async fn inspect(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
 }
 
 async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json::Value> {
-    let container = state::load(client, id).await?;
-    let info = match state::task_of(&container).await? {
-        Some(task) => {
-            let status = task.status().await?;
+    let (container, task) = state::load_with_task(client, id).await?;
+    let info = match task {
+        Some((task, status)) => {
             // A stopped task not reaped yet still knows its exit; wait returns it at once.
             let exit_status = if status == TaskStatus::Stopped {
                 Some(task.wait().await?)
@@ -253,24 +252,14 @@ pub async fn kill(ctx: &Ctx, args: KillArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            let container = state::load(&client, &id).await?;
-            let task = running_task(&container).await?;
+            let (container, task) = state::load_with_task(&client, &id).await?;
+            let task = state::running(container.id(), task)?;
             task.kill(signal).await?;
             println!("{id}");
             Ok(())
         }
     })
     .await
-}
-
-/// The container's task if it is running (or paused); otherwise docker's "is not running" error.
-async fn running_task(container: &libcontainerd::Container) -> Result<libcontainerd::Task> {
-    let not_running = || anyhow::anyhow!("container {} is not running", container.id());
-    let task = state::task_of(container).await?.ok_or_else(not_running)?;
-    match task.status().await? {
-        TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing => Ok(task),
-        _ => Err(not_running()),
-    }
 }
 
 /// `lcd stop`: SIGTERM, wait up to -t seconds, then SIGKILL; the stopped task is reaped.
@@ -280,8 +269,8 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            let container = state::load(&client, &id).await?;
-            let task = running_task(&container).await?;
+            let (container, task) = state::load_with_task(&client, &id).await?;
+            let task = state::running(container.id(), task)?;
             // A paused process cannot act on SIGTERM; docker's stop also just signals it.
             task.kill(libc::SIGTERM).await?;
             if tokio::time::timeout(grace, task.wait()).await.is_err() {
@@ -303,9 +292,8 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            let container = state::load(&client, &id).await?;
-            if let Some(task) = state::task_of(&container).await? {
-                let status = task.status().await?;
+            let (container, task) = state::load_with_task(&client, &id).await?;
+            if let Some((task, status)) = task {
                 if status == TaskStatus::Stopped {
                     task.delete().await?;
                 } else if force {
@@ -351,7 +339,8 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<i32> {
         // The shim appends to the file; poll it while the task runs, then drain what is left.
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let running = running_task(&container).await.is_ok();
+            let task = state::task_with_status(&container).await?;
+            let running = state::running(container.id(), task).is_ok();
             if file.is_none() {
                 file = tokio::fs::File::open(&path).await.ok();
             }

@@ -49,16 +49,13 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
 pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let client = ctx.client().await?;
     let id = Id::new(args.id.as_str())?;
-    let container = client.load_container(&id).await?;
-    match container.task().await {
-        Ok(task) => match task.status().await? {
-            TaskStatus::Stopped => {
-                state::reap(&container, &task).await?;
-            }
-            status => bail!("container {id} is already {status}"),
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
+    let (container, task) = client.load_container_and_task(&id).await?;
+    match task {
+        Some((task, TaskStatus::Stopped)) => {
+            state::reap(&container, &task).await?;
+        }
+        Some((_, status)) => bail!("container {id} is already {status}"),
+        None => {}
     }
     let stdin = args.interactive && container.labels().contains_key(LABEL_STDIN);
     if let Some(dir) = &args.checkpoint {
@@ -252,9 +249,9 @@ fn spec_terminal(container: &Container) -> bool {
 pub async fn attach(ctx: &Ctx, id: &str, detach_keys: &str) -> Result<i32> {
     let keys = tty::parse_detach_keys(detach_keys).map_err(anyhow::Error::msg)?;
     let client = ctx.client().await?;
-    let container = state::load(&client, id).await?;
-    let task = match state::task_of(&container).await? {
-        Some(task) if task.status().await? != TaskStatus::Stopped => task,
+    let (container, task) = state::load_with_task(&client, id).await?;
+    let task = match task {
+        Some((task, status)) if status != TaskStatus::Stopped => task,
         _ => bail!("container {id} is not running"),
     };
     let mut handles = None;

@@ -120,12 +120,33 @@ pub async fn load(client: &libcontainerd::Client, id: &str) -> Result<Container>
     Ok(client.load_container(&id).await?)
 }
 
-/// The container's task, or None if it has none.
-pub async fn task_of(container: &Container) -> Result<Option<Task>> {
+/// Load a container and its task with the task's status, both lookups at once; the task is None
+/// if the container has none.
+pub async fn load_with_task(
+    client: &libcontainerd::Client,
+    id: &str,
+) -> Result<(Container, Option<(Task, TaskStatus)>)> {
+    let id = Id::new(id)?;
+    Ok(client.load_container_and_task(&id).await?)
+}
+
+/// The task of a loaded container and its status now, or None if it has none.
+pub async fn task_with_status(container: &Container) -> Result<Option<(Task, TaskStatus)>> {
     match container.task().await {
-        Ok(task) => Ok(Some(task)),
+        Ok(task) => {
+            let status = task.status().await?;
+            Ok(Some((task, status)))
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The task if it is running (or paused); otherwise docker's "is not running" error.
+pub fn running(id: &Id, task: Option<(Task, TaskStatus)>) -> Result<Task> {
+    match task {
+        Some((task, TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing)) => Ok(task),
+        _ => anyhow::bail!("container {id} is not running"),
     }
 }
 
