@@ -13,6 +13,8 @@ read, and the per-phase p50s of a longer `lcd stress -c 1` run; and, for the
 stress comparison, the whole machine's CPU per container (from /proc/stat) and the client's share of it,
 with containerd + shims + runc's own CPU counted apart by moving the private containerd into a cpuacct
 cgroup of its own (cgroup v1; removed at the end), which other load on the machine does not disturb.
+It also measures what one cgroup migration costs on this kernel (see SETTLE_S), which every runc create
+and exec pays, and pauses before each timed sequential command so that all tools pay it alike.
 
 Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--json FILE]
 """
@@ -36,6 +38,13 @@ PHASES = ["create", "start", "wait", "delete", "remove"]
 IN_PROCESS = "lcd in-process"
 # Containers each tool execs into, in turn (see Bench.exec_).
 EXEC_TARGETS = 4
+# The pause before each timed sequential command (run --rm, exec). A cgroup migration (runc moving
+# its init into the container's cgroups) waits for an RCU grace period, 10-20 ms on the 2-core VM
+# it was found on, unless another migration ran within about the last 25-30 ms (the kernel's
+# cgroup_threadgroup_rwsem; not with favordynmods). Without the pause, whether a tool paid
+# it depended on which tool ran just before and how soon its own migration came after start-up.
+# With it every command starts from the same quiet kernel, as one a person types does.
+SETTLE_S = 0.1
 PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time"]
 
 
@@ -194,6 +203,61 @@ def rss_kib(pid):
     return 0
 
 
+
+def cgroup_setup():
+    """How this host mounts cgroups: "v1" (or hybrid), "v2", and whether favordynmods is on for any
+    hierarchy (then cgroup migrations do not wait for an RCU grace period; on kernels 6.18+ setting it
+    once stays in effect until reboot, whatever the mount options say later)."""
+    mounts = [line.split() for line in open("/proc/mounts")]
+    kinds = {m[2] for m in mounts if m[2] in ("cgroup", "cgroup2")}
+    favordynmods = any("favordynmods" in m[3].split(",") for m in mounts if m[2] in ("cgroup", "cgroup2"))
+    return {"mode": "v1" if "cgroup" in kinds else "v2", "favordynmods_mounted": favordynmods}
+
+
+def cgroup_procs_of(pid):
+    """The cgroup.procs file of the cgroup pid is in, on one hierarchy: pids or cpu on cgroup v1,
+    the unified tree on v2."""
+    v2_root = next((m[1] for m in (line.split() for line in open("/proc/mounts")) if m[2] == "cgroup2"), None)
+    for line in open(f"/proc/{pid}/cgroup"):
+        num, controllers, path = line.rstrip("\n").split(":", 2)
+        for name in ("pids", "cpu"):
+            if name in controllers.split(","):
+                return f"/sys/fs/cgroup/{controllers}{path}/cgroup.procs"
+    for line in open(f"/proc/{pid}/cgroup"):
+        num, controllers, path = line.rstrip("\n").split(":", 2)
+        if num == "0" and v2_root:
+            return f"{v2_root}{path}/cgroup.procs"
+    return None
+
+
+def cgroup_migration_ms(samples=7, idle_s=0.2):
+    """What the kernel takes to move a process between cgroups after a quiet moment: runc pays this
+    once per create and once per exec (it moves its init into the container's cgroups). A child
+    `sleep` is moved into the cgroup it is already in, which changes nothing but takes the same
+    lock: cgroup_threadgroup_rwsem, whose writer waits for an RCU grace period unless a migration
+    ran within the last grace period or two, or favordynmods is on. Returns the median in ms, or None
+    where cgroup.procs cannot be written."""
+    times = []
+    for _ in range(samples):
+        child = subprocess.Popen(["sleep", "5"])
+        try:
+            procs = cgroup_procs_of(child.pid)
+            if procs is None:
+                return None
+            time.sleep(idle_s)
+            with open(procs, "w") as f:
+                start = time.perf_counter()
+                f.write(str(child.pid))
+                f.flush()
+                times.append((time.perf_counter() - start) * 1000)
+        except OSError:
+            return None
+        finally:
+            child.kill()
+            child.wait()
+    return statistics.median(times)
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -281,6 +345,7 @@ class Bench:
         in_process = []
         for i in range(warm + runs):
             for tool, make in rotated({**cmds, IN_PROCESS: None}, i):
+                time.sleep(SETTLE_S)
                 if tool == IN_PROCESS:
                     ms = self.lcd_stress(1, "1ms")["per_op"]["p50_ms"]
                     if i >= warm:
@@ -296,9 +361,8 @@ class Bench:
         self.results["in_process_lifecycle"] = stats(in_process)
 
     def exec_(self):
-        """Each tool execs into EXEC_TARGETS containers of its own, in turn: how fast runc's exec is
-        differs from one container to the next here (24 vs 33 ms medians for identical specs), so a
-        single target per tool measured that container's luck as much as the client."""
+        """Each tool execs into EXEC_TARGETS containers of its own, in turn, so that no single
+        container's state weighs on one tool's figure."""
         runs, warm = self.args.runs, 3
         bundle = self.exec_bundle()
         for k in range(EXEC_TARGETS):
@@ -320,6 +384,7 @@ class Bench:
         samples = {t: ([], []) for t in cmds}
         for i in range(warm + runs):
             for tool, make in rotated(cmds, i):
+                time.sleep(SETTLE_S)
                 ms, _, cpu = timed(make(i), self.lcd_env)
                 if i >= warm:
                     samples[tool][0].append(ms)
@@ -483,7 +548,15 @@ class Bench:
     # --- report ----------------------------------------------------------------------------------
     def report(self):
         rows = self.results["rows"]
+        machine = self.results["machine"]
+        mig = machine.get("cgroup_migration_ms")
+        cg = machine.get("cgroups", {})
         print()
+        print(f"host: cgroup {cg.get('mode')}, favordynmods {'on' if cg.get('favordynmods_mounted') else 'not'} "
+              "in the mount options; one cgroup migration after a quiet moment takes "
+              + (f"{mig:.2f} ms" if mig is not None else "(not measurable)")
+              + (" (an RCU grace period: every runc create and exec that follows no other migration closely "
+                 "waits this long, whichever client drives it)" if mig is not None and mig > 1 else ""))
         print(f"{'benchmark':<24} {'tool':<7} {'median ms':>10} {'p90 ms':>9} {'client CPU ms (median)':>23}")
         for name, tools in rows.items():
             for tool, s in tools.items():
@@ -621,6 +694,8 @@ def main():
     try:
         b.results["machine"] = {"cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                                 "kernel": os.uname().release,
+                                "cgroups": cgroup_setup(),
+                                "cgroup_migration_ms": cgroup_migration_ms(),
                                 "before": quiet_check("before")}
         b.setup()
         b.results["dockerd_idle_kib"] = rss_kib(b.dockerd.pid)
