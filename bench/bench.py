@@ -58,9 +58,22 @@ def install():
                                  text=True).stdout.find("install ok installed") < 0]
     if missing:
         print("installing:", " ".join(missing), flush=True)
-        sh(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL)
-        sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
+        # The packages must not start their services (docker.io would start a system dockerd and
+        # containerd): the bench runs private daemons only. A policy-rc.d that answers 101 tells
+        # invoke-rc.d and deb-systemd-invoke to start nothing; one the machine has already is kept.
+        policy = "/usr/sbin/policy-rc.d"
+        ours = not os.path.exists(policy)
+        if ours:
+            with open(policy, "w") as f:
+                f.write("#!/bin/sh\n# written by lcd's bench/bench.py for one apt-get install\nexit 101\n")
+            os.chmod(policy, 0o755)
+        try:
+            sh(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL)
+            sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+               env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
+        finally:
+            if ours:
+                os.remove(policy)
 
 
 def quiet_check(label):
