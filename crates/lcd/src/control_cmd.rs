@@ -52,13 +52,10 @@ pub struct UpdateArgs {
     pub ids: Vec<String>,
 }
 
-/// The task of container `id`, or an error saying the container is not running.
+/// The task of container `id` if it is running (or paused), or docker's "is not running" error.
 async fn running_task(client: &Client, id: &str) -> Result<Task> {
-    let id = Id::new(id)?;
-    match client.load_container_and_task(&id).await? {
-        (_, Some((task, _))) => Ok(task),
-        (_, None) => bail!("container {id} is not running: start it first"),
-    }
+    let (container, task) = crate::state::load_with_task(client, id).await?;
+    crate::state::running(container.id(), task)
 }
 
 /// `lcd pause ID...`: freeze every process of each container.

@@ -32,11 +32,10 @@ fn lcd(env: &TestEnv) -> Command {
     cmd
 }
 
-/// A running container named `name` whose init process sleeps.
-async fn sleeper(env: &TestEnv, name: &str) -> (Container, Task) {
-    let spec = env.spec(name, &["sleep", "600"]).build().expect("spec");
-    let container = env
-        .client
+/// A container named `name` that would run `args`, without a task yet.
+async fn container(env: &TestEnv, name: &str, args: &[&str]) -> Container {
+    let spec = env.spec(name, args).build().expect("spec");
+    env.client
         .new_container(
             &TestEnv::id(name),
             &spec,
@@ -44,7 +43,12 @@ async fn sleeper(env: &TestEnv, name: &str) -> (Container, Task) {
             &Default::default(),
         )
         .await
-        .expect("new container");
+        .expect("new container")
+}
+
+/// A running container named `name` whose init process sleeps.
+async fn sleeper(env: &TestEnv, name: &str) -> (Container, Task) {
+    let container = container(env, name, &["sleep", "600"]).await;
     let task = container
         .start(None, &StdioConfig::default(), |_| Ok(()))
         .await
@@ -141,17 +145,7 @@ async fn exec_reports_the_commands_status_and_streams() {
     assert!(err.contains("no such container"), "{err}");
 
     // A container that exists but has no task: exec (and pause) say it is not running.
-    let spec = env.spec("idle", &["true"]).build().expect("spec");
-    let idle = env
-        .client
-        .new_container(
-            &TestEnv::id("idle"),
-            &spec,
-            &Runtime::default(),
-            &Default::default(),
-        )
-        .await
-        .expect("new container");
+    let idle = container(&env, "idle", &["true"]).await;
     for verb in [&["exec", "idle", "true"][..], &["pause", "idle"]] {
         let mut cmd = lcd(&env);
         args(&mut cmd, verb);
