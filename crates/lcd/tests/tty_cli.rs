@@ -177,13 +177,17 @@ impl Pty {
         self.master.write_all(keys).expect("type on the terminal");
     }
 
-    /// Type a command line for the container's shell and return its output up to the next prompt.
+    /// Type a command line for the container's shell and return what the terminal shows until the
+    /// command has run: the echo of the line, then its output. The shell redraws the line it is
+    /// editing when its terminal is resized, so the echo may come in pieces; the end is found by a
+    /// marker that only the shell's output can spell (`END`, typed as `EN""D`), never the echo.
     #[track_caller]
     fn command(&mut self, line: &str) -> String {
-        self.type_keys(format!("{line}\r").as_bytes());
-        // The echo of the line, then the output, then the prompt ("/ # " for root in busybox sh).
-        self.expect(line);
-        self.expect("# ")
+        self.type_keys(format!("{line}; echo EN\"\"D\r").as_bytes());
+        let out = self.expect("END");
+        // The prompt that follows ("/ # " for root in busybox sh).
+        self.expect("# ");
+        out
     }
 
     /// Change the terminal's size, as a terminal emulator does when its window is resized; the
