@@ -216,7 +216,6 @@ def rss_kib(pid):
     return 0
 
 
-
 def cgroup_setup():
     """How this host mounts cgroups: "v1" (or hybrid), "v2", and whether favordynmods is on for any
     hierarchy (then cgroup migrations do not wait for an RCU grace period; on kernels 6.18+ setting it
@@ -230,17 +229,13 @@ def cgroup_setup():
 def cgroup_procs_of(pid):
     """The cgroup.procs file of the cgroup pid is in, on one hierarchy: pids or cpu on cgroup v1,
     the unified tree on v2."""
+    entries = [line.rstrip("\n").split(":", 2) for line in open(f"/proc/{pid}/cgroup")]
+    for _, controllers, path in entries:
+        if {"pids", "cpu"} & set(controllers.split(",")):
+            return f"/sys/fs/cgroup/{controllers}{path.rstrip('/')}/cgroup.procs"
     v2_root = next((m[1] for m in (line.split() for line in open("/proc/mounts")) if m[2] == "cgroup2"), None)
-    for line in open(f"/proc/{pid}/cgroup"):
-        num, controllers, path = line.rstrip("\n").split(":", 2)
-        for name in ("pids", "cpu"):
-            if name in controllers.split(","):
-                return f"/sys/fs/cgroup/{controllers}{path}/cgroup.procs"
-    for line in open(f"/proc/{pid}/cgroup"):
-        num, controllers, path = line.rstrip("\n").split(":", 2)
-        if num == "0" and v2_root:
-            return f"{v2_root}{path}/cgroup.procs"
-    return None
+    path = next((path for num, _, path in entries if num == "0"), None)
+    return f"{v2_root}{path.rstrip('/')}/cgroup.procs" if v2_root and path is not None else None
 
 
 def cgroup_migration_ms(samples=7, idle_s=0.2):
