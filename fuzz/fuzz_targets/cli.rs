@@ -45,7 +45,7 @@ use cli::{Cli, Command, CreateArgs};
 
 fn spec_of(namespace: &str, create: &CreateArgs) {
     let id = create.name.clone().unwrap_or_else(|| "generated".into());
-    let mut builder = SpecBuilder::new(namespace, &id, &create.rootfs)
+    let mut builder = SpecBuilder::new(&create.rootfs)
         .args(if create.command.is_empty() {
             vec!["sh".to_string()]
         } else {

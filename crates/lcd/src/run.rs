@@ -86,7 +86,7 @@ async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container> {
         Some(name) => Id::new(name.as_str())?,
         None => state::generate_id()?,
     };
-    let spec = build_spec(ctx, args, &id, &rootfs)?;
+    let spec = build_spec(args, &rootfs)?;
     let mut labels = HashMap::new();
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
     if args.interactive {
@@ -115,13 +115,8 @@ fn resolve_rootfs(arg: &str) -> Result<PathBuf> {
     std::fs::canonicalize(path).with_context(|| format!("resolve rootfs {arg}"))
 }
 
-fn build_spec(
-    ctx: &Ctx,
-    args: &CreateArgs,
-    id: &Id,
-    rootfs: &Path,
-) -> Result<libcontainerd::oci_spec::runtime::Spec> {
-    let mut builder = SpecBuilder::new(&ctx.namespace, id.as_str(), rootfs);
+fn build_spec(args: &CreateArgs, rootfs: &Path) -> Result<libcontainerd::oci_spec::runtime::Spec> {
+    let mut builder = SpecBuilder::new(rootfs);
     if !args.command.is_empty() {
         builder = builder.args(args.command.iter().cloned());
     }

@@ -7,7 +7,6 @@ use std::os::fd::AsFd;
 use anyhow::{Context as _, Result};
 use libcontainerd::{DirectIo, ExitStatus, Task};
 use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
 
 use crate::tty;
 
@@ -110,7 +109,10 @@ async fn resize(task: &Task, cols: u16, rows: u16) {
 }
 
 /// Copy one output stream of a process to ours until it ends.
-pub async fn copy_out(mut from: pipe::Receiver, mut to: impl tokio::io::AsyncWrite + Unpin) {
+pub async fn copy_out(
+    mut from: libcontainerd::OutputReader,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+) {
     // A closed terminal or pipe on our side ends the copy; the container is not affected.
     let _ = tokio::io::copy(&mut from, &mut to).await;
     let _ = to.flush().await;

@@ -305,7 +305,6 @@ pub async fn stress(ctx: &crate::context::Ctx, args: StressArgs) -> Result<i32> 
     for worker in 0..args.concurrency {
         let client = client.clone();
         let tally = tally.clone();
-        let ns = ctx.namespace.clone();
         let rootfs = rootfs.clone();
         let target = exec_target.clone();
         let runtime = ctx.runtime();
@@ -317,7 +316,7 @@ pub async fn stress(ctx: &crate::context::Ctx, args: StressArgs) -> Result<i32> 
                 let began = Instant::now();
                 let result = match &target {
                     Some((_, task)) => one_exec(task, &name, &tally).await,
-                    None => one_lifecycle(&client, &runtime, &ns, &rootfs, &name, &tally).await,
+                    None => one_lifecycle(&client, &runtime, &rootfs, &name, &tally).await,
                 };
                 match result {
                     Ok(()) => tally.succeed(began.elapsed()),
@@ -388,15 +387,12 @@ async fn timed<T>(
 async fn one_lifecycle(
     client: &Client,
     runtime: &Runtime,
-    ns: &str,
     rootfs: &Path,
     name: &str,
     tally: &Tally,
 ) -> Result<()> {
     let id = Id::new(name)?;
-    let spec = SpecBuilder::new(ns, name, rootfs)
-        .args(["/bin/true"])
-        .build()?;
+    let spec = SpecBuilder::new(rootfs).args(["/bin/true"]).build()?;
     let container = timed(
         tally,
         CREATE,
@@ -439,7 +435,7 @@ async fn exec_target(
 ) -> Result<(Container, Task)> {
     let name = format!("stress-{run_id}-exec");
     let id = Id::new(name.as_str())?;
-    let spec = SpecBuilder::new(&ctx.namespace, &name, rootfs)
+    let spec = SpecBuilder::new(rootfs)
         .args(["sleep", "2147483647"])
         .build()?;
     let container = client
@@ -611,7 +607,7 @@ pub async fn density(
     for i in 0..count {
         let name = format!("density-{run_id}-{i}");
         let id = Id::new(name.as_str())?;
-        let spec = SpecBuilder::new(&ctx.namespace, &name, &rootfs)
+        let spec = SpecBuilder::new(&rootfs)
             .args(["sleep", "2147483647"])
             .build()?;
         let container = match client

@@ -34,7 +34,7 @@ fn lcd(env: &TestEnv) -> Command {
 
 /// A container named `name` that would run `args`, without a task yet.
 async fn container(env: &TestEnv, name: &str, args: &[&str]) -> Container {
-    let spec = env.spec(name, args).build().expect("spec");
+    let spec = env.spec(args).build().expect("spec");
     env.client
         .new_container(
             &TestEnv::id(name),

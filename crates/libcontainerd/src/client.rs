@@ -189,7 +189,9 @@ impl Client {
     /// Create container `id` from an OCI runtime `spec`, run by `runtime` (shim and its options).
     ///
     /// `labels` are stored with the record (the bundle dir label is added). The rootfs named by the
-    /// spec must exist. An id already in use is [`ErrorKind::Conflict`].
+    /// spec must exist. An id already in use is [`ErrorKind::AlreadyExists`]. The stored spec is
+    /// [`spec::for_container`](crate::spec::for_container)'s: the cgroups path and default hostname
+    /// come from `id` and the client's namespace.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn new_container(
         &self,

@@ -96,7 +96,9 @@ impl Container {
         runtime: &Runtime,
         labels: &HashMap<String, String>,
     ) -> Result<Container> {
-        check_rootfs(spec)?;
+        let spec = &crate::spec::for_container(spec, client.namespace(), id)
+            .and_then(|spec| check_rootfs(&spec).map(|()| spec))
+            .map_err(|e| e.context(format!("create container {id}")))?;
         let bundle = client.default_bundle_dir(id);
         let mut labels = labels.clone();
         labels.insert(
@@ -128,8 +130,8 @@ impl Container {
             };
             let error = if status.code() == tonic::Code::AlreadyExists {
                 Error::new(
-                    ErrorKind::Conflict,
-                    format!("container id {rpc_id} is already in use"),
+                    ErrorKind::AlreadyExists,
+                    format!("create container {rpc_id}: the id is already in use"),
                 )
                 .with_source(status)
             } else {
@@ -140,7 +142,7 @@ impl Container {
             // made by a concurrent create), and not when the connection broke mid-call (the record
             // may exist, and a record without its bundle dir is worse than an empty dir, which a
             // retry with the same id reuses).
-            if made_dir && !error.outcome_unknown() && error.kind() != ErrorKind::Conflict {
+            if made_dir && !error.outcome_unknown() && error.kind() != ErrorKind::AlreadyExists {
                 let _ = std::fs::remove_dir(&rpc_bundle);
             }
             Err(error)
@@ -552,7 +554,7 @@ impl Container {
     fn create_error(&self, status: tonic::Status) -> Error {
         if status.code() == tonic::Code::AlreadyExists {
             return Error::new(
-                ErrorKind::Conflict,
+                ErrorKind::AlreadyExists,
                 format!("container {} already has a task", self.id),
             )
             .with_source(status);

@@ -7,12 +7,14 @@ use std::fmt;
 
 /// What went wrong, in the vocabulary of containerd's `errdefs` (and Docker's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The object (container, task, process, namespace) does not exist.
     NotFound,
     /// The object already exists (containerd's `AlreadyExists`).
     AlreadyExists,
-    /// The request conflicts with the object's state, e.g. an id already in use.
+    /// The request conflicts with the object's state, e.g. an exec id that would reuse the
+    /// container's own FIFOs. A duplicate id is [`ErrorKind::AlreadyExists`], as in containerd.
     Conflict,
     /// The input is malformed: a bad id, a bad path, a bad value.
     InvalidArgument,

@@ -21,11 +21,27 @@ use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where a process's output goes.
+///
+/// | variant | stdout | stderr | someone must stay attached |
+/// |---|---|---|---|
+/// | `Pipe` (default) | [`OutputReader`] | [`OutputReader`] | yes |
+/// | `PipeStdout` | [`OutputReader`] | discarded | yes |
+/// | `PipeStderr` | discarded | [`OutputReader`] | yes |
+/// | `Null` | discarded | discarded | no |
+/// | `File` | the file | the same file | no |
+/// | `Binary` | the logger | the logger | no |
+///
+/// A piped stream can never block the process for good: an [`OutputReader`] that is dropped
+/// unread keeps draining its stream until the process ends (see there).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Output {
-    /// FIFOs read by this process through [`DirectIo`].
+    /// Both streams through FIFOs read by this process ([`DirectIo`]).
     #[default]
     Pipe,
+    /// stdout through a FIFO, stderr discarded.
+    PipeStdout,
+    /// stderr through a FIFO, stdout discarded (with a terminal there is no stderr: nothing is piped).
+    PipeStderr,
     /// The shim appends stdout and stderr to this file (containerd's `file://` IO); nobody needs to stay
     /// attached, so the container may outlive the caller.
     ///
@@ -82,7 +98,7 @@ fn shim_uri(output: &Output) -> Option<String> {
     match output {
         Output::File(path) => Some(format!("file://{}", path.display())),
         Output::Binary { path, args } => Some(binary_uri(path, args)),
-        Output::Pipe | Output::Null => None,
+        Output::Pipe | Output::PipeStdout | Output::PipeStderr | Output::Null => None,
     }
 }
 
@@ -110,6 +126,9 @@ fn binary_uri(path: &Path, args: &[(String, String)]) -> String {
     uri
 }
 
+/// Where a discarded stream goes when the other one is piped.
+const DEV_NULL: &str = "/dev/null";
+
 fn fifo_path(dir: &Path, process_id: &str, stream: &str) -> PathBuf {
     dir.join(format!("{process_id}-{stream}"))
 }
@@ -117,11 +136,16 @@ fn fifo_path(dir: &Path, process_id: &str, stream: &str) -> PathBuf {
 impl FifoSet {
     /// The FIFOs `config` needs for process `process_id` in `dir`.
     pub fn plan(dir: &Path, process_id: &str, config: &StdioConfig) -> FifoSet {
-        let piped = config.output == Output::Pipe;
+        let (stdout, stderr) = match config.output {
+            Output::Pipe => (true, true),
+            Output::PipeStdout => (true, false),
+            Output::PipeStderr => (false, true),
+            Output::Null | Output::File(_) | Output::Binary { .. } => (false, false),
+        };
         FifoSet {
             stdin: config.stdin.then(|| fifo_path(dir, process_id, "stdin")),
-            stdout: piped.then(|| fifo_path(dir, process_id, "stdout")),
-            stderr: (piped && !config.terminal).then(|| fifo_path(dir, process_id, "stderr")),
+            stdout: stdout.then(|| fifo_path(dir, process_id, "stdout")),
+            stderr: (stderr && !config.terminal).then(|| fifo_path(dir, process_id, "stderr")),
         }
     }
 
@@ -139,8 +163,22 @@ impl FifoSet {
                 uri.clone(),
                 if config.terminal { String::new() } else { uri },
             ),
-            // The FIFOs planned for Pipe; none (empty paths) for Null.
-            None => (text(&self.stdout), text(&self.stderr)),
+            // No FIFO at all: empty paths, which the shim reads as no IO.
+            None if self.paths().next().is_none() => (String::new(), String::new()),
+            // Some FIFO: the shim then wants a path for every output (an empty one fails create
+            // with `opening file ""`), and copies into a non-FIFO path as into a file.
+            None => {
+                let or_null = |p: &Option<PathBuf>| match p {
+                    Some(_) => text(p),
+                    None => DEV_NULL.to_string(),
+                };
+                let stderr = if config.terminal {
+                    String::new()
+                } else {
+                    or_null(&self.stderr)
+                };
+                (or_null(&self.stdout), stderr)
+            }
         };
         StdioPaths {
             stdin: text(&self.stdin),
@@ -182,12 +220,13 @@ impl FifoSet {
     }
 
     /// Open the output readers; must happen before the process is created.
-    pub fn open_readers(&self) -> Result<(Option<pipe::Receiver>, Option<pipe::Receiver>)> {
-        let open = |p: &Option<PathBuf>| -> Result<Option<pipe::Receiver>> {
+    pub fn open_readers(&self) -> Result<(Option<OutputReader>, Option<OutputReader>)> {
+        let open = |p: &Option<PathBuf>| -> Result<Option<OutputReader>> {
             p.as_ref()
                 .map(|p| {
                     pipe::OpenOptions::new()
                         .open_receiver(p)
+                        .map(OutputReader::new)
                         .map_err(|e| Error::io(format!("open fifo {}", p.display()), e))
                 })
                 .transpose()
@@ -233,14 +272,92 @@ fn remove_if_present(path: &Path) -> Result<()> {
 /// Direct handles on a process's stdio, given to the attach callback.
 ///
 /// Output handles reach end of file once the process has exited and the shim has flushed its output.
+/// Dropping any of them is always safe: stdin then delivers end of file, and an output reader keeps
+/// draining its stream, so the process never blocks on output nobody reads.
 #[derive(Debug, Default)]
 pub struct DirectIo {
     /// The process's stdin, if it was asked for.
     pub stdin: Option<Stdin>,
     /// The process's stdout (with a terminal: the terminal's output).
-    pub stdout: Option<pipe::Receiver>,
+    pub stdout: Option<OutputReader>,
     /// The process's stderr (never with a terminal).
-    pub stderr: Option<pipe::Receiver>,
+    pub stderr: Option<OutputReader>,
+}
+
+/// One output stream of a process: an async reader of its FIFO.
+///
+/// The shim keeps a read side of every output FIFO open itself (so that a client going away does
+/// not kill the process with SIGPIPE), which means that output nobody reads fills the FIFO and then
+/// blocks the process, forever. So a reader dropped before end of file does not just close: it
+/// hands the FIFO to a task that reads and discards the rest until the process ends (on the
+/// current tokio runtime, or on a thread of its own outside one). [`OutputReader::detach`] lets go
+/// without draining, for a caller that re-attaches later and wants the output kept in the FIFO
+/// meanwhile (64 KiB of it, after which the process blocks until someone reads).
+pub struct OutputReader {
+    pipe: Option<pipe::Receiver>,
+}
+
+impl std::fmt::Debug for OutputReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputReader")
+            .field("open", &self.pipe.is_some())
+            .finish()
+    }
+}
+
+impl OutputReader {
+    fn new(pipe: pipe::Receiver) -> Self {
+        OutputReader { pipe: Some(pipe) }
+    }
+
+    /// Close this reader without draining: output stays in the FIFO for a later reader.
+    pub fn detach(mut self) {
+        self.pipe = None;
+    }
+}
+
+impl Drop for OutputReader {
+    fn drop(&mut self) {
+        if let Some(pipe) = self.pipe.take() {
+            drain(pipe);
+        }
+    }
+}
+
+/// Read `pipe` to its end and throw the bytes away, in the background.
+fn drain(mut pipe: pipe::Receiver) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let _ = tokio::io::copy(&mut pipe, &mut tokio::io::sink()).await;
+        });
+        return;
+    }
+    // No runtime (dropped from plain code or while a runtime shuts down): a blocking read on a
+    // thread. Should even that fail, the FIFO closes and the process may block: log it.
+    let spawned = pipe.into_blocking_fd().and_then(|fd| {
+        std::thread::Builder::new()
+            .name("lcd-drain".into())
+            .spawn(move || {
+                let _ = std::io::copy(&mut std::fs::File::from(fd), &mut std::io::sink());
+            })
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot drain an output stream nobody reads");
+    }
+}
+
+impl tokio::io::AsyncRead for OutputReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.pipe.as_mut() {
+            Some(pipe) => Pin::new(pipe).poll_read(cx, buf),
+            // Detached readers are consumed, so this is unreachable; end of file is the honest answer.
+            None => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 /// The process whose stdin `CloseIO` closes.
@@ -450,8 +567,8 @@ impl AsyncWrite for Stdin {
 pub(crate) struct PreparedIo {
     pub fifos: FifoSet,
     pub paths: StdioPaths,
-    pub stdout: Option<pipe::Receiver>,
-    pub stderr: Option<pipe::Receiver>,
+    pub stdout: Option<OutputReader>,
+    pub stderr: Option<OutputReader>,
     pub closer: StdinCloser,
 }
 
@@ -506,6 +623,9 @@ impl PreparedIo {
 
     /// Creating the process failed: close everything and remove the FIFOs.
     pub fn abandon(self) {
+        // No process ever wrote to these: nothing to drain.
+        self.stdout.map(OutputReader::detach);
+        self.stderr.map(OutputReader::detach);
         if let Err(e) = self.fifos.remove() {
             tracing::warn!(error = %e, "removing fifos after a failed create");
         }

@@ -32,7 +32,7 @@ pub use events::{
     MonitorState,
 };
 pub use id::Id;
-pub use io::{DirectIo, Output, Stdin, StdioConfig};
+pub use io::{DirectIo, Output, OutputReader, Stdin, StdioConfig};
 pub use oci_spec;
 pub use process::{exec_process, ExecProcessBuilder, Process};
 pub use runtime::{RuncOptions, Runtime};

@@ -297,8 +297,8 @@ impl Task {
     /// process runs; its output waits in the FIFOs until then, so nothing is lost. Closing the
     /// [`Stdin`](crate::Stdin) handle (or dropping it) delivers end of file to the process.
     ///
-    /// Errors: an exec id in use in this container (or equal to the container's id) is
-    /// [`ErrorKind::Conflict`]; a container that is not running is [`ErrorKind::FailedPrecondition`];
+    /// Errors: an exec id in use in this container is [`ErrorKind::AlreadyExists`], one equal to
+    /// the container's id [`ErrorKind::Conflict`]; a container that is not running is [`ErrorKind::FailedPrecondition`];
     /// a task that is gone is [`ErrorKind::NotFound`]; a command that cannot be run is classified by
     /// [`ExecFailure::of`](crate::ExecFailure::of). On any failure the process is deleted again and
     /// its FIFOs removed; so is it if the caller drops the returned future before it resolves.
@@ -508,7 +508,7 @@ impl Task {
 
     fn exec_id_in_use(&self, exec_id: &Id) -> Error {
         Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::AlreadyExists,
             format!(
                 "exec id {exec_id} is already in use in container {}",
                 self.id()
@@ -777,7 +777,7 @@ mod tests {
     use crate::spec::SpecBuilder;
 
     fn base() -> Spec {
-        SpecBuilder::new("ns", "c", "/rootfs")
+        SpecBuilder::new("/rootfs")
             .env("FOO=container")
             .env("KEEP=1")
             .cwd("/home")

@@ -47,8 +47,6 @@ const HOSTNAME_MAX: usize = 64;
 /// Builds the OCI runtime spec for one container. Setters never fail; [`SpecBuilder::build`] validates.
 #[derive(Debug, Clone)]
 pub struct SpecBuilder {
-    namespace: String,
-    id: String,
     rootfs: PathBuf,
     args: Vec<String>,
     env: Vec<String>,
@@ -64,12 +62,14 @@ pub struct SpecBuilder {
 }
 
 impl SpecBuilder {
-    /// Defaults for a container `id` in containerd namespace `namespace` with its root at `rootfs`
-    /// (an absolute path on the host): `sh` as root in `/`, no terminal, no resource limits.
-    pub fn new(namespace: &str, id: &str, rootfs: impl Into<PathBuf>) -> Self {
+    /// Defaults for a container with its root at `rootfs` (an absolute path on the host): `sh` as
+    /// root in `/`, no terminal, no resource limits. The spec names no container: the cgroups path
+    /// and the default hostname come from the id when [`Client::new_container`] creates one (see
+    /// [`for_container`]), so one spec can serve many containers.
+    ///
+    /// [`Client::new_container`]: crate::Client::new_container
+    pub fn new(rootfs: impl Into<PathBuf>) -> Self {
         SpecBuilder {
-            namespace: namespace.to_string(),
-            id: id.to_string(),
             rootfs: rootfs.into(),
             args: vec!["sh".to_string()],
             env: Vec::new(),
@@ -115,7 +115,8 @@ impl SpecBuilder {
         self
     }
 
-    /// The hostname inside the container (default: the container id, cut to 63 characters).
+    /// The hostname inside the container (default: the container id, cut to 63 characters, set by
+    /// [`for_container`]).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = Some(name.into());
         self
@@ -156,21 +157,12 @@ impl SpecBuilder {
     ///
     /// [`ErrorKind::InvalidArgument`]: crate::error::ErrorKind::InvalidArgument
     pub fn build(self) -> Result<Spec> {
-        // The namespace and id end up in the cgroup path; containerd's identifier rule guarantees
-        // each is a single normal path component.
-        let namespace = Id::new(self.namespace.as_str()).map_err(|e| e.context("namespace"))?;
-        let id = Id::new(self.id.as_str()).map_err(|e| e.context("container id"))?;
-
         let rootfs = validate_rootfs(&self.rootfs)?;
         validate_args(&self.args)?;
         validate_cwd(&self.cwd)?;
-        let hostname = match &self.hostname {
-            Some(name) => {
-                validate_hostname(name)?;
-                name.clone()
-            }
-            None => default_hostname(id.as_str()),
-        };
+        if let Some(name) = &self.hostname {
+            validate_hostname(name)?;
+        }
         let env = merge_env(self.terminal, &self.env)?;
 
         let mut resources = LinuxResources::default();
@@ -204,14 +196,14 @@ impl SpecBuilder {
             .set_readonly(self.readonly_rootfs.then_some(true));
 
         let process = build_process(self.terminal, self.uid, self.gid, self.args, env, self.cwd)?;
-        let linux = build_linux(namespace.as_str(), id.as_str(), resources);
+        let linux = build_linux(resources);
 
         let mut spec = Spec::default();
         spec.set_version(OCI_VERSION.to_string())
             .set_root(Some(root))
             .set_mounts(Some(default_mounts()))
             .set_process(Some(process))
-            .set_hostname(Some(hostname))
+            .set_hostname(self.hostname)
             .set_domainname(None)
             .set_hooks(None)
             .set_annotations(None)
@@ -222,6 +214,37 @@ impl SpecBuilder {
             .set_zos(None);
         Ok(spec)
     }
+}
+
+/// `spec` as container `id` in `namespace` runs it: what [`Client::new_container`] stores.
+///
+/// Fills in what only the container's identity decides: the cgroups path `/<namespace>/<id>` and,
+/// unless the spec names one, the hostname (the id, cut to 63 characters). A spec may carry a
+/// cgroups path of its own (a parent of the caller's choosing), but it must end in the container
+/// id: one spec reused for two containers would otherwise put both in one cgroup.
+///
+/// [`Client::new_container`]: crate::Client::new_container
+pub fn for_container(spec: &Spec, namespace: &Id, id: &Id) -> Result<Spec> {
+    let mut spec = spec.clone();
+    if spec.hostname().is_none() {
+        spec.set_hostname(Some(default_hostname(id.as_str())));
+    }
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    match linux.cgroups_path() {
+        None => {
+            // containerd's identifier rule makes each a single normal path component.
+            linux.set_cgroups_path(Some(PathBuf::from(format!("/{namespace}/{id}"))));
+        }
+        Some(path) if path.file_name() == Some(std::ffi::OsStr::new(id.as_str())) => {}
+        Some(path) => {
+            return Err(Error::invalid(format!(
+                "the spec's cgroups path {} is not container {id}'s: leave it unset (it becomes /{namespace}/{id}) or end it in the container id",
+                path.display()
+            )))
+        }
+    }
+    spec.set_linux(Some(linux));
+    Ok(spec)
 }
 
 fn build_process(
@@ -279,7 +302,7 @@ fn build_process(
     Ok(process)
 }
 
-fn build_linux(namespace: &str, id: &str, resources: LinuxResources) -> Linux {
+fn build_linux(resources: LinuxResources) -> Linux {
     let namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -303,7 +326,8 @@ fn build_linux(namespace: &str, id: &str, resources: LinuxResources) -> Linux {
         .set_gid_mappings(None)
         .set_sysctl(None)
         .set_resources(Some(resources))
-        .set_cgroups_path(Some(PathBuf::from(format!("/{namespace}/{id}"))))
+        // Set per container by `for_container`.
+        .set_cgroups_path(None)
         .set_namespaces(Some(namespaces))
         .set_devices(None)
         .set_seccomp(None)
@@ -745,7 +769,13 @@ mod tests {
     use crate::error::ErrorKind;
 
     fn builder() -> SpecBuilder {
-        SpecBuilder::new("default", "c1", "/var/lib/x/rootfs")
+        SpecBuilder::new("/var/lib/x/rootfs")
+    }
+
+    /// The spec as containerd stores it for container c1 in namespace default.
+    fn stored(builder: SpecBuilder) -> Spec {
+        let (ns, id) = (Id::new("default").unwrap(), Id::new("c1").unwrap());
+        for_container(&builder.build().unwrap(), &ns, &id).unwrap()
     }
 
     fn env_of(spec: &Spec) -> Vec<String> {
@@ -766,7 +796,7 @@ mod tests {
 
     #[test]
     fn defaults_match_containerds_unix_spec() {
-        let spec = builder().build().unwrap();
+        let spec = stored(builder());
         assert_eq!(spec.version(), "1.0.2-dev");
         assert_eq!(spec.hostname().as_deref(), Some("c1"));
         assert!(spec.annotations().is_none());
@@ -868,7 +898,7 @@ mod tests {
     /// Catches anything oci_spec's Default impls would add that containerd never sets.
     #[test]
     fn json_has_only_the_expected_fields() {
-        let spec = builder().build().unwrap();
+        let spec = stored(builder());
         let json = serde_json::to_value(&spec).unwrap();
         assert_eq!(
             keys(&json),
@@ -931,13 +961,42 @@ mod tests {
 
     #[test]
     fn hostname_defaults_to_the_id_and_is_never_youki() {
+        let ns = Id::new("default").unwrap();
         let spec = builder().build().unwrap();
-        assert_ne!(spec.hostname().as_deref(), Some("youki"));
-        let long = "a".repeat(76);
-        let spec = SpecBuilder::new("default", &long, "/r").build().unwrap();
-        assert_eq!(spec.hostname().as_deref(), Some(&long[..63]));
+        assert_eq!(spec.hostname().as_deref(), None);
+        let long = Id::new("a".repeat(76)).unwrap();
+        let spec = for_container(&spec, &ns, &long).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some(&long.as_str()[..63]));
         let spec = builder().hostname("web").build().unwrap();
+        let spec = for_container(&spec, &ns, &long).unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn the_cgroups_path_is_the_containers_own() {
+        let cgroups = |spec: &Spec| spec.linux().as_ref().unwrap().cgroups_path().clone();
+        let ns = Id::new("ns").unwrap();
+        let (a, b) = (Id::new("a").unwrap(), Id::new("b").unwrap());
+        let spec = builder().build().unwrap();
+        assert_eq!(cgroups(&spec), None);
+        // One spec, two containers: two cgroups.
+        let for_a = for_container(&spec, &ns, &a).unwrap();
+        assert_eq!(cgroups(&for_a), Some(PathBuf::from("/ns/a")));
+        let for_b = for_container(&spec, &ns, &b).unwrap();
+        assert_eq!(cgroups(&for_b), Some(PathBuf::from("/ns/b")));
+        // A spec already bound to a is a's, whatever the namespace; it is not b's.
+        assert_eq!(
+            cgroups(&for_container(&for_a, &ns, &a).unwrap()),
+            cgroups(&for_a)
+        );
+        assert_invalid(for_container(&for_a, &ns, &b), "not container b's");
+        // A parent of the caller's choosing is kept when the path ends in the id.
+        let mut parented = spec.clone();
+        let mut linux = parented.linux().clone().unwrap();
+        linux.set_cgroups_path(Some(PathBuf::from("/ci/a")));
+        parented.set_linux(Some(linux));
+        let kept = for_container(&parented, &ns, &a).unwrap();
+        assert_eq!(cgroups(&kept), Some(PathBuf::from("/ci/a")));
     }
 
     #[test]
@@ -1003,18 +1062,10 @@ mod tests {
     #[test]
     fn build_rejects_bad_options() {
         assert_invalid(
-            SpecBuilder::new("default", "c1", "rootfs").build(),
+            SpecBuilder::new("rootfs").build(),
             "must be an absolute path",
         );
-        assert_invalid(
-            SpecBuilder::new("default", "c1", "rootfs").build(),
-            "rootfs",
-        );
-        assert_invalid(
-            SpecBuilder::new("default", "a/b", "/r").build(),
-            "container id",
-        );
-        assert_invalid(SpecBuilder::new("x/..", "c1", "/r").build(), "namespace");
+        assert_invalid(SpecBuilder::new("rootfs").build(), "rootfs");
         assert_invalid(builder().args(Vec::<String>::new()).build(), "args");
         assert_invalid(builder().args([""]).build(), "args");
         assert_invalid(builder().args(["sh", "a\0b"]).build(), "args[1]");
@@ -1131,9 +1182,8 @@ mod tests {
             .args(["top"])
             .env("A=1")
             .memory_limit(1 << 30)
-            .cpus(0.5)
-            .build()
-            .unwrap();
+            .cpus(0.5);
+        let spec = stored(spec);
         let any = to_any(&spec).unwrap();
         assert_eq!(any.type_url, SPEC_TYPE_URL);
         let json: serde_json::Value = serde_json::from_slice(&any.value).unwrap();

@@ -132,7 +132,7 @@ fn assert_same_tree(a: &Path, b: &Path) {
 }
 
 async fn run(env: &TestEnv, id: &str, args: &[&str]) -> (Container, Task) {
-    let spec = env.spec(id, args).build().expect("start the container");
+    let spec = env.spec(args).build().expect("start the container");
     let container = env
         .client
         .new_container(
@@ -352,7 +352,7 @@ async fn criu_checkpoint_and_restore_of_a_counter() {
 
 async fn created(env: &TestEnv, id: &str) -> Container {
     let spec = env
-        .spec(id, &["sleep", "600"])
+        .spec(&["sleep", "600"])
         .build()
         .expect("create the container");
     env.client

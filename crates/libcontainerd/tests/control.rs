@@ -16,7 +16,7 @@ const MIB: u64 = 1 << 20;
 
 /// Create and start container `id` running `args`; the returned stdio keeps its output pipes open.
 async fn run(env: &TestEnv, id: &str, args: &[&str]) -> (Container, Task, DirectIo) {
-    let spec = env.spec(id, args).build().expect("build the spec");
+    let spec = env.spec(args).build().expect("build the spec");
     run_spec(env, id, spec).await
 }
 
@@ -377,7 +377,7 @@ async fn a_pids_limit_of_ten_stops_the_eleventh_process_until_raised() {
          for i in 1 2 3 4 5 6; do sleep 600 & done; : > /done; wait"
     );
     let spec = env
-        .spec("pids", &["sh", "-c", &script])
+        .spec(&["sh", "-c", &script])
         .pids_limit(10)
         .build()
         .unwrap();

@@ -143,7 +143,7 @@ fn null_io() -> StdioConfig {
 }
 
 async fn create(env: &TestEnv, id: &str, args: &[&str]) -> Container {
-    let spec = env.spec(id, args).build().expect("spec");
+    let spec = env.spec(args).build().expect("spec");
     env.client
         .new_container(
             &TestEnv::id(id),
@@ -413,7 +413,7 @@ async fn oom_reaches_the_backend() {
     let rec = Arc::new(Recorder::default());
     let monitor = monitor(&env, &rec).await;
     let spec = env
-        .spec("hog", &["sh", "-c", "x=a; while true; do x=$x$x; done"])
+        .spec(&["sh", "-c", "x=a; while true; do x=$x$x; done"])
         .memory_limit(8 << 20)
         .build()
         .unwrap();
@@ -571,11 +571,10 @@ async fn handler_errors_bad_payloads_and_other_namespaces_do_not_disturb_the_str
     ))
     .await
     .unwrap();
-    let other_spec =
-        libcontainerd::spec::SpecBuilder::new(other.namespace().as_str(), "elsewhere", &env.rootfs)
-            .args(["true"])
-            .build()
-            .unwrap();
+    let other_spec = libcontainerd::spec::SpecBuilder::new(&env.rootfs)
+        .args(["true"])
+        .build()
+        .unwrap();
     let elsewhere = other
         .new_container(
             &TestEnv::id("elsewhere"),

@@ -68,7 +68,7 @@ fn files_of(bundle: &Path, process_id: &str) -> Vec<PathBuf> {
 
 /// A container running `args` as its init process, started with no stdio.
 async fn running(env: &TestEnv, name: &str, args: &[&str]) -> (Container, Task) {
-    let spec = env.spec(name, args).build().expect("spec");
+    let spec = env.spec(args).build().expect("spec");
     let container = env
         .client
         .new_container(
@@ -95,7 +95,7 @@ async fn remove(env: &TestEnv, container: Container, task: Task) {
 
 /// Read both output streams to the end, concurrently (a full pipe would stall the other).
 async fn collect(io: DirectIo) -> (String, String) {
-    async fn drain(r: Option<tokio::net::unix::pipe::Receiver>) -> String {
+    async fn drain(r: Option<libcontainerd::OutputReader>) -> String {
         let mut buf = vec![];
         if let Some(mut r) = r {
             r.read_to_end(&mut buf).await.expect("read output");
@@ -331,7 +331,7 @@ async fn an_init_process_with_a_terminal_is_resizable() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("inittty");
     let spec = env
-        .spec("inittty", &["sh", "-c", "read x; stty size"])
+        .spec(&["sh", "-c", "read x; stty size"])
         .terminal(true)
         .build()
         .unwrap();
@@ -509,7 +509,7 @@ async fn a_reused_exec_id_is_a_conflict_and_keeps_the_first() {
             )
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
         assert!(err.to_string().contains("already in use"), "{err}");
     }
     // The container's own id would take over the init process's FIFOs.
@@ -638,10 +638,7 @@ async fn exec_into_a_paused_stopped_or_unknown_container_is_refused() {
 async fn an_exec_outlives_the_init_exit_and_keeps_its_own_status() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("dying");
-    let spec = env
-        .spec("dying", &["sh", "-c", "read x; exit 7"])
-        .build()
-        .unwrap();
+    let spec = env.spec(&["sh", "-c", "read x; exit 7"]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &HashMap::new())
@@ -856,10 +853,7 @@ async fn re_attach_works_across_client_processes() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("xproc");
     let spec = env
-        .spec(
-            "xproc",
-            &["sh", "-c", "echo init-ready; cat; echo init-done"],
-        )
+        .spec(&["sh", "-c", "echo init-ready; cat; echo init-done"])
         .build()
         .unwrap();
     let c = env

@@ -436,7 +436,7 @@ async fn assert_clean(env: &TestEnv) {
 // Small lifecycle helpers
 
 async fn new_container(env: &TestEnv, id: &str, args: &[&str], runtime: &Runtime) -> Container {
-    let spec = env.spec(id, args).build().expect("spec");
+    let spec = env.spec(args).build().expect("spec");
     env.client
         .new_container(&TestEnv::id(id), &spec, runtime, &no_labels())
         .await
@@ -445,7 +445,7 @@ async fn new_container(env: &TestEnv, id: &str, args: &[&str], runtime: &Runtime
 
 /// Read both output streams to the end, concurrently.
 async fn collect(io: DirectIo) -> (String, String) {
-    async fn drain(r: Option<tokio::net::unix::pipe::Receiver>) -> String {
+    async fn drain(r: Option<libcontainerd::OutputReader>) -> String {
         let mut buf = vec![];
         if let Some(mut r) = r {
             r.read_to_end(&mut buf).await.expect("read output");
@@ -501,7 +501,7 @@ async fn full_cycle_with_same_id(env: &TestEnv, container: &Container, word: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containerd_killed_during_container_create() {
     let env = TestEnv::new().await;
-    let spec = env.spec("made", &["true"]).build().expect("spec");
+    let spec = env.spec(&["true"]).build().expect("spec");
 
     // Deterministically in flight: containerd is stopped when the request is sent, killed while the
     // request waits in its socket.
@@ -536,7 +536,7 @@ async fn containerd_killed_during_container_create() {
     let mut outcomes = (0, 0);
     for attempt in 0..6u64 {
         let id = format!("race{attempt}");
-        let spec = env.spec(&id, &["true"]).build().expect("spec");
+        let spec = env.spec(&["true"]).build().expect("spec");
         let client = env.client.clone();
         let call = tokio::spawn(async move {
             client
@@ -570,14 +570,14 @@ async fn containerd_killed_during_container_create() {
             .client
             .new_container(
                 &TestEnv::id(id),
-                &env.spec(id, &["true"]).build().expect("spec"),
+                &env.spec(&["true"]).build().expect("spec"),
                 &Runtime::default(),
                 &no_labels(),
             )
             .await
         {
             Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::Conflict => env
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => env
                 .client
                 .load_container(&TestEnv::id(id))
                 .await

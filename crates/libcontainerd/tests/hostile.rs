@@ -123,8 +123,8 @@ fn assert_id_is_inert(id: &Id) {
     }
 
     // The cgroup path `/<namespace>/<id>` has exactly two normal components.
-    let spec = SpecBuilder::new(s, s, "/rootfs")
-        .build()
+    let spec = SpecBuilder::new("/rootfs").build().expect("spec");
+    let spec = libcontainerd::spec::for_container(&spec, id, id)
         .unwrap_or_else(|e| panic!("{s:?} is a valid id but the spec refused it: {e}"));
     let cgroup = spec
         .linux()
@@ -268,7 +268,7 @@ fn assert_invalid(result: libcontainerd::Result<impl std::fmt::Debug>, needle: &
 
 #[test]
 fn nul_bytes_anywhere_in_a_spec_are_refused() {
-    let base = || SpecBuilder::new("ns", "c1", "/rootfs");
+    let base = || SpecBuilder::new("/rootfs");
     for args in [
         vec!["\0"],
         vec!["\0sh"],
@@ -291,11 +291,10 @@ fn nul_bytes_anywhere_in_a_spec_are_refused() {
     assert_invalid(base().cwd("\0").build(), "cwd");
     assert_invalid(base().hostname("h\0").build(), "hostname");
     let rootfs = PathBuf::from(OsStr::from_bytes(b"/root\0fs"));
-    assert_invalid(SpecBuilder::new("ns", "c1", rootfs).build(), "rootfs");
+    assert_invalid(SpecBuilder::new(rootfs).build(), "rootfs");
     let not_utf8 = PathBuf::from(OsStr::from_bytes(b"/root\xfffs"));
-    assert_invalid(SpecBuilder::new("ns", "c1", not_utf8).build(), "rootfs");
-    assert_invalid(SpecBuilder::new("n\0s", "c1", "/r").build(), "namespace");
-    assert_invalid(SpecBuilder::new("ns", "c\0x", "/r").build(), "container id");
+    assert_invalid(SpecBuilder::new(not_utf8).build(), "rootfs");
+    // Namespaces and container ids are `Id`s: a NUL in one is refused there (see above).
 
     // Exec processes get the same treatment.
     let spec = base().build().expect("spec");
@@ -308,7 +307,7 @@ fn nul_bytes_anywhere_in_a_spec_are_refused() {
 /// quadratic (100k entries would then take minutes, a hang for the caller).
 #[test]
 fn a_hundred_thousand_env_entries_build_in_reasonable_time() {
-    let mut builder = SpecBuilder::new("ns", "c1", "/rootfs");
+    let mut builder = SpecBuilder::new("/rootfs");
     for i in 0..100_000 {
         builder = builder.env(format!("VARIABLE_{i:06}=value"));
     }
@@ -390,7 +389,7 @@ async fn a_symlinked_rootfs_is_refused_when_the_container_is_made() {
     {
         let name = format!("symlinked{n}");
         let id = TestEnv::id(&name);
-        let spec = SpecBuilder::new(&env.namespace, &name, &rootfs)
+        let spec = SpecBuilder::new(&rootfs)
             .args(["true"])
             .build()
             .expect("spec");
@@ -436,7 +435,7 @@ async fn a_rootfs_with_parent_components_is_just_a_path() {
     std::fs::create_dir(env.dir().join("sub")).expect("mkdir");
     let rootfs = env.dir().join("sub/../rootfs");
     let id = TestEnv::id("dotdot");
-    let spec = SpecBuilder::new(&env.namespace, "dotdot", &rootfs)
+    let spec = SpecBuilder::new(&rootfs)
         .args(["sh", "-c", "exit 4"])
         .build()
         .expect("spec");
@@ -461,7 +460,7 @@ async fn a_spec_over_the_message_limit_is_a_clear_error() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("huge");
     let spec = env
-        .spec("huge", &["echo", &"x".repeat(20 << 20)])
+        .spec(&["echo", &"x".repeat(20 << 20)])
         .build()
         .expect("spec");
     let started = Instant::now();
@@ -504,7 +503,7 @@ async fn a_ten_mebibyte_argument_fails_with_the_kernels_reason() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("bigarg");
     let spec = env
-        .spec("bigarg", &["echo", &"x".repeat(10 << 20)])
+        .spec(&["echo", &"x".repeat(10 << 20)])
         .build()
         .expect("spec");
     let c = bounded(
@@ -561,7 +560,9 @@ async fn a_ten_mebibyte_argument_fails_with_the_kernels_reason() {
     let loaded = bounded("load_container", env.client.load_container(&id))
         .await
         .expect("load a 10 MiB container record");
-    assert_eq!(loaded.spec(), &spec);
+    assert_eq!(loaded.spec(), c.spec());
+    let bound = libcontainerd::spec::for_container(&spec, env.client.namespace(), &id).unwrap();
+    assert_eq!(loaded.spec(), &bound);
     c.delete().await.expect("delete");
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
     env.cleanup().await;
@@ -577,7 +578,7 @@ async fn listing_survives_containers_whose_specs_together_exceed_the_message_lim
     for name in ["big0", "big1"] {
         let id = TestEnv::id(name);
         let spec = env
-            .spec(name, &["echo", &"y".repeat(9 << 20)])
+            .spec(&["echo", &"y".repeat(9 << 20)])
             .build()
             .expect("spec");
         let c = bounded(
@@ -604,7 +605,7 @@ async fn listing_survives_containers_whose_specs_together_exceed_the_message_lim
 async fn a_hundred_thousand_env_entries_run_or_fail_clearly() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("manyenv");
-    let mut builder = env.spec("manyenv", &["sh", "-c", "env | wc -l"]);
+    let mut builder = env.spec(&["sh", "-c", "env | wc -l"]);
     for i in 0..100_000 {
         builder = builder.env(format!("V{i}=1"));
     }

@@ -19,7 +19,7 @@ fn no_labels() -> HashMap<String, String> {
 
 /// Read both output streams to the end, concurrently (a full pipe would stall the other).
 async fn collect(io: DirectIo) -> (Vec<u8>, Vec<u8>) {
-    async fn drain(r: Option<tokio::net::unix::pipe::Receiver>) -> Vec<u8> {
+    async fn drain(r: Option<libcontainerd::OutputReader>) -> Vec<u8> {
         let mut buf = vec![];
         if let Some(mut r) = r {
             r.read_to_end(&mut buf).await.expect("read output");
@@ -44,7 +44,7 @@ async fn version_reports_containerd() {
 async fn container_records_round_trip_and_delete_removes_the_bundle() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("rec");
-    let spec = env.spec("rec", &["true"]).hostname("box").build().unwrap();
+    let spec = env.spec(&["true"]).hostname("box").build().unwrap();
     let mut labels = no_labels();
     labels.insert("purpose".into(), "test".into());
     let c = env
@@ -90,7 +90,7 @@ async fn container_records_round_trip_and_delete_removes_the_bundle() {
 async fn duplicate_ids_are_a_conflict_and_keep_the_first() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("dup");
-    let spec = env.spec("dup", &["true"]).build().unwrap();
+    let spec = env.spec(&["true"]).build().unwrap();
     let first = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -101,7 +101,7 @@ async fn duplicate_ids_are_a_conflict_and_keep_the_first() {
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert!(err.to_string().contains("already in use"), "{err}");
     assert!(
         first.bundle_dir().is_dir(),
@@ -115,10 +115,9 @@ async fn duplicate_ids_are_a_conflict_and_keep_the_first() {
 async fn missing_or_bad_rootfs_is_refused_before_anything_is_made() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("nofs");
-    let missing =
-        libcontainerd::spec::SpecBuilder::new(&env.namespace, "nofs", "/nonexistent/rootfs")
-            .build()
-            .unwrap();
+    let missing = libcontainerd::spec::SpecBuilder::new("/nonexistent/rootfs")
+        .build()
+        .unwrap();
     let err = env
         .client
         .new_container(&id, &missing, &Runtime::default(), &no_labels())
@@ -133,7 +132,7 @@ async fn missing_or_bad_rootfs_is_refused_before_anything_is_made() {
 
     let file = env.dir().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let not_dir = libcontainerd::spec::SpecBuilder::new(&env.namespace, "nofs", &file)
+    let not_dir = libcontainerd::spec::SpecBuilder::new(&file)
         .build()
         .unwrap();
     let err = env
@@ -144,6 +143,40 @@ async fn missing_or_bad_rootfs_is_refused_before_anything_is_made() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(env.client.list_containers().await.unwrap().is_empty());
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+/// A spec names no container: one spec serves two containers, each in a cgroup and with a
+/// hostname of its own, set from its id and the client's namespace.
+#[tokio::test]
+async fn one_spec_serves_two_containers_each_in_its_own_cgroup() {
+    let env = TestEnv::new().await;
+    let spec = env
+        .spec(&["sh", "-c", "hostname; grep pids /proc/self/cgroup"])
+        .build()
+        .unwrap();
+    for name in ["twin-a", "twin-b"] {
+        let id = TestEnv::id(name);
+        let c = env
+            .client
+            .new_container(&id, &spec, &Runtime::default(), &no_labels())
+            .await
+            .unwrap();
+        let (task, io) = c.create_task(None, &StdioConfig::default()).await.unwrap();
+        let reader = tokio::spawn(collect(io));
+        task.start().await.unwrap();
+        assert_eq!(task.wait().await.unwrap().code, 0);
+        let (out, err) = reader.await.unwrap();
+        let out = String::from_utf8_lossy(&out);
+        assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+        assert!(out.starts_with(&format!("{name}\n")), "{out}");
+        assert!(
+            out.trim_end().ends_with(&format!("/{}/{name}", env.namespace)),
+            "{out}"
+        );
+        task.delete().await.unwrap();
+        c.delete().await.unwrap();
+    }
     env.cleanup().await;
 }
 
@@ -160,7 +193,7 @@ async fn stdout_and_stderr_stay_apart_and_exit_codes_arrive() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("io");
     let spec = env
-        .spec("io", &["sh", "-c", "echo out; echo err >&2; exit 3"])
+        .spec(&["sh", "-c", "echo out; echo err >&2; exit 3"])
         .build()
         .unwrap();
     let c = env
@@ -197,10 +230,7 @@ async fn a_mebibyte_of_output_arrives_whole() {
     let id = TestEnv::id("big");
     // 1 MiB of 'a' (1024 lines of 1023 a's and a newline) from busybox's own tools.
     let spec = env
-        .spec(
-            "big",
-            &["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"],
-        )
+        .spec(&["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"])
         .build()
         .unwrap();
     let c = env
@@ -221,11 +251,71 @@ async fn a_mebibyte_of_output_arrives_whole() {
     env.cleanup().await;
 }
 
+/// Output nobody reads must never block a container: a dropped reader drains its stream, and a
+/// discarded stream is /dev/null. Each case writes 10 MiB to each stream (a blocked FIFO holds 64
+/// KiB), then a last line on stdout.
+#[tokio::test]
+async fn output_nobody_reads_never_blocks_the_container() {
+    let env = TestEnv::new().await;
+    let script = "head -c 10485760 /dev/zero; head -c 10485760 /dev/zero >&2; echo end";
+    // The time limit only turns a hang into a failure; the cases take about a second each.
+    let limit = Duration::from_secs(120);
+    for (name, output, read_stdout) in [
+        ("drop-both", Output::Pipe, false),
+        ("read-out-drop-err", Output::Pipe, true),
+        ("discard-err", Output::PipeStdout, true),
+    ] {
+        let id = TestEnv::id(name);
+        let spec = env.spec(&["sh", "-c", script]).build().unwrap();
+        let c = env
+            .client
+            .new_container(&id, &spec, &Runtime::default(), &no_labels())
+            .await
+            .unwrap();
+        let stdio = StdioConfig {
+            output: output.clone(),
+            ..Default::default()
+        };
+        let mut stdout = None;
+        let task = c
+            .start(None, &stdio, |io| {
+                // stderr is dropped here (or was never piped); stdout too unless it is read.
+                if read_stdout {
+                    stdout = io.stdout;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![];
+            if let Some(mut r) = stdout {
+                r.read_to_end(&mut buf).await.expect("read stdout");
+            }
+            buf
+        });
+        let status = tokio::time::timeout(limit, task.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the container blocked on its output"))
+            .unwrap();
+        assert_eq!(status.code, 0, "{name}");
+        let out = reader.await.unwrap();
+        if read_stdout {
+            assert_eq!(out.len(), (10 << 20) + 4, "{name}");
+            assert!(out.ends_with(b"end\n"), "{name}");
+        }
+        task.delete().await.unwrap();
+        c.delete().await.unwrap();
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn stdin_reaches_the_container_and_its_end_closes_it() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("cat");
-    let spec = env.spec("cat", &["cat"]).build().unwrap();
+    let spec = env.spec(&["cat"]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -258,7 +348,7 @@ async fn stdin_closed_before_start_still_reaches_the_process() {
     // `cat /dev/null | lcd run -i ROOTFS cat`: stdin ends before the process even runs.
     let env = TestEnv::new().await;
     let id = TestEnv::id("early");
-    let spec = env.spec("early", &["cat"]).build().unwrap();
+    let spec = env.spec(&["cat"]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -291,7 +381,7 @@ async fn stdin_closed_before_start_still_reaches_the_process() {
 async fn a_missing_command_fails_create_and_leaves_nothing() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("nocmd");
-    let spec = env.spec("nocmd", &["no-such-command"]).build().unwrap();
+    let spec = env.spec(&["no-such-command"]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -315,7 +405,7 @@ async fn a_missing_command_fails_create_and_leaves_nothing() {
     let left: Vec<_> = std::fs::read_dir(c.bundle_dir()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 
-    let spec = env.spec("noexec", &["/etc/passwd"]).build().unwrap();
+    let spec = env.spec(&["/etc/passwd"]).build().unwrap();
     let c2 = env
         .client
         .new_container(
@@ -345,7 +435,7 @@ async fn a_missing_command_fails_create_and_leaves_nothing() {
 async fn kill_wait_and_the_states_of_a_task() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("sleeper");
-    let spec = env.spec("sleeper", &["sleep", "600"]).build().unwrap();
+    let spec = env.spec(&["sleep", "600"]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -389,7 +479,7 @@ async fn kill_wait_and_the_states_of_a_task() {
 async fn force_delete_removes_a_task_that_was_only_created() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("created");
-    let spec = env.spec("created", &["sleep", "600"]).build().unwrap();
+    let spec = env.spec(&["sleep", "600"]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -419,7 +509,7 @@ async fn force_delete_removes_a_task_that_was_only_created() {
 async fn a_task_created_elsewhere_after_ours_was_deleted_still_blocks_delete() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("handover");
-    let spec = env.spec("handover", &["sleep", "600"]).build().unwrap();
+    let spec = env.spec(&["sleep", "600"]).build().unwrap();
     let ours = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -452,7 +542,7 @@ async fn a_task_created_elsewhere_after_ours_was_deleted_still_blocks_delete() {
 #[allow(clippy::unwrap_used)]
 async fn logged_output(env: &TestEnv, name: &str, script: &str, output: Output) -> String {
     let id = TestEnv::id(name);
-    let spec = env.spec(name, &["sh", "-c", script]).build().unwrap();
+    let spec = env.spec(&["sh", "-c", script]).build().unwrap();
     let c = env
         .client
         .new_container(&id, &spec, &Runtime::default(), &no_labels())
@@ -535,7 +625,7 @@ async fn a_fresh_client_re_attaches_to_a_running_task() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("reattach");
     let spec = env
-        .spec("reattach", &["sh", "-c", "read line; echo got:$line"])
+        .spec(&["sh", "-c", "read line; echo got:$line"])
         .build()
         .unwrap();
     let c = env
@@ -588,7 +678,7 @@ async fn a_fresh_client_re_attaches_to_a_running_task() {
 async fn a_missing_runc_binary_is_a_clear_error_and_leaves_nothing() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("norunc");
-    let spec = env.spec("norunc", &["true"]).build().unwrap();
+    let spec = env.spec(&["true"]).build().unwrap();
     let c = env
         .client
         .new_container(
@@ -650,7 +740,7 @@ async fn calls_fail_unavailable_once_containerd_is_gone() {
 async fn labels_can_be_set_and_removed() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("labels");
-    let spec = env.spec("labels", &["true"]).build().unwrap();
+    let spec = env.spec(&["true"]).build().unwrap();
     let mut labels = no_labels();
     labels.insert("keep".into(), "1".into());
     labels.insert("drop".into(), "2".into());

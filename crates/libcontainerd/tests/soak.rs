@@ -220,7 +220,7 @@ async fn read_stdout(io: DirectIo) -> String {
 async fn cycle(env: &TestEnv, n: usize) {
     let id = format!("c{n}");
     let spec = env
-        .spec(&id, &["sh", "-c", &format!("echo {n}")])
+        .spec(&["sh", "-c", &format!("echo {n}")])
         .build()
         .expect("spec");
     let container = env
@@ -310,7 +310,7 @@ async fn run(env: &Arc<TestEnv>, from: usize, cycles: usize) -> (Duration, Durat
 
     let begin = Instant::now();
     let name = format!("x{from}");
-    let spec = env.spec(&name, &["sleep", "3600"]).build().expect("spec");
+    let spec = env.spec(&["sleep", "3600"]).build().expect("spec");
     let container = env
         .client
         .new_container(

@@ -75,8 +75,8 @@ impl TestEnv {
     }
 
     /// A spec running `args` in the busybox rootfs.
-    pub fn spec(&self, id: &str, args: &[&str]) -> SpecBuilder {
-        SpecBuilder::new(&self.namespace, id, &self.rootfs).args(args.iter().copied())
+    pub fn spec(&self, args: &[&str]) -> SpecBuilder {
+        SpecBuilder::new(&self.rootfs).args(args.iter().copied())
     }
 
     pub fn id(s: &str) -> Id {
