@@ -624,8 +624,9 @@ impl PreparedIo {
     /// Creating the process failed: close everything and remove the FIFOs.
     pub fn abandon(self) {
         // No process ever wrote to these: nothing to drain.
-        self.stdout.map(OutputReader::detach);
-        self.stderr.map(OutputReader::detach);
+        for reader in [self.stdout, self.stderr].into_iter().flatten() {
+            reader.detach();
+        }
         if let Err(e) = self.fifos.remove() {
             tracing::warn!(error = %e, "removing fifos after a failed create");
         }
