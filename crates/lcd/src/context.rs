@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::supervisor::{Daemon, DaemonConfig};
-use libcontainerd::{Client, ClientConfig, Id, Output, Runtime};
+use libcontainerd::{Client, ClientConfig, ErrorKind, Id, Output, Runtime};
 
 /// Global settings, from flags or the environment.
 #[derive(Debug, Clone)]
@@ -96,11 +96,20 @@ impl Ctx {
     /// A connected client.
     pub async fn client(&self) -> Result<Client> {
         let socket = self.socket().await?;
-        Ok(Client::connect(ClientConfig::new(
+        let connected = Client::connect(ClientConfig::new(
             socket,
             self.namespace.clone(),
             self.bundles_dir(),
         ))
-        .await?)
+        .await;
+        match connected {
+            Err(e) if self.address.is_some() && e.kind() == ErrorKind::Unavailable => {
+                // The library says what failed; where to look next is lcd's to say.
+                Err(anyhow::anyhow!(
+                    "{e} (without --address, lcd starts its own containerd)"
+                ))
+            }
+            connected => Ok(connected?),
+        }
     }
 }

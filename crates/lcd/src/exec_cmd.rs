@@ -191,7 +191,8 @@ async fn attached(
         tokio::select! {
             status = &mut wait => break status,
             Some(sig) = signals.recv() => {
-                if let Err(e) = exec.kill(sig).await {
+                let Ok(signal) = libcontainerd::Signal::new(sig) else { continue };
+                if let Err(e) = exec.kill(signal).await {
                     tracing::debug!(signal = sig, error = %e, "forwarding a signal");
                 }
             }

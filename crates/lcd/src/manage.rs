@@ -247,7 +247,7 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
 
 /// `lcd kill`.
 pub async fn kill(ctx: &Ctx, args: KillArgs) -> Result<i32> {
-    let signal = crate::signals::parse_signal(&args.signal)?;
+    let signal: libcontainerd::Signal = args.signal.parse()?;
     let client = ctx.client().await?;
     for_each_id(&args.ids, |id| {
         let client = client.clone();
@@ -272,9 +272,9 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             let (container, task) = state::load_with_task(&client, &id).await?;
             let task = state::running(container.id(), task)?;
             // A paused process cannot act on SIGTERM; docker's stop also just signals it.
-            task.kill(libc::SIGTERM).await?;
+            task.kill(libcontainerd::Signal::TERM).await?;
             if tokio::time::timeout(grace, task.wait()).await.is_err() {
-                task.kill_all(libc::SIGKILL).await?;
+                task.kill_all(libcontainerd::Signal::KILL).await?;
                 task.wait().await?;
             }
             state::reap(&container, &task).await?;

@@ -323,7 +323,7 @@ async fn connect_channel(address: &Path, timeout: Duration) -> Result<Channel> {
     };
     if !address.exists() {
         return Err(unreachable(
-            "no such socket (is containerd running? without --address, lcd starts its own)".into(),
+            "no such socket (is containerd running?)".into(),
         ));
     }
     let path = address.to_path_buf();

@@ -14,7 +14,7 @@ use oci_spec::runtime::Spec;
 
 use crate::cancel::CleanupGuard;
 use crate::client::{no_such_container, Client};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::io::{self, CloseTarget, DirectIo, PreparedIo, StdioConfig, StdioPaths};
 use crate::runtime::Runtime;
@@ -340,7 +340,7 @@ impl Container {
         &self,
         checkpoint_dir: Option<&Path>,
         stdio: &StdioConfig,
-        attach: impl FnOnce(DirectIo) -> Result<()>,
+        attach: impl FnOnce(DirectIo) -> Result<(), BoxError>,
     ) -> Result<Task> {
         let (task, io, guard) = self.create_task_guarded(checkpoint_dir, stdio).await?;
         let (started, guard) = match attach(io) {
@@ -355,7 +355,10 @@ impl Container {
                 .await?
             }
             Err(e) => (
-                Err(e.context(format!("attach stdio of container {}", self.id))),
+                Err(Error::from_callback(
+                    format!("attach stdio of container {}", self.id),
+                    e,
+                )),
                 guard,
             ),
         };
@@ -371,6 +374,25 @@ impl Container {
         }
     }
 
+    /// Create and start the task and hand back its stdio: [`Container::start`] without a callback,
+    /// with the same guarantees (the handles exist before the process runs; a failed start or a
+    /// dropped future leaves no task). Output the caller never reads is drained, see
+    /// [`OutputReader`](crate::OutputReader).
+    pub async fn spawn(
+        &self,
+        checkpoint_dir: Option<&Path>,
+        stdio: &StdioConfig,
+    ) -> Result<(Task, DirectIo)> {
+        let mut handles = None;
+        let task = self
+            .start(checkpoint_dir, stdio, |io| {
+                handles = Some(io);
+                Ok(())
+            })
+            .await?;
+        Ok((task, handles.unwrap_or_default()))
+    }
+
     /// The container's current task. [`ErrorKind::NotFound`] if it has none.
     pub async fn task(&self) -> Result<Task> {
         let process = self.client.get_process(&self.id, "").await?;
@@ -379,7 +401,10 @@ impl Container {
 
     /// Re-open the stdio of the running task (e.g. after the caller restarted) and hand it to `attach`.
     /// Only one reader may be attached at a time.
-    pub async fn attach_task(&self, attach: impl FnOnce(DirectIo) -> Result<()>) -> Result<Task> {
+    pub async fn attach_task(
+        &self,
+        attach: impl FnOnce(DirectIo) -> Result<(), BoxError>,
+    ) -> Result<Task> {
         let process = self.client.get_process(&self.id, "").await?;
         if !self.bundle.is_dir() {
             return Err(Error::not_found(format!(
@@ -395,7 +420,9 @@ impl Container {
             terminal: process.terminal,
         };
         let io = io::reopen(&paths, self.close_target())?;
-        attach(io)?;
+        attach(io).map_err(|e| {
+            Error::from_callback(format!("attach stdio of container {}", self.id), e)
+        })?;
         Ok(Task::new(self.clone(), process.pid))
     }
 

@@ -64,6 +64,10 @@ impl fmt::Display for ErrorKind {
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Any error of the caller's own, as an attach callback or a [`Backend`](crate::Backend) returns
+/// it: `?` turns every `std::error::Error + Send + Sync` into one.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The library's error: a kind, a message with context, and the source it came from.
 #[derive(Debug)]
 pub struct Error {
@@ -193,6 +197,17 @@ impl Error {
             .as_deref()
             .and_then(|s| s.downcast_ref::<tonic::Status>());
         status.and_then(transport_failure) == Some(TransportFailure::Lost)
+    }
+
+    /// A callback's error under `context`: one of ours keeps its kind, any other is
+    /// [`ErrorKind::Unknown`] with the caller's error as its source.
+    pub(crate) fn from_callback(context: impl fmt::Display, error: BoxError) -> Self {
+        match error.downcast::<Error>() {
+            Ok(ours) => ours.context(context),
+            Err(theirs) => {
+                Error::new(ErrorKind::Unknown, format!("{context}: {theirs}")).with_source(theirs)
+            }
+        }
     }
 
     /// The same error with `context` put in front of its message.

@@ -121,7 +121,7 @@ impl EventInfo {
 }
 
 /// The error a [`Backend`] may return; it is logged with the container and event, never fatal.
-pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+pub type BackendError = crate::error::BoxError;
 
 /// What the user of the library implements to learn about containers (Docker's `Backend`).
 ///

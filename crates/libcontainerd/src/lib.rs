@@ -16,6 +16,7 @@ pub mod io;
 pub mod process;
 pub mod rootfs;
 pub mod runtime;
+pub mod signal;
 pub mod spec;
 pub mod stats;
 pub mod supervisor;
@@ -26,7 +27,7 @@ pub use checkpoint::{RestoreBlob, CRIU_CHECKPOINT_MEDIA_TYPE};
 pub use client::{Client, ClientConfig, Version};
 pub use container::{Container, ContainerInfo, BUNDLE_LABEL};
 pub use control::{ProcessInfo, ProcessSummary};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use events::{
     Backend, BackendError, EventInfo, EventMonitor, EventType, ExitWait, MonitorOptions,
     MonitorState,
@@ -36,5 +37,7 @@ pub use io::{DirectIo, Output, OutputReader, Stdin, StdioConfig};
 pub use oci_spec;
 pub use process::{exec_process, ExecProcessBuilder, Process};
 pub use runtime::{RuncOptions, Runtime};
+pub use signal::Signal;
+pub use spec::SpecBuilder;
 pub use stats::Stats;
 pub use task::{ExecFailure, ExitStatus, Task, TaskInfo, TaskStatus};

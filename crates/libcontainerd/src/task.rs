@@ -11,6 +11,7 @@ use crate::container::Container;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::io::all_fifos;
+use crate::signal::Signal;
 use crate::time::from_timestamp;
 
 /// How long `force_delete` waits for a killed task to stop before deleting it anyway.
@@ -195,17 +196,16 @@ pub(crate) async fn send_kill(
     client: &crate::client::Client,
     container_id: &Id,
     exec_id: &str,
-    signal: i32,
+    signal: Signal,
     all: bool,
     what: &str,
 ) -> Result<()> {
-    let signal = valid_signal(signal)?;
     client
         .tasks()
         .kill(client.request(KillRequest {
             container_id: container_id.to_string(),
             exec_id: exec_id.to_string(),
-            signal,
+            signal: signal.as_u32(),
             all,
         }))
         .await
@@ -227,14 +227,6 @@ pub(crate) fn delete_refused_as_running(status: &tonic::Status) -> bool {
         tonic::Code::Unknown => status.message().contains("running"),
         _ => false,
     }
-}
-
-/// A signal number the kernel knows (1 to 64).
-pub(crate) fn valid_signal(signal: i32) -> Result<u32> {
-    u32::try_from(signal)
-        .ok()
-        .filter(|s| (1..=64).contains(s))
-        .ok_or_else(|| Error::invalid(format!("invalid signal {signal}")))
 }
 
 /// The init process of a container.
@@ -284,16 +276,16 @@ impl Task {
     }
 
     /// Send `signal` to the init process.
-    pub async fn kill(&self, signal: i32) -> Result<()> {
+    pub async fn kill(&self, signal: Signal) -> Result<()> {
         self.send_signal(signal, false).await
     }
 
     /// Send `signal` to every process of the task.
-    pub async fn kill_all(&self, signal: i32) -> Result<()> {
+    pub async fn kill_all(&self, signal: Signal) -> Result<()> {
         self.send_signal(signal, true).await
     }
 
-    async fn send_signal(&self, signal: i32, all: bool) -> Result<()> {
+    async fn send_signal(&self, signal: Signal, all: bool) -> Result<()> {
         let what = format!("container {}", self.id());
         send_kill(self.client(), self.id(), "", signal, all, &what).await
     }
@@ -411,7 +403,7 @@ impl Task {
     }
 
     async fn force_delete_now(&self) -> Result<()> {
-        let signalled = match self.kill_all(libc::SIGKILL).await {
+        let signalled = match self.kill_all(Signal::KILL).await {
             Ok(()) => true,
             // No process to signal: it exited, or never ran (a start that failed, e.g. a restore
             // from a bad checkpoint, leaves a Created task with pid 0 whose wait never returns).

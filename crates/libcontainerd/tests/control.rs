@@ -133,7 +133,7 @@ async fn pause_freezes_a_busy_loop_and_resume_runs_it_again() {
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
     assert!(err.to_string().contains("not paused"), "{err}");
 
-    task.kill(libc::SIGKILL).await.unwrap();
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
     task.wait().await.unwrap();
     let err = task.pause().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
@@ -348,7 +348,7 @@ async fn a_memory_limit_below_usage_or_malformed_is_refused() {
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     }
 
-    task.kill(libc::SIGKILL).await.unwrap();
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
     task.wait().await.unwrap();
     let mut memory = LinuxMemory::default();
     memory.set_limit(Some(64 << 20));

@@ -274,7 +274,7 @@ async fn create_start_and_exit_reach_the_backend_with_their_fields() {
 
     let container = create(&env, "c1", &["sh", "-c", "exit 3"]).await;
     // Registered before the task exists: the exit cannot be missed.
-    let wait = monitor.wait_exit("c1", "c1");
+    let wait = monitor.wait_init_exit(&TestEnv::id("c1"));
     let task = container.start(None, &null_io(), |_| Ok(())).await.unwrap();
     let status = tokio::time::timeout(LONG, wait).await.unwrap().unwrap();
     assert_eq!(status.code, 3);
@@ -301,7 +301,10 @@ async fn create_start_and_exit_reach_the_backend_with_their_fields() {
     assert_eq!(status.exited_at, Some(exited_at));
 
     // Known now: a late wait resolves at once, also by pid.
-    let again = monitor.wait_exit_pid("c1", "c1", task.pid()).await.unwrap();
+    let again = monitor
+        .wait_exit_pid(&TestEnv::id("c1"), &TestEnv::id("c1"), task.pid())
+        .await
+        .unwrap();
     assert_eq!(again.code, 3);
 
     // Deleting forwards nothing more.
@@ -349,7 +352,7 @@ async fn exec_pause_and_resume_reach_the_backend() {
         }
     }
 
-    let wait_e1 = monitor.wait_exit("box", "e1");
+    let wait_e1 = monitor.wait_exit(&TestEnv::id("box"), &TestEnv::id("e1"));
     let e1 = exec(&env, &container, "e1", &["sh", "-c", "exit 5"]).await;
     let status = tokio::time::timeout(LONG, wait_e1).await.unwrap().unwrap();
     assert_eq!(status.code, 5);
@@ -382,7 +385,7 @@ async fn exec_pause_and_resume_reach_the_backend() {
             .any(|r| r.event == EventType::ExecStarted && r.info.process_id == "e2")
     })
     .await;
-    task.kill(libc::SIGKILL).await.unwrap();
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
     rec.wait("both exits", LONG, |_| {
         rec_has_exit(&rec, "box", "box") && rec_has_exit(&rec, "box", "e2")
     })
@@ -622,10 +625,13 @@ async fn waits_resolve_from_the_stream_and_fail_once_stopped() {
     let monitor = monitor(&env, &rec).await;
 
     let container = create(&env, "w", &["sh", "-c", "sleep 1; exit 4"]).await;
-    let waits: Vec<_> = (0..3).map(|_| monitor.wait_exit("w", "w")).collect();
+    let waits: Vec<_> = (0..3)
+        .map(|_| monitor.wait_init_exit(&TestEnv::id("w")))
+        .collect();
     let task = container.start(None, &null_io(), |_| Ok(())).await.unwrap();
-    let by_pid = monitor.wait_exit_pid("w", "w", task.pid());
-    let other_pid = monitor.wait_exit_pid("w", "w", task.pid() + 1_000_000);
+    let by_pid = monitor.wait_exit_pid(&TestEnv::id("w"), &TestEnv::id("w"), task.pid());
+    let other_pid =
+        monitor.wait_exit_pid(&TestEnv::id("w"), &TestEnv::id("w"), task.pid() + 1_000_000);
     for wait in waits {
         assert_eq!(
             tokio::time::timeout(LONG, wait)
@@ -641,13 +647,17 @@ async fn waits_resolve_from_the_stream_and_fail_once_stopped() {
     rec.wait_event("w", EventType::Exit).await;
 
     // A wait that never matches fails when the monitor stops, as do new ones.
-    let pending = monitor.wait_exit("w", "never");
+    let pending = monitor.wait_exit(&TestEnv::id("w"), &TestEnv::id("never"));
     monitor.stop();
     let err = other_pid.await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Canceled, "{err}");
     assert_eq!(pending.await.unwrap_err().kind(), ErrorKind::Canceled);
     assert_eq!(
-        monitor.wait_exit("w", "w").await.unwrap_err().kind(),
+        monitor
+            .wait_init_exit(&TestEnv::id("w"))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Canceled
     );
     assert_eq!(
@@ -677,7 +687,7 @@ async fn an_exit_while_containerd_is_down_is_delivered_once_with_its_code() {
     let (long_c, long_t) = run(&env, "survivor", &["sleep", "600"]).await;
     rec.wait_event("down", EventType::Start).await;
     rec.wait_event("survivor", EventType::Start).await;
-    let wait = monitor.wait_exit("down", "down");
+    let wait = monitor.wait_init_exit(&TestEnv::id("down"));
 
     // Down for 20 s: the container exits 3 s in, and the shim gives up publishing after ~15 s.
     restart_containerd(&env, &monitor, Duration::from_secs(20)).await;
@@ -725,7 +735,7 @@ async fn an_exit_while_containerd_is_down_is_delivered_once_with_its_code() {
     assert_eq!(monitor.state().recovered_exits, 1);
 
     // The stream still works: the survivor's exit arrives live, once.
-    long_t.kill(libc::SIGKILL).await.unwrap();
+    long_t.kill(libcontainerd::Signal::KILL).await.unwrap();
     rec.wait("the survivor's exit", LONG, |_| {
         rec_has_exit(&rec, "survivor", "survivor")
     })

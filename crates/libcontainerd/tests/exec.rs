@@ -122,7 +122,7 @@ async fn read_until(r: &mut (impl AsyncRead + Unpin), seen: &mut String, needle:
 
 /// Hand the attach callback's handles out of it.
 fn handoff() -> (
-    impl FnOnce(DirectIo) -> libcontainerd::Result<()>,
+    impl FnOnce(DirectIo) -> Result<(), libcontainerd::BoxError>,
     tokio::sync::oneshot::Receiver<DirectIo>,
 ) {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -199,6 +199,30 @@ async fn exec_runs_in_the_container_with_its_own_streams_and_exit_status() {
     assert_eq!(exec.wait().await.unwrap().code, 3);
     assert_eq!(exec.delete().await.unwrap().code, 3);
     remove(&env, c, task).await;
+    env.cleanup().await;
+}
+
+/// `spawn_exec` returns the process and its stdio without a callback.
+#[tokio::test]
+async fn spawn_exec_hands_back_the_stdio() {
+    let env = TestEnv::new().await;
+    let (c, task) = running(&env, "spawn", &["sleep", "600"]).await;
+    let (exec, io) = task
+        .spawn_exec(
+            &TestEnv::id("e1"),
+            exec_process(c.spec(), ["sh", "-c", "echo out; echo err >&2; exit 3"])
+                .build()
+                .unwrap(),
+            &StdioConfig::default(),
+        )
+        .await
+        .unwrap();
+    let (out, err) = collect(io).await;
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    assert_eq!(exec.wait().await.unwrap().code, 3);
+    exec.delete().await.unwrap();
+    task.force_delete().await.unwrap();
+    c.delete().await.unwrap();
     env.cleanup().await;
 }
 
@@ -389,13 +413,13 @@ async fn resizing_or_killing_an_exec_without_a_terminal() {
     let err = exec.delete().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
     assert_eq!(
-        exec.kill(0).await.unwrap_err().kind(),
+        libcontainerd::Signal::new(0).unwrap_err().kind(),
         ErrorKind::InvalidArgument
     );
-    exec.kill(libc::SIGTERM).await.unwrap();
+    exec.kill(libcontainerd::Signal::TERM).await.unwrap();
     assert_eq!(exec.wait().await.unwrap().code, 128 + libc::SIGTERM as u32);
     assert_eq!(task.status().await.unwrap(), TaskStatus::Running);
-    let err = exec.kill(libc::SIGTERM).await.unwrap_err();
+    let err = exec.kill(libcontainerd::Signal::TERM).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     exec.delete().await.unwrap();
     remove(&env, c, task).await;
@@ -592,7 +616,7 @@ async fn exec_into_a_paused_stopped_or_unknown_container_is_refused() {
         .await
         .unwrap();
 
-    task.kill(libc::SIGKILL).await.unwrap();
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
     task.wait().await.unwrap();
     let err = task
         .exec(

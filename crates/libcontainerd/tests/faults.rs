@@ -724,7 +724,7 @@ async fn containerd_killed_during_wait() {
         async move { task.wait().await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    task.kill(libc::SIGKILL).await.expect("kill");
+    task.kill(libcontainerd::Signal::KILL).await.expect("kill");
     let status = tokio::time::timeout(BOUND, waiting)
         .await
         .expect("bounded")
@@ -851,7 +851,7 @@ async fn a_killed_shim_gives_one_exit_and_the_id_can_be_reused() {
     let monitor = monitor(&env, &rec).await;
     let container = new_container(&env, "sk", &["sleep", "600"], &Runtime::default()).await;
     let (task, output) = start_piped(&container).await.expect("start");
-    let exit = monitor.wait_exit_pid("sk", "sk", task.pid());
+    let exit = monitor.wait_exit_pid(&TestEnv::id("sk"), &TestEnv::id("sk"), task.pid());
     let waiting = tokio::spawn({
         let task = task.clone();
         async move { task.wait().await }
@@ -917,7 +917,7 @@ async fn a_killed_shim_gives_one_exit_and_the_id_can_be_reused() {
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
     let again = new_container(&env, "sk", &["sh", "-c", "exit 4"], &Runtime::default()).await;
     let (task2, _output) = start_piped(&again).await.expect("start again");
-    let exit2 = monitor.wait_exit_pid("sk", "sk", task2.pid());
+    let exit2 = monitor.wait_exit_pid(&TestEnv::id("sk"), &TestEnv::id("sk"), task2.pid());
     assert_eq!(task2.wait().await.expect("wait").code, 4);
     assert_eq!(
         tokio::time::timeout(BOUND, exit2)

@@ -171,7 +171,8 @@ async fn one_spec_serves_two_containers_each_in_its_own_cgroup() {
         assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
         assert!(out.starts_with(&format!("{name}\n")), "{out}");
         assert!(
-            out.trim_end().ends_with(&format!("/{}/{name}", env.namespace)),
+            out.trim_end()
+                .ends_with(&format!("/{}/{name}", env.namespace)),
             "{out}"
         );
         task.delete().await.unwrap();
@@ -307,6 +308,56 @@ async fn output_nobody_reads_never_blocks_the_container() {
         task.delete().await.unwrap();
         c.delete().await.unwrap();
     }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
+/// The async-first form: `spawn` returns the task and its stdio; and a callback may fail with an
+/// error of the caller's own type, which removes the task and keeps the caller's error as source.
+#[tokio::test]
+async fn spawn_hands_back_stdio_and_a_callbacks_own_error_removes_the_task() {
+    let env = TestEnv::new().await;
+    let id = TestEnv::id("spawned");
+    let spec = env.spec(&["cat"]).build().unwrap();
+    let c = env
+        .client
+        .new_container(&id, &spec, &Runtime::default(), &no_labels())
+        .await
+        .unwrap();
+    let with_stdin = StdioConfig {
+        stdin: true,
+        ..Default::default()
+    };
+    let (task, mut io) = c.spawn(None, &with_stdin).await.unwrap();
+    let mut stdin = io.stdin.take().expect("stdin");
+    stdin.write_all(b"round trip").await.unwrap();
+    stdin.close().await.unwrap();
+    let (out, _) = collect(io).await;
+    assert_eq!(out, b"round trip");
+    assert_eq!(task.wait().await.unwrap().code, 0);
+    task.delete().await.unwrap();
+
+    #[derive(Debug)]
+    struct TerminalGone;
+    impl std::fmt::Display for TerminalGone {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the caller's terminal is gone")
+        }
+    }
+    impl std::error::Error for TerminalGone {}
+    let err = c
+        .start(None, &with_stdin, |_io| Err(TerminalGone.into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unknown, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "attach stdio of container spawned: the caller's terminal is gone"
+    );
+    let source = std::error::Error::source(&err).expect("the caller's error as source");
+    assert!(source.downcast_ref::<TerminalGone>().is_some(), "{source:?}");
+    assert_eq!(c.task().await.unwrap_err().kind(), ErrorKind::NotFound);
+    c.delete().await.unwrap();
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
     env.cleanup().await;
 }
@@ -461,12 +512,12 @@ async fn kill_wait_and_the_states_of_a_task() {
     assert_eq!(listed[0].container_id, "sleeper");
     assert_eq!(listed[0].pid, task.pid());
 
-    task.kill(libc::SIGKILL).await.unwrap();
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
     let status = task.wait().await.unwrap();
     assert_eq!(status.code, 137);
     let (_, found) = env.client.load_container_and_task(&id).await.unwrap();
     assert_eq!(found.map(|(_, s)| s), Some(TaskStatus::Stopped));
-    let err = task.kill(libc::SIGTERM).await.unwrap_err();
+    let err = task.kill(libcontainerd::Signal::TERM).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("not running"), "{err}");
     assert_eq!(task.delete().await.unwrap().code, 137);

@@ -200,13 +200,18 @@ impl EventMonitor {
     /// after a task is deleted and re-created under the same id, use [`EventMonitor::wait_exit_pid`]
     /// with the new pid so the previous task's exit cannot be taken for it. An exit whose status was
     /// lost resolves with [`crate::events::UNKNOWN_EXIT_CODE`] and no time.
-    pub fn wait_exit(&self, container_id: &str, process_id: &str) -> ExitWait {
-        self.register(container_id, process_id, None)
+    pub fn wait_exit(&self, container_id: &Id, process_id: &Id) -> ExitWait {
+        self.register(container_id.as_str(), process_id.as_str(), None)
+    }
+
+    /// [`EventMonitor::wait_exit`] for the init process (the task) of `container_id`.
+    pub fn wait_init_exit(&self, container_id: &Id) -> ExitWait {
+        self.wait_exit(container_id, container_id)
     }
 
     /// [`EventMonitor::wait_exit`] for the process with host pid `pid` only.
-    pub fn wait_exit_pid(&self, container_id: &str, process_id: &str, pid: u32) -> ExitWait {
-        self.register(container_id, process_id, Some(pid))
+    pub fn wait_exit_pid(&self, container_id: &Id, process_id: &Id, pid: u32) -> ExitWait {
+        self.register(container_id.as_str(), process_id.as_str(), Some(pid))
     }
 
     fn register(&self, container_id: &str, process_id: &str, pid: Option<u32>) -> ExitWait {
