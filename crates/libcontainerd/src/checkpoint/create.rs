@@ -22,7 +22,7 @@ const CHECKPOINT_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.CheckpointOptions"
 /// The runc shim's checkpoint options (`containerd.runc.v1.CheckpointOptions`, same field numbers;
 /// the proto is not part of containerd's API crate).
 #[derive(Clone, PartialEq, Message)]
-pub struct CheckpointOptions {
+pub(crate) struct CheckpointOptions {
     /// Stop the container after the dump.
     #[prost(bool, tag = "1")]
     pub exit: bool,
@@ -167,7 +167,7 @@ fn criu_log_error(message: &str) -> Option<String> {
 
 /// The descriptor of the CRIU images among those a checkpoint produced. Its absence is an error:
 /// moby took it for success and left an empty checkpoint directory behind.
-pub fn find_checkpoint(descriptors: &[Descriptor]) -> Result<&Descriptor> {
+pub(crate) fn find_checkpoint(descriptors: &[Descriptor]) -> Result<&Descriptor> {
     descriptors
         .iter()
         .find(|d| d.media_type == CRIU_CHECKPOINT_MEDIA_TYPE)

@@ -24,5 +24,7 @@ mod restore;
 
 pub use archive::{check_dir, CRIU_INVENTORY};
 pub use content::CRIU_CHECKPOINT_MEDIA_TYPE;
-pub use create::{extract_checkpoint, find_checkpoint, CheckpointOptions};
+// `extract_checkpoint` and `RestoreBlob::descriptor` take or give containerd's `Descriptor`; they
+// stay public because the integration tests (tests/checkpoint.rs, tests/hostile.rs) use them.
+pub use create::extract_checkpoint;
 pub use restore::{restore_descriptor, RestoreBlob};
