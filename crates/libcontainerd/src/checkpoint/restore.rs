@@ -44,8 +44,8 @@ impl RestoreBlob {
 }
 
 /// Tar the checkpoint in `dir` into containerd's content store for a restore. `dir` must be a CRIU
-/// image directory (with [`CRIU_INVENTORY`]) and have no `..` components. The blob is a GC root until
-/// [`RestoreBlob::delete`].
+/// image directory (with [`CRIU_INVENTORY`](super::CRIU_INVENTORY)) and have no `..` components.
+/// The blob is a GC root until [`RestoreBlob::delete`].
 pub async fn restore_descriptor(client: &Client, dir: &Path) -> Result<RestoreBlob> {
     check_restore_dir(dir)?;
     let (messages, receiver) = mpsc::channel(PIPE_DEPTH);
