@@ -7,6 +7,7 @@
 
 pub mod cgroup1;
 pub mod cgroup2;
+mod common;
 
 use std::time::SystemTime;
 
@@ -841,5 +842,51 @@ mod tests {
         assert_eq!(json["read"], "2023-11-14T22:13:20.000000005Z");
         assert_eq!(json["memory"]["limit"], 128 << 20);
         assert!(json.get("raw").is_none());
+    }
+
+    /// The messages v1 and v2 share one declaration (`stats/common.rs`); each version must still put
+    /// them under its own `Metrics` field numbers, and their own fields keep containerd's numbers.
+    #[test]
+    fn shared_messages_encode_with_containerds_numbers_in_both_versions() {
+        use wire::{bytes, message, uint};
+        let entry = |device: &str, handles: u32, objects: u32| cgroup1::RdmaEntry {
+            device: device.into(),
+            hca_handles: handles,
+            hca_objects: objects,
+        };
+        let pids = cgroup1::PidsStat {
+            current: 7,
+            limit: u64::MAX,
+        };
+        let rdma = cgroup1::RdmaStat {
+            current: vec![entry("mlx0", 1, 2)],
+            limit: vec![entry("mlx0", 3, u32::MAX)],
+        };
+        let pids_fields = [uint(1, 7), uint(2, u64::MAX)];
+        let rdma_fields = [
+            message(1, &[bytes(1, b"mlx0"), uint(2, 1), uint(3, 2)]),
+            message(
+                2,
+                &[bytes(1, b"mlx0"), uint(2, 3), uint(3, u64::from(u32::MAX))],
+            ),
+        ];
+        let v1 = cgroup1::Metrics {
+            pids: Some(pids.clone()),
+            rdma: Some(rdma.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            v1.encode_to_vec(),
+            [message(2, &pids_fields), message(6, &rdma_fields)].concat()
+        );
+        let v2 = cgroup2::Metrics {
+            pids: Some(pids),
+            rdma: Some(rdma),
+            ..Default::default()
+        };
+        assert_eq!(
+            v2.encode_to_vec(),
+            [message(1, &pids_fields), message(5, &rdma_fields)].concat()
+        );
     }
 }

@@ -5,6 +5,9 @@
 
 use prost::Message;
 
+// The same messages in v1 and v2, so declared once for both (see `common`).
+pub use super::common::{PidsStat, RdmaEntry, RdmaStat};
+
 /// The full name containerd's `typeurl` registers these metrics under.
 pub const TYPE_URL: &str = "io.containerd.cgroups.v2.Metrics";
 
@@ -32,17 +35,6 @@ pub struct Metrics {
     /// `memory.events`.
     #[prost(message, optional, tag = "8")]
     pub memory_events: Option<MemoryEvents>,
-}
-
-/// The pids controller.
-#[derive(Clone, PartialEq, Message)]
-pub struct PidsStat {
-    /// Processes and threads now.
-    #[prost(uint64, tag = "1")]
-    pub current: u64,
-    /// `pids.max`; 0 means `max` (no limit).
-    #[prost(uint64, tag = "2")]
-    pub limit: u64,
 }
 
 /// `cpu.stat`, in microseconds.
@@ -162,26 +154,6 @@ pub struct MemoryEvents {
     /// Processes the OOM killer killed.
     #[prost(uint64, tag = "5")]
     pub oom_kill: u64,
-}
-
-/// The rdma controller.
-#[derive(Clone, PartialEq, Message)]
-pub struct RdmaStat {
-    #[prost(message, repeated, tag = "1")]
-    pub current: Vec<RdmaEntry>,
-    #[prost(message, repeated, tag = "2")]
-    pub limit: Vec<RdmaEntry>,
-}
-
-/// One rdma device's counters.
-#[derive(Clone, PartialEq, Message)]
-pub struct RdmaEntry {
-    #[prost(string, tag = "1")]
-    pub device: String,
-    #[prost(uint32, tag = "2")]
-    pub hca_handles: u32,
-    #[prost(uint32, tag = "3")]
-    pub hca_objects: u32,
 }
 
 /// `io.stat`.

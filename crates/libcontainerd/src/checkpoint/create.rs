@@ -1,0 +1,352 @@
+//! Creating a checkpoint: `Tasks.Checkpoint` has runc dump the task and containerd tars the images
+//! into its content store; we find the CRIU images among the blobs it answers with, stream that blob
+//! out with `Content.Read` and untar it into the caller's directory, then delete the blobs.
+
+use std::io::Read;
+use std::path::Path;
+
+use containerd_client::services::v1::{CheckpointTaskRequest, ReadContentRequest};
+use containerd_client::types::Descriptor;
+use prost::Message;
+use tokio::sync::mpsc;
+
+use super::archive::{check_dir, unpack, CheckpointTarget};
+use super::content::{content, delete_blob, Lease, CRIU_CHECKPOINT_MEDIA_TYPE, PIPE_DEPTH};
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::task::Task;
+
+/// The type URL of [`CheckpointOptions`] in containerd's `typeurl` registry.
+const CHECKPOINT_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.CheckpointOptions";
+
+/// The runc shim's checkpoint options (`containerd.runc.v1.CheckpointOptions`, same field numbers;
+/// the proto is not part of containerd's API crate).
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct CheckpointOptions {
+    /// Stop the container after the dump.
+    #[prost(bool, tag = "1")]
+    pub exit: bool,
+    /// Checkpoint established TCP connections.
+    #[prost(bool, tag = "2")]
+    pub open_tcp: bool,
+    /// Checkpoint external unix sockets.
+    #[prost(bool, tag = "3")]
+    pub external_unix_sockets: bool,
+    /// Checkpoint a terminal.
+    #[prost(bool, tag = "4")]
+    pub terminal: bool,
+    /// Checkpoint file locks.
+    #[prost(bool, tag = "5")]
+    pub file_locks: bool,
+    /// Namespaces to leave empty in the dump.
+    #[prost(string, repeated, tag = "6")]
+    pub empty_namespaces: Vec<String>,
+    /// criu's cgroups mode (`soft`, `full`, `strict`).
+    #[prost(string, tag = "7")]
+    pub cgroups_mode: String,
+    /// Where criu writes the images (containerd chooses when empty).
+    #[prost(string, tag = "8")]
+    pub image_path: String,
+    /// Where criu writes its work files and logs.
+    #[prost(string, tag = "9")]
+    pub work_path: String,
+}
+
+impl Task {
+    /// Checkpoint the task with CRIU into `dir`, a new or empty directory (made if missing); with
+    /// `exit` the container stops afterwards. A `dir` with `..` components is
+    /// [`ErrorKind::InvalidArgument`], an existing non-empty one [`ErrorKind::AlreadyExists`]; a
+    /// checkpoint without CRIU images is an error, never an empty success.
+    pub async fn create_checkpoint(&self, dir: &Path, exit: bool) -> Result<()> {
+        let target = CheckpointTarget::prepare(dir)?;
+        let client = self.container().client();
+        let lease = Lease::create(client, "checkpoint").await?;
+        let result = self.checkpoint_to_dir(&lease, &target, exit).await;
+        lease.release().await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                target.discard();
+                Err(e)
+            }
+        }
+    }
+
+    async fn checkpoint_to_dir(
+        &self,
+        lease: &Lease,
+        target: &CheckpointTarget,
+        exit: bool,
+    ) -> Result<()> {
+        let client = self.container().client();
+        let options = CheckpointOptions {
+            exit,
+            ..Default::default()
+        };
+        let mut request = client.request(CheckpointTaskRequest {
+            container_id: self.id().to_string(),
+            parent_checkpoint: String::new(),
+            options: Some(prost_types::Any {
+                type_url: CHECKPOINT_OPTIONS_TYPE_URL.to_string(),
+                value: options.encode_to_vec(),
+            }),
+        });
+        lease.attach(&mut request);
+        let descriptors = client
+            .tasks()
+            .checkpoint(request)
+            .await
+            .map_err(|s| self.checkpoint_rpc_error(s))?
+            .into_inner()
+            .descriptors;
+        let extracted = match find_checkpoint(&descriptors) {
+            Ok(criu) => extract_checkpoint(client, criu, &target.dir).await,
+            Err(e) => Err(e.context(format!("checkpoint container {}", self.id()))),
+        };
+        // The blobs served their purpose either way; the lease would free them too, but only later.
+        for descriptor in &descriptors {
+            if let Err(e) = delete_blob(client, &descriptor.digest).await {
+                tracing::warn!(container = %self.id(), digest = %descriptor.digest, error = %e, "deleting checkpoint blob");
+            }
+        }
+        extracted
+    }
+
+    fn checkpoint_rpc_error(&self, status: tonic::Status) -> Error {
+        let context = format!("checkpoint container {}", self.id());
+        match status.code() {
+            tonic::Code::NotFound => {
+                Error::not_found(format!("{context}: it has no task (start it first)"))
+                    .with_source(status)
+            }
+            // containerd 1.6's shim: "cannot checkpoint a stopped container" (Unknown).
+            _ if status.message().contains("stopped container") => Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("{context}: it is stopped, not running"),
+            )
+            .with_source(status),
+            _ if status.message().contains("criu") => {
+                let detail = criu_log_error(status.message()).unwrap_or_else(|| {
+                    status
+                        .message()
+                        .trim()
+                        .trim_end_matches(": unknown")
+                        .to_string()
+                });
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "{context}: criu failed: {detail}; `criu check` tells whether this kernel supports checkpoints"
+                    ),
+                )
+                .with_source(status)
+            }
+            _ => Error::from_status(context, status),
+        }
+    }
+}
+
+/// The first error criu logged, from the log file runc names in its message ("... path= <log>"):
+/// more telling than runc's "criu failed: type DUMP errno 0".
+fn criu_log_error(message: &str) -> Option<String> {
+    let path = message.split("path=").nth(1)?.trim();
+    let path = path.split([')', ':', ' ']).next()?;
+    let log = std::fs::read_to_string(path).ok()?;
+    // "exited, status=1" lines report helper processes criu ran, not why it failed.
+    let line = log
+        .lines()
+        .find(|l| l.contains("Error") && !l.contains("exited, status="))?;
+    // Drop criu's "(00.016523) " timestamp.
+    let line = line.trim();
+    let text = match line.strip_prefix('(').and_then(|l| l.split_once(") ")) {
+        Some((_, rest)) => rest,
+        None => line,
+    };
+    Some(text.to_string())
+}
+
+/// The descriptor of the CRIU images among those a checkpoint produced. Its absence is an error:
+/// moby took it for success and left an empty checkpoint directory behind.
+pub(crate) fn find_checkpoint(descriptors: &[Descriptor]) -> Result<&Descriptor> {
+    descriptors
+        .iter()
+        .find(|d| d.media_type == CRIU_CHECKPOINT_MEDIA_TYPE)
+        .ok_or_else(|| {
+            let found: Vec<&str> = descriptors.iter().map(|d| d.media_type.as_str()).collect();
+            Error::internal(format!(
+                "containerd returned no checkpoint of type {CRIU_CHECKPOINT_MEDIA_TYPE} (got {found:?})"
+            ))
+        })
+}
+
+/// Stream the blob `descriptor` out of the content store and untar it into `dir` (which must exist).
+/// Entries that would land outside `dir` (`..`, absolute paths, through symlinks) are skipped.
+pub async fn extract_checkpoint(
+    client: &Client,
+    descriptor: &Descriptor,
+    dir: &Path,
+) -> Result<()> {
+    check_dir(dir)?;
+    let mut stream = content(client)
+        .read(client.request(ReadContentRequest {
+            digest: descriptor.digest.clone(),
+            offset: 0,
+            size: 0,
+        }))
+        .await
+        .map_err(|s| blob_error(&descriptor.digest, s))?
+        .into_inner();
+    let (chunks, receiver) = mpsc::channel(PIPE_DEPTH);
+    let target = dir.to_path_buf();
+    let untar = tokio::task::spawn_blocking(move || unpack(ChunkReader::new(receiver), &target));
+    let mut received: i64 = 0;
+    let mut failure = None;
+    loop {
+        let chunk = match stream.message().await {
+            Ok(Some(response)) => Ok(response.data),
+            Ok(None) => break,
+            Err(status) => Err(status),
+        };
+        let sent = match chunk {
+            Ok(data) => {
+                received += data.len() as i64;
+                chunks.send(Ok(data)).await
+            }
+            Err(status) => {
+                let _ = chunks
+                    .send(Err(std::io::Error::other(status.message().to_string())))
+                    .await;
+                failure = Some(blob_error(&descriptor.digest, status));
+                break;
+            }
+        };
+        // The untar side stopped early; its own error says why.
+        if sent.is_err() {
+            break;
+        }
+    }
+    drop(chunks);
+    let unpacked = untar
+        .await
+        .map_err(|e| Error::internal(format!("untar checkpoint: {e}")).with_source(e))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    unpacked.map_err(|e| Error::io(format!("untar checkpoint into {}", dir.display()), e))?;
+    if received != descriptor.size {
+        return Err(Error::internal(format!(
+            "checkpoint {} is {} bytes, containerd sent {received}",
+            descriptor.digest, descriptor.size
+        )));
+    }
+    Ok(())
+}
+
+fn blob_error(digest: &str, status: tonic::Status) -> Error {
+    if status.code() == tonic::Code::NotFound {
+        Error::not_found(format!(
+            "checkpoint blob {digest} is not in the content store"
+        ))
+        .with_source(status)
+    } else {
+        Error::from_status(format!("read checkpoint blob {digest}"), status)
+    }
+}
+
+/// A blocking `Read` over chunks arriving on a channel.
+struct ChunkReader {
+    chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    position: usize,
+}
+
+impl ChunkReader {
+    fn new(chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>) -> Self {
+        ChunkReader {
+            chunks,
+            current: Vec::new(),
+            position: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.position == self.current.len() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => {
+                    self.current = chunk?;
+                    self.position = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.position);
+        buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn descriptor(media_type: &str) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: "sha256:00".to_string(),
+            size: 1,
+            annotations: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_criu_descriptor_is_found_and_its_absence_is_an_error() {
+        let config = "application/vnd.containerd.container.checkpoint.config.v1+proto";
+        let found = [descriptor(config), descriptor(CRIU_CHECKPOINT_MEDIA_TYPE)];
+        assert_eq!(
+            find_checkpoint(&found).unwrap().media_type,
+            CRIU_CHECKPOINT_MEDIA_TYPE
+        );
+        let err = find_checkpoint(&[descriptor(config)]).unwrap_err();
+        assert!(err.to_string().contains("no checkpoint of type"), "{err}");
+        assert!(err.to_string().contains(config), "{err}");
+        assert!(find_checkpoint(&[]).is_err());
+    }
+
+    #[test]
+    fn criu_errors_come_from_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("criu-dump.log");
+        std::fs::write(
+            &log,
+            "(00.000) Version: 3.17\n(00.001) Error (criu/util.c:642): exited, status=1\n(00.01) Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable\n(00.02) Error (criu/kerndat.c:1615): later\n",
+        )
+        .unwrap();
+        let message = format!(
+            "runc did not terminate successfully: exit status 1: criu failed: type DUMP errno 0 path= {}: unknown",
+            log.display()
+        );
+        assert_eq!(
+            criu_log_error(&message).as_deref(),
+            Some("Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable")
+        );
+        assert_eq!(criu_log_error("criu failed: no path"), None);
+    }
+
+    #[test]
+    fn options_encode_with_runc_field_numbers() {
+        let options = CheckpointOptions {
+            exit: true,
+            work_path: "/w".into(),
+            ..Default::default()
+        };
+        // Field 1 varint true, field 9 length-delimited "/w".
+        assert_eq!(
+            options.encode_to_vec(),
+            vec![0x08, 0x01, 0x4a, 0x02, b'/', b'w']
+        );
+    }
+}
