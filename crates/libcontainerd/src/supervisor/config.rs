@@ -91,6 +91,12 @@ impl DaemonConfig {
         self.state.join("containerd.lock")
     }
 
+    /// The root of the containerd last started on this state directory, so that another root's
+    /// refusal can name it.
+    pub(super) fn root_file(&self) -> PathBuf {
+        self.state.join("containerd.root")
+    }
+
     /// Check what can be checked without touching the filesystem.
     pub(super) fn validate(&self) -> Result<()> {
         for (what, dir) in [("root", &self.root), ("state", &self.state)] {

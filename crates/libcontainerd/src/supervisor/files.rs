@@ -1,10 +1,12 @@
 //! The managed containerd's files: private directories, atomic writes, the start/stop lock, the
 //! sockets' permissions, removing what a stopped containerd left, and quoting its log in errors.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -81,13 +83,34 @@ pub(super) fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// Remove the pid file and the sockets. Only for when no containerd serves them any more: a client
-/// that finds no socket cannot reach a containerd that is still running.
+/// Remove the pid file, the sockets and the recorded root. Only for when no containerd serves them
+/// any more: a client that finds no socket cannot reach a containerd that is still running.
 pub(super) fn remove_runtime_files(config: &DaemonConfig) -> Result<()> {
-    for path in [config.pid_file(), config.socket(), config.ttrpc_socket()] {
+    for path in [
+        config.pid_file(),
+        config.socket(),
+        config.ttrpc_socket(),
+        config.root_file(),
+    ] {
         remove_if_exists(&path)?;
     }
     Ok(())
+}
+
+/// Record `config.root` in the state directory, for the containerd about to start there.
+pub(super) fn record_root(config: &DaemonConfig) -> Result<()> {
+    let mut contents = config.root.as_os_str().as_bytes().to_vec();
+    contents.push(b'\n');
+    write_atomic(&config.root_file(), &contents)
+}
+
+/// The root [`record_root`] recorded, if the file is there.
+pub(super) fn recorded_root(config: &DaemonConfig) -> Option<PathBuf> {
+    let mut contents = fs::read(config.root_file()).ok()?;
+    if contents.last() == Some(&b'\n') {
+        contents.pop();
+    }
+    (!contents.is_empty()).then(|| PathBuf::from(OsString::from_vec(contents)))
 }
 
 /// Restrict the sockets to their owner (containerd creates them 0660).
@@ -185,6 +208,17 @@ pub(super) fn log_tail(path: &Path, offset: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_root_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = DaemonConfig::new(dir.path().join("r oot\n"), dir.path());
+        assert_eq!(recorded_root(&config), None);
+        record_root(&config).expect("record");
+        assert_eq!(recorded_root(&config), Some(config.root.clone()));
+        remove_runtime_files(&config).expect("remove");
+        assert_eq!(recorded_root(&config), None);
+    }
 
     #[test]
     fn log_tail_takes_the_last_lines_after_offset() {

@@ -8,11 +8,12 @@ use nix::sys::signal::Signal;
 
 use super::config::{resolve_binary, DaemonConfig};
 use super::files::{
-    create_private_dir, lock, log_tail, remove_if_exists, remove_runtime_files, secure_sockets,
-    write_atomic,
+    create_private_dir, lock, log_tail, record_root, remove_if_exists, remove_runtime_files,
+    secure_sockets, write_atomic,
 };
 use super::identity::{read_pid_file, write_pid_file, Identity, PidFile};
 use super::launch::{kill_child, spawn, wait_serving, Serve, Watch};
+use super::occupant::Occupant;
 use super::pidfd::terminate;
 use super::{KILL_WAIT, POLL_INTERVAL};
 use crate::error::{Error, ErrorKind, Result};
@@ -86,6 +87,9 @@ impl Daemon {
     /// only one containerd. Returns once the socket answers the Version RPC, or fails after
     /// `start_timeout` (the half-started containerd is killed). A stale pid file is replaced; the
     /// process it names is never signalled.
+    ///
+    /// Fails with [`ErrorKind::FailedPrecondition`] if another containerd (another root's, given
+    /// the same state directory) serves the sockets; it and its files are left alone.
     pub async fn ensure_running(&self) -> Result<u32> {
         let config = &self.config;
         config.validate()?;
@@ -95,8 +99,8 @@ impl Daemon {
         let _lock = lock(config).await?;
         let begin = Instant::now();
 
-        let id = Identity::of(&self.config);
-        if let Some(proc) = id.locate(&self.config.pid_file()) {
+        let id = Identity::of(config);
+        if let Some(proc) = id.locate(&config.pid_file()) {
             let pid = proc.pid;
             match wait_serving(config, Watch::Adopted(&proc, &id), config.start_timeout).await {
                 Serve::Ready => {
@@ -126,10 +130,15 @@ impl Daemon {
             }
         }
 
+        // Nothing of ours is running. Before the sockets go, make sure nobody else serves them.
+        if let Some(occupant) = Occupant::find(config).await {
+            return Err(occupant.refusal(config));
+        }
         let binary = binary?;
-        // Nothing of ours is running: whatever the pid file and sockets say is stale. The process a
-        // stale pid file names is left alone.
+        // Whatever the pid file and sockets say is stale. The process a stale pid file names is
+        // left alone.
         remove_runtime_files(config)?;
+        record_root(config)?;
         write_atomic(&config.config_file(), config.render()?.as_bytes())?;
 
         let log_offset = fs::metadata(config.log_file()).map_or(0, |m| m.len());
@@ -184,7 +193,8 @@ impl Daemon {
 
     /// Stop our containerd: SIGTERM, wait up to `stop_timeout`, then SIGKILL; then remove the pid
     /// file and the sockets. Ok if it is not running. A process that is not verified to be our
-    /// containerd is never signalled. Shims and containers keep running, as with any containerd.
+    /// containerd is never signalled, and the files of another containerd serving the same state
+    /// directory are left alone. Shims and containers keep running, as with any containerd.
     pub async fn stop(&self) -> Result<()> {
         let config = &self.config;
         // A configuration ensure_running rejects never started anything.
@@ -192,10 +202,16 @@ impl Daemon {
             return Ok(());
         }
         let _lock = lock(config).await?;
-        let id = Identity::of(&self.config);
-        if let Some(proc) = id.locate(&self.config.pid_file()) {
+        let id = Identity::of(config);
+        if let Some(proc) = id.locate(&config.pid_file()) {
             let escalated = terminate(&proc, config.stop_timeout, || id.is_ours(proc.pid)).await?;
             tracing::info!(pid = proc.pid, escalated, "stopped containerd");
+        } else if let Some(occupant) = Occupant::find(config).await {
+            tracing::info!(
+                ?occupant,
+                "containerd is not running; another one serves the state directory, left alone"
+            );
+            return Ok(());
         }
         remove_runtime_files(config)?;
         Ok(())

@@ -15,6 +15,7 @@
 //! | `<state>/containerd.sock`       | the gRPC socket (mode 0600)                        |
 //! | `<state>/containerd.sock.ttrpc` | the ttrpc socket for shims (mode 0600)             |
 //! | `<state>/containerd.pid`        | the pid of the running containerd                  |
+//! | `<state>/containerd.root`       | the `root` of the containerd started here          |
 //! | `<state>/containerd.lock`       | an flock that serialises starting and stopping     |
 //! | `<state>/containerd.log`        | containerd's stdout and stderr, appended           |
 //!
@@ -22,6 +23,10 @@
 //! containerd only if it is alive (not a zombie), its executable is the configured binary and its
 //! command line names our configuration file. Signals are sent through a pidfd opened before that
 //! check, so a recycled pid is never signalled.
+//!
+//! Two roots may be given the same state directory (lcd's data roots share the default exec root).
+//! Only one containerd can serve its sockets: while another root's containerd does, starting is
+//! refused and its sockets and pid file are left alone, as dockerd refuses an exec root in use.
 //!
 //! The modules, from the bottom up (each uses only those above it):
 //!
@@ -31,6 +36,7 @@
 //!   cleanup, the log tail quoted in errors;
 //! - `identity`: the pid file and whether a process is our containerd;
 //! - `launch`: spawning containerd detached and waiting until it serves;
+//! - `occupant`: another root's containerd serving our sockets, which we must leave alone;
 //! - `lifecycle`: [`Daemon`] and [`DaemonStatus`], the public start/adopt/stop/kill/status.
 
 use std::time::Duration;
@@ -40,6 +46,7 @@ mod files;
 mod identity;
 mod launch;
 mod lifecycle;
+mod occupant;
 mod pidfd;
 
 pub use config::DaemonConfig;
