@@ -276,7 +276,7 @@ fn missing_containerd_binary_is_125() {
         let mut command = lcd.command(&cmd);
         command.env("LCD_CONTAINERD", "/nonexistent/containerd");
         let out = lcd.output(command);
-        out.expect_error(125, &["/nonexistent/containerd"]);
+        out.expect_error(125, &["/nonexistent/containerd", "--containerd"]);
     }
     lcd.run(&["daemon", "status"]).expect_code(3);
     lcd.assert_clean();

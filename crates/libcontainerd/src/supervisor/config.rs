@@ -183,12 +183,12 @@ pub(super) fn resolve_binary(binary: &Path) -> Result<PathBuf> {
 pub(super) fn binary_not_found(binary: &Path) -> Error {
     let message = if binary.components().count() > 1 || binary.is_absolute() {
         format!(
-            "containerd binary {:?} not found or not executable: install the containerd package or pass --containerd with the right path",
+            "containerd binary {:?} not found or not executable: install the containerd package or give the path of a containerd binary",
             binary.display().to_string()
         )
     } else {
         format!(
-            "containerd binary {:?} not found in PATH: install the containerd package or pass --containerd",
+            "containerd binary {:?} not found in PATH: install the containerd package or give its path",
             binary.display().to_string()
         )
     };
