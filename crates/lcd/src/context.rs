@@ -51,6 +51,8 @@ impl Ctx {
     pub async fn ensure_daemon(&self, daemon: &Daemon) -> Result<u32> {
         daemon.ensure_running().await.map_err(|err| {
             let hint = match err.kind() {
+                // Another data root's containerd serves our exec root (the default one is shared).
+                ErrorKind::FailedPrecondition => " (each --data-root needs its own --exec-root)",
                 ErrorKind::Unavailable if !is_found(&self.containerd) => {
                     " (--containerd or LCD_CONTAINERD names the binary)"
                 }
