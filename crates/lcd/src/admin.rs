@@ -16,7 +16,7 @@ pub async fn daemon(ctx: &Ctx, action: DaemonAction) -> Result<i32> {
     let socket = daemon.config().socket();
     match action {
         DaemonAction::Start => {
-            let pid = daemon.ensure_running().await?;
+            let pid = ctx.ensure_daemon(&daemon).await?;
             println!("containerd running (pid {pid}) at {}", socket.display());
             Ok(0)
         }

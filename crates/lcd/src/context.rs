@@ -1,7 +1,8 @@
 //! What every command needs: where containerd is (given, or our managed one), the namespace, and the
 //! directories lcd keeps its files in.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::supervisor::{Daemon, DaemonConfig};
@@ -39,13 +40,26 @@ impl Ctx {
             Some(address) => Ok(address.clone()),
             None => {
                 let daemon = self.daemon();
-                daemon
-                    .ensure_running()
-                    .await
-                    .context("start the managed containerd")?;
+                self.ensure_daemon(&daemon).await?;
                 Ok(daemon.config().socket())
             }
         }
+    }
+
+    /// Start the managed containerd unless it runs; returns its pid. The library's messages name
+    /// no lcd flags: where one of ours is the fix, this adds it.
+    pub async fn ensure_daemon(&self, daemon: &Daemon) -> Result<u32> {
+        daemon.ensure_running().await.map_err(|err| {
+            let hint = match err.kind() {
+                // Another data root's containerd serves our exec root (the default one is shared).
+                ErrorKind::FailedPrecondition => " (each --data-root needs its own --exec-root)",
+                ErrorKind::Unavailable if !is_found(&self.containerd) => {
+                    " (--containerd or LCD_CONTAINERD names the binary)"
+                }
+                _ => "",
+            };
+            anyhow::Error::new(err).context(format!("start the managed containerd{hint}"))
+        })
     }
 
     /// Where this namespace's bundle dirs live.
@@ -112,4 +126,20 @@ impl Ctx {
             connected => Ok(connected?),
         }
     }
+}
+
+/// Whether `binary` is an executable file: a path as it is, a bare name in `PATH` (as the library
+/// looks for it).
+fn is_found(binary: &Path) -> bool {
+    let executable = |path: &Path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if binary.components().count() > 1 || binary.is_absolute() {
+        return executable(binary);
+    }
+    // Without PATH the library searches a default one; without knowing it, add no hint.
+    std::env::var_os("PATH").is_none_or(|path| {
+        std::env::split_paths(&path).any(|dir| dir.is_absolute() && executable(&dir.join(binary)))
+    })
 }

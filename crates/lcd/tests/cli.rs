@@ -276,7 +276,7 @@ fn missing_containerd_binary_is_125() {
         let mut command = lcd.command(&cmd);
         command.env("LCD_CONTAINERD", "/nonexistent/containerd");
         let out = lcd.output(command);
-        out.expect_error(125, &["/nonexistent/containerd"]);
+        out.expect_error(125, &["/nonexistent/containerd", "--containerd"]);
     }
     lcd.run(&["daemon", "status"]).expect_code(3);
     lcd.assert_clean();
@@ -903,6 +903,62 @@ fn managed_daemon_is_reused_and_stoppable() {
     // --address and the managed daemon do not mix.
     lcd.run(&["--address", "/tmp/x.sock", "daemon", "status"])
         .expect_error(125, &["--address"]);
+}
+
+/// Two data roots, one exec root (the default /run/lcd is shared by any two): the second data root
+/// is refused with one line naming the first, and the first's containerd and containers go on.
+#[test]
+fn a_second_data_root_on_an_exec_root_in_use_is_refused() {
+    let lcd = Lcd::new("roots");
+    let other_root = lcd.path("data2");
+    let with_other_root = |args: &[&str]| {
+        let mut cmd = lcd.command(args);
+        cmd.env("LCD_DATA_ROOT", &other_root);
+        cmd
+    };
+    // Whatever the other data root might start is stopped (through its pid file) before `lcd`
+    // stops its own.
+    struct StopOnDrop(Option<Command>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            if let Some(cmd) = self.0.take() {
+                let _ = run_command(cmd, None, TIMEOUT);
+            }
+        }
+    }
+    let _stop_other = StopOnDrop(Some(with_other_root(&["daemon", "stop"])));
+
+    assert_eq!(
+        lcd.run(&["run", "-d", "--name", "keep", lcd.rootfs(), "sleep", "60"])
+            .ok(),
+        "keep\n"
+    );
+    lcd.wait_state("keep", "running", Duration::from_secs(10));
+    let pid = pid_in(lcd.run(&["daemon", "status"]).ok());
+    let first_root = lcd.data_root();
+    let first_root = first_root.to_str().expect("utf-8");
+
+    let out = lcd.output(with_other_root(&[
+        "run",
+        "--rm",
+        lcd.rootfs(),
+        "echo",
+        "hi",
+    ]));
+    out.expect_error(
+        125,
+        &["in use", first_root, &pid.to_string(), "--exec-root"],
+    );
+    assert_eq!(out.stdout, "", "{out}");
+    lcd.output(with_other_root(&["daemon", "start"]))
+        .expect_error(125, &["in use", first_root]);
+    // The other data root's containerd is not running; stopping it leaves the first one alone.
+    lcd.output(with_other_root(&["daemon", "stop"])).ok();
+
+    assert_eq!(pid_in(lcd.run(&["daemon", "status"]).ok()), pid);
+    assert_eq!(lcd.ps_of("keep")["state"], "running");
+    assert_eq!(lcd.run(&["rm", "-f", "keep"]).ok(), "keep\n");
+    lcd.assert_clean();
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! temporary directory and stops it again, even when it panics.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Barrier};
@@ -133,6 +133,10 @@ async fn version(socket: PathBuf) -> String {
         .expect("version rpc")
         .into_inner()
         .version
+}
+
+fn inode(path: &Path) -> u64 {
+    fs::metadata(path).expect("stat").ino()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -307,7 +311,9 @@ async fn missing_binary_is_a_clear_error() {
         msg.contains("\"lcd-no-such-containerd\" not found in PATH"),
         "{msg}"
     );
-    assert!(msg.contains("--containerd"), "{msg}");
+    assert!(msg.contains("install the containerd package"), "{msg}");
+    // No advice in terms of a command line's flags: that is the caller's to add.
+    assert!(!msg.contains("--"), "{msg}");
 
     let m = Managed::with_config(|c| c.binary = "/nonexistent/containerd".into());
     let err = m.daemon.ensure_running().await.expect_err("must fail");
@@ -417,4 +423,52 @@ async fn too_long_socket_path_is_rejected() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("shorter state directory"), "{err}");
     assert!(!long.exists(), "created a directory for an invalid config");
+}
+
+/// Two roots, one state directory (lcd with two data roots and the default exec root): the second
+/// root's start is refused with a one-line error naming the first root, and nothing of the first
+/// containerd is touched: not its process, its socket or its pid file.
+#[tokio::test]
+async fn second_root_on_a_state_dir_in_use_is_refused() {
+    let m = Managed::new();
+    let first = m.daemon.ensure_running().await.expect("first root");
+    let config = m.daemon.config().clone();
+    let socket_inode = inode(&config.socket());
+    let pid_file = fs::read_to_string(config.pid_file()).expect("pid file");
+
+    // Declared after `m`, so dropped (stopped, by its own pid file and identity) before it.
+    let second = Managed {
+        daemon: Daemon::new(DaemonConfig::new(m.dir().join("r2"), &config.state)),
+        dir: None,
+    };
+    let err = second
+        .daemon
+        .ensure_running()
+        .await
+        .expect_err("a second root on a state directory in use must be refused");
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(msg.contains(&config.root.display().to_string()), "{msg}");
+    assert!(msg.contains(&first.to_string()), "{msg}");
+    // Stopping the second root finds nothing of its own and must not clean up the first's files.
+    second.daemon.stop().await.expect("stop the second root");
+
+    assert_eq!(m.containerds(), vec![first], "a second containerd runs");
+    assert_eq!(m.daemon.status(), DaemonStatus::Running { pid: first });
+    assert_eq!(inode(&config.socket()), socket_inode, "socket replaced");
+    assert_eq!(
+        fs::read_to_string(config.pid_file()).expect("pid file"),
+        pid_file
+    );
+    version(config.socket()).await;
+    assert_eq!(m.daemon.ensure_running().await.expect("adopt"), first);
+
+    // Once the first root's containerd is stopped, the state directory is free for the second.
+    m.daemon.stop().await.expect("stop the first root");
+    assert!(gone(first));
+    let pid = second.daemon.ensure_running().await.expect("second root");
+    version(config.socket()).await;
+    second.daemon.stop().await.expect("stop the second root");
+    assert!(gone(pid));
 }
