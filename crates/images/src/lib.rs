@@ -1,0 +1,10 @@
+//! Images for libcontainerd: import docker-save and OCI layout archives into containerd's content
+//! store, unpack them into a snapshotter, and turn an image's config into what a container needs.
+//!
+//! Everything goes through containerd 1.6's gRPC services (content, images, leases, snapshots,
+//! diff), so containerd 1.6 and 1.7 behave the same. Work that creates content runs under a lease,
+//! which is deleted at the end, so a failure leaves nothing for the garbage collector to keep.
+
+pub mod reference;
+
+pub use reference::Reference;
