@@ -5,6 +5,18 @@
 //! diff), so containerd 1.6 and 1.7 behave the same. Work that creates content runs under a lease,
 //! which is deleted at the end, so a failure leaves nothing for the garbage collector to keep.
 
+pub mod config;
+mod content;
+pub mod digest;
+mod grpc;
+pub mod lease;
+pub mod media;
+pub mod oci;
+pub mod platform;
 pub mod reference;
 
+pub use config::{ContainerConfig, ImageConfig};
+pub use lease::Lease;
+pub use oci::Descriptor;
+pub use platform::Platform;
 pub use reference::Reference;
