@@ -41,8 +41,6 @@ pub(crate) struct BlobWriter {
     hasher: Hasher,
     offset: u64,
     expected: Option<String>,
-    /// The first bytes of the blob, to tell plain tar from gzip or zstd.
-    head: Vec<u8>,
 }
 
 /// Bytes of a blob kept to recognise its format by magic numbers.
@@ -97,7 +95,6 @@ impl BlobWriter {
             hasher: Hasher::default(),
             offset: 0,
             expected: expected.map(str::to_string),
-            head: Vec::new(),
         })))
     }
 
@@ -107,10 +104,6 @@ impl BlobWriter {
             return Ok(());
         }
         self.hasher.update(&data);
-        if self.head.len() < HEAD_LEN {
-            let n = (HEAD_LEN - self.head.len()).min(data.len());
-            self.head.extend_from_slice(&data[..n]);
-        }
         let length = data.len() as u64;
         let message = WriteContentRequest {
             action: WriteAction::Write as i32,
@@ -121,11 +114,6 @@ impl BlobWriter {
         };
         self.offset += length;
         self.exchange(message).await.map(|_| ())
-    }
-
-    /// The first bytes written so far (up to [`HEAD_LEN`]).
-    pub(crate) fn head(&self) -> &[u8] {
-        &self.head
     }
 
     /// The digest of what was written so far.
@@ -157,7 +145,9 @@ impl BlobWriter {
             total: self.offset as i64,
             expected: digest,
             labels,
-            ..Default::default()
+            // containerd truncates the ingest when a WRITE or COMMIT says offset 0 after data.
+            offset: self.offset as i64,
+            data: Vec::new(),
         };
         match self.exchange(message).await {
             Ok(_) => Ok(written),

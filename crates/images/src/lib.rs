@@ -8,14 +8,19 @@
 pub mod config;
 mod content;
 pub mod digest;
+pub mod gc;
 mod grpc;
+pub mod import;
 pub mod lease;
 pub mod media;
 pub mod oci;
 pub mod platform;
 pub mod reference;
+mod resolve;
+pub mod store;
 
 pub use config::{ContainerConfig, ImageConfig};
+pub use import::{import, ImportOptions, ImportedImage};
 pub use lease::Lease;
 pub use oci::Descriptor;
 pub use platform::Platform;
