@@ -173,7 +173,10 @@ async fn store_file(
         let n = (HEAD_LEN - head.len().min(HEAD_LEN)).min(data.len());
         head.extend_from_slice(&data[..n]);
     };
-    match BlobWriter::open(services, &what, expected.as_deref(), Some(size)).await? {
+    let opened = BlobWriter::open(services, &what, expected.as_deref(), Some(size))
+        .await
+        .map_err(|e| e.context("import"))?;
+    match opened {
         Open::Present => {
             // Already stored (a re-import): read past it, keeping only its first bytes.
             while let Some(data) = chunk(items).await? {
@@ -189,14 +192,14 @@ async fn store_file(
             let streamed = async {
                 while let Some(data) = chunk(items).await? {
                     keep_head(&mut head, &data);
-                    writer.write(data).await?;
+                    writer.write(data).await.map_err(|e| e.context("import"))?;
                 }
                 Ok::<_, Error>(())
             }
             .await;
             if let Err(e) = streamed {
                 writer.abort().await;
-                return Err(e.context("import"));
+                return Err(e);
             }
             let written = writer
                 .commit(HashMap::new())

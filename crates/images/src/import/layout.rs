@@ -130,7 +130,7 @@ async fn check(
             continue;
         }
         if !media::is_manifest(&descriptor.media_type) {
-            return Err(unknown_type(image, "manifest", &descriptor));
+            return Err(unknown_type(image, "manifest", &descriptor).context("import"));
         }
         present(services, &descriptor, image).await?;
         let data = read_small(
@@ -142,12 +142,12 @@ async fn check(
         let manifest: Manifest =
             parse(&format!("manifest {} of {image}", descriptor.digest), &data)?;
         if !media::is_config(&manifest.config.media_type) {
-            return Err(unknown_type(image, "config", &manifest.config));
+            return Err(unknown_type(image, "config", &manifest.config).context("import"));
         }
         present(services, &manifest.config, image).await?;
         for layer in &manifest.layers {
             if !media::is_layer(&layer.media_type) {
-                return Err(unknown_type(image, "layer", layer));
+                return Err(unknown_type(image, "layer", layer).context("import"));
             }
             present(services, layer, image).await?;
         }

@@ -141,6 +141,22 @@ impl TestEnv {
         digests
     }
 
+    /// A blob's labels (empty if it has none; panics if it is missing).
+    pub async fn labels(&self, digest: &str) -> std::collections::HashMap<String, String> {
+        use containerd_client::services::v1::content_client::ContentClient;
+        use containerd_client::services::v1::InfoRequest;
+        ContentClient::new(self.client.channel())
+            .info(self.request(InfoRequest {
+                digest: digest.to_string(),
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("info {digest}: {e}"))
+            .into_inner()
+            .info
+            .expect("info")
+            .labels
+    }
+
     /// Nothing of an import may remain: no lease, no image, no snapshot, no blob.
     pub async fn assert_clean(&self) {
         assert_eq!(self.leases().await, Vec::<String>::new(), "leases left");
