@@ -31,6 +31,8 @@ pub enum Corruption {
     MissingBlob,
     /// The images are for linux/arm64 only.
     OtherPlatform,
+    /// The config's diff ID of the (gzip) first layer is wrong: only unpack can tell.
+    WrongDiffId,
 }
 
 pub struct Layer {
@@ -177,7 +179,10 @@ impl Fixture {
         } else {
             "amd64"
         };
-        let ids: Vec<String> = layers.iter().map(Layer::diff_id).collect();
+        let mut ids: Vec<String> = layers.iter().map(Layer::diff_id).collect();
+        if corruption == Some(Corruption::WrongDiffId) {
+            ids[0] = sha256(b"not the first layer");
+        }
         Fixture {
             app: Image {
                 name: APP,
