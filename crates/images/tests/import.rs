@@ -101,17 +101,17 @@ async fn read_json<T: for<'de> serde::Deserialize<'de>>(env: &TestEnv, digest: &
     });
     request
         .metadata_mut()
-        .insert("containerd-namespace", env.namespace.parse().unwrap());
+        .insert("containerd-namespace", env.namespace.parse().expect("header"));
     let mut stream = ContentClient::new(env.client.channel())
         .read(request)
         .await
-        .unwrap()
+        .expect("read blob")
         .into_inner();
     let mut data = vec![];
-    while let Some(chunk) = stream.message().await.unwrap() {
+    while let Some(chunk) = stream.message().await.expect("read blob") {
         data.extend(chunk.data);
     }
-    serde_json::from_slice(&data).unwrap()
+    serde_json::from_slice(&data).expect("json blob")
 }
 
 #[tokio::test]
