@@ -99,9 +99,10 @@ async fn read_json<T: for<'de> serde::Deserialize<'de>>(env: &TestEnv, digest: &
         offset: 0,
         size: 0,
     });
-    request
-        .metadata_mut()
-        .insert("containerd-namespace", env.namespace.parse().expect("header"));
+    request.metadata_mut().insert(
+        "containerd-namespace",
+        env.namespace.parse().expect("header"),
+    );
     let mut stream = ContentClient::new(env.client.channel())
         .read(request)
         .await
