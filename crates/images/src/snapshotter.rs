@@ -1,9 +1,10 @@
 //! Which snapshotter to unpack into: `overlayfs` where it works, else `native`.
 //!
-//! containerd's overlayfs plugin checks at start-up that overlay mounts work on its root (they do
-//! not when the root is itself on overlayfs, containerd#4350) and fails to load otherwise; the
-//! Introspection service reports that as the plugin's init error. So the client can tell without
-//! knowing containerd's root.
+//! Overlay mounts do not work when containerd's root is itself on overlayfs (containerd#4350: in a
+//! container, on some CI machines), yet containerd 1.6's overlayfs plugin loads there all the same
+//! and only unpacks fail. So besides the plugin's load error (Introspection), we look at the root
+//! the plugin exports: on overlayfs, we pick native. (The client runs on containerd's host; if the
+//! root is not visible from here, the load error alone decides.)
 
 use containerd_client::services::v1::PluginsRequest;
 use libcontainerd::{Client, Error, Result};
@@ -17,7 +18,7 @@ pub const NATIVE: &str = "native";
 
 const SNAPSHOTTER_PLUGIN: &str = "io.containerd.snapshotter.v1";
 
-/// The snapshotters containerd loaded, with the error of each that failed to load.
+/// The snapshotters containerd loaded, each with the reason it cannot be used, if any.
 pub async fn available(client: &Client) -> Result<Vec<(String, Option<String>)>> {
     let services = Services::new(client)?;
     let plugins = services
@@ -30,8 +31,25 @@ pub async fn available(client: &Client) -> Result<Vec<(String, Option<String>)>>
     Ok(plugins
         .into_iter()
         .filter(|p| p.r#type == SNAPSHOTTER_PLUGIN)
-        .map(|p| (p.id, p.init_err.map(|e| e.message)))
+        .map(|p| {
+            let error = p
+                .init_err
+                .map(|e| e.message)
+                .or_else(|| unusable_root(&p.id, &p.exports));
+            (p.id, error)
+        })
         .collect())
+}
+
+/// Why the overlayfs snapshotter cannot work on its root, if it cannot.
+fn unusable_root(id: &str, exports: &std::collections::HashMap<String, String>) -> Option<String> {
+    if id != OVERLAYFS {
+        return None;
+    }
+    let root = exports.get("root")?;
+    let stat = nix::sys::statfs::statfs(root.as_str()).ok()?;
+    (stat.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+        .then(|| format!("its root {root} is on overlayfs, where overlay mounts do not work"))
 }
 
 /// `overlayfs` if containerd loaded it, else `native`; an error naming both failures if neither.

@@ -33,6 +33,38 @@ async fn overlayfs_is_chosen_here() {
 }
 
 #[tokio::test]
+async fn native_is_chosen_when_the_root_is_on_overlayfs() {
+    let env = TestEnv::with_root_on_overlay().await;
+    let available = snapshotter::available(&env.client).await.unwrap();
+    eprintln!("snapshotters with the root on overlayfs: {available:?}");
+    let chosen = snapshotter::choose(&env.client).await.unwrap();
+    assert_eq!(chosen, NATIVE);
+    // And it works end to end there.
+    let fixture = Fixture::new(None);
+    imported(&env, &fixture).await;
+    // overlayfs really fails there, at the second layer (the first is a bind mount); the layer it
+    // committed is collected with the lease.
+    let e = unpack(&env.client, APP, OVERLAYFS, &amd64())
+        .await
+        .unwrap_err();
+    eprintln!("unpack into overlayfs on overlayfs: {e}");
+    assert!(
+        e.to_string()
+            .starts_with("unpack docker.io/fixture/app:1: layer 1"),
+        "{e}"
+    );
+    assert_eq!(env.snapshots(OVERLAYFS).await, Vec::<String>::new());
+    assert_eq!(env.leases().await, Vec::<String>::new());
+    let unpacked = unpack(&env.client, APP, &chosen, &amd64()).await.unwrap();
+    assert_eq!(unpacked.chain_ids, fixture.app_chain_ids());
+    let files = read_files(&env.client, APP, &chosen, &amd64(), &["/etc/motd"])
+        .await
+        .unwrap();
+    assert_eq!(files[0], None);
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn unpack_commits_chain_ids_and_whiteouts_apply() {
     let fixture = Fixture::new(None);
     for sn in [OVERLAYFS, NATIVE] {

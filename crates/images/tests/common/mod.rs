@@ -22,6 +22,8 @@ pub struct TestEnv {
     pub daemon: Daemon,
     pub namespace: String,
     dir: Option<tempfile::TempDir>,
+    /// An overlayfs mount holding containerd's root (see [`TestEnv::with_root_on_overlay`]).
+    overlay: Option<PathBuf>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -36,12 +38,48 @@ pub fn unique_name(prefix: &str) -> String {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        TestEnv::start(false).await
+    }
+
+    /// containerd with its root on an overlayfs mount, where its overlayfs snapshotter cannot work
+    /// (overlay on overlay), as in a container or on some CI machines.
+    pub async fn with_root_on_overlay() -> TestEnv {
+        TestEnv::start(true).await
+    }
+
+    async fn start(root_on_overlay: bool) -> TestEnv {
         // Short paths: the socket path must stay under 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("lcdi")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let mut config = DaemonConfig::new(dir.path().join("root"), dir.path().join("run"));
+        let mut overlay = None;
+        if root_on_overlay {
+            let base = dir.path().join("ov");
+            for d in ["lower", "upper", "work", "merged"] {
+                std::fs::create_dir_all(base.join(d)).expect("mkdir");
+            }
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                base.join("lower").display(),
+                base.join("upper").display(),
+                base.join("work").display()
+            );
+            nix::mount::mount(
+                Some("overlay"),
+                &base.join("merged"),
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .expect("mount overlay");
+            overlay = Some(base.join("merged"));
+        }
+        let root = match &overlay {
+            Some(merged) => merged.join("root"),
+            None => dir.path().join("root"),
+        };
+        let mut config = DaemonConfig::new(root, dir.path().join("run"));
         if let Some(binary) = std::env::var_os("LCD_TEST_CONTAINERD") {
             config.binary = binary.into();
         }
@@ -60,6 +98,7 @@ impl TestEnv {
             daemon,
             namespace,
             dir: Some(dir),
+            overlay,
         }
     }
 
@@ -173,6 +212,7 @@ impl TestEnv {
 
     pub async fn cleanup(mut self) {
         let _ = self.daemon.stop().await;
+        unmount(self.overlay.take());
         drop(self.dir.take());
     }
 }
@@ -186,6 +226,7 @@ impl Drop for TestEnv {
         // its own (this one is blocked here), then remove the temp dir.
         let config = self.daemon.config().clone();
         let dir = self.dir.take();
+        let overlay = self.overlay.take();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -194,8 +235,15 @@ impl Drop for TestEnv {
             runtime.block_on(async move {
                 let _ = Daemon::new(config).stop().await;
             });
+            unmount(overlay);
             drop(dir);
         })
         .join();
+    }
+}
+
+fn unmount(path: Option<PathBuf>) {
+    if let Some(path) = path {
+        let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
     }
 }
