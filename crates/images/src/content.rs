@@ -1,0 +1,325 @@
+//! containerd's content store: streaming writes with client-side sha256 checks, reads, and labels.
+//!
+//! `Content.Write` is a bidirectional stream: a STAT opens the ingest (`ref`) and, given the
+//! expected digest, answers AlreadyExists when the blob is there; WRITEs append; COMMIT checks size
+//! and digest on containerd's side and stores the blob. We hash on our side as well, so a blob that
+//! does not match the digest it was announced with fails before commit, naming the blob.
+
+use std::collections::HashMap;
+
+use containerd_client::services::v1::{
+    AbortRequest, Info, InfoRequest, ReadContentRequest, UpdateRequest, WriteAction,
+    WriteContentRequest, WriteContentResponse,
+};
+use libcontainerd::{Error, ErrorKind, Result};
+use tokio::sync::mpsc;
+
+use crate::digest::Hasher;
+use crate::grpc::Services;
+use crate::lease::unique_name;
+
+/// Bytes per `Content.Write` message: well under the 16 MiB gRPC limit, big enough to be cheap.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// The largest manifest, index or config we read into memory (containerd's own limit is similar).
+pub(crate) const MAX_METADATA: u64 = 8 << 20;
+
+/// What a finished write stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// An open `Content.Write` stream for one blob.
+pub(crate) struct BlobWriter {
+    services: Services,
+    what: String,
+    reference: String,
+    sender: mpsc::Sender<WriteContentRequest>,
+    responses: tonic::Streaming<WriteContentResponse>,
+    hasher: Hasher,
+    offset: u64,
+    expected: Option<String>,
+}
+
+/// Bytes of a blob kept to recognise its format by magic numbers.
+pub(crate) const HEAD_LEN: usize = 512;
+
+/// The result of opening a write.
+pub(crate) enum Open {
+    Writer(Box<BlobWriter>),
+    /// A blob with the expected digest is already stored.
+    Present,
+}
+
+impl BlobWriter {
+    /// Open a write of the blob `what` (named in errors). With `expected`, containerd answers at
+    /// once when the blob is already there, and commit refuses other content.
+    pub(crate) async fn open(
+        services: &Services,
+        what: &str,
+        expected: Option<&str>,
+        total: Option<u64>,
+    ) -> Result<Open> {
+        let reference = unique_name("lcd-ingest");
+        let (sender, receiver) = mpsc::channel(2);
+        let stat = WriteContentRequest {
+            action: WriteAction::Stat as i32,
+            r#ref: reference.clone(),
+            total: total.map_or(0, |t| t as i64),
+            expected: expected.unwrap_or_default().to_string(),
+            ..Default::default()
+        };
+        let context = || format!("write {what} to the content store");
+        // The receiver is alive: this cannot fail.
+        let _ = sender.send(stat).await;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+        let mut responses = match services.content().write(services.request(stream)).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
+            Err(s) => return Err(Error::from_status(context(), s)),
+        };
+        match responses.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Error::internal(format!("{}: no answer", context()))),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
+            Err(s) => return Err(Error::from_status(context(), s)),
+        }
+        Ok(Open::Writer(Box::new(BlobWriter {
+            services: services.clone(),
+            what: what.to_string(),
+            reference,
+            sender,
+            responses,
+            hasher: Hasher::default(),
+            offset: 0,
+            expected: expected.map(str::to_string),
+        })))
+    }
+
+    /// Append `data` (at most [`CHUNK`] bytes is best) and wait for containerd's answer.
+    pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.hasher.update(&data);
+        let length = data.len() as u64;
+        let message = WriteContentRequest {
+            action: WriteAction::Write as i32,
+            r#ref: self.reference.clone(),
+            offset: self.offset as i64,
+            data,
+            ..Default::default()
+        };
+        self.offset += length;
+        self.exchange(message).await.map(|_| ())
+    }
+
+    /// The digest of what was written so far.
+    pub(crate) fn digest(&self) -> String {
+        self.hasher.digest()
+    }
+
+    /// Store the blob with `labels`. Fails, and aborts the ingest, if the content does not match
+    /// the expected digest. A blob that turns out to be stored already is success.
+    pub(crate) async fn commit(mut self, labels: HashMap<String, String>) -> Result<Written> {
+        let digest = self.digest();
+        if let Some(expected) = &self.expected {
+            if *expected != digest {
+                let e = Error::invalid(format!(
+                    "{}: digest mismatch: expected {expected}, content is {digest}",
+                    self.what
+                ));
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        let written = Written {
+            digest: digest.clone(),
+            size: self.offset,
+        };
+        let message = WriteContentRequest {
+            action: WriteAction::Commit as i32,
+            r#ref: self.reference.clone(),
+            total: self.offset as i64,
+            expected: digest,
+            labels,
+            // containerd truncates the ingest when a WRITE or COMMIT says offset 0 after data.
+            offset: self.offset as i64,
+            data: Vec::new(),
+        };
+        match self.exchange(message).await {
+            Ok(_) => Ok(written),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                self.abort().await;
+                Ok(written)
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn exchange(&mut self, message: WriteContentRequest) -> Result<WriteContentResponse> {
+        let context = || format!("write {} to the content store", self.what);
+        if self.sender.send(message).await.is_err() {
+            // containerd ended the stream: its status says why.
+            return match self.responses.message().await {
+                Err(s) => Err(Error::from_status(context(), s)),
+                Ok(_) => Err(Error::internal(format!(
+                    "{}: containerd closed the stream",
+                    context()
+                ))),
+            };
+        }
+        match self.responses.message().await {
+            Ok(Some(response)) => Ok(response),
+            Ok(None) => Err(Error::internal(format!(
+                "{}: containerd closed the stream",
+                context()
+            ))),
+            Err(s) => Err(Error::from_status(context(), s)),
+        }
+    }
+
+    /// Drop the ingest so that nothing half-written lingers (the lease would free it too).
+    pub(crate) async fn abort(self) {
+        let BlobWriter {
+            services,
+            reference,
+            sender,
+            ..
+        } = self;
+        drop(sender);
+        let result = services
+            .content()
+            .abort(services.request(AbortRequest {
+                r#ref: reference.clone(),
+            }))
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => tracing::warn!(reference, error = %s, "aborting a content write"),
+        }
+    }
+}
+
+/// Write a small in-memory blob (a manifest or an index we built) with `labels`.
+pub(crate) async fn write_bytes(
+    services: &Services,
+    what: &str,
+    data: &[u8],
+    labels: HashMap<String, String>,
+) -> Result<Written> {
+    let digest = crate::digest::sha256(data);
+    let written = Written {
+        digest: digest.clone(),
+        size: data.len() as u64,
+    };
+    match BlobWriter::open(services, what, Some(&digest), Some(data.len() as u64)).await? {
+        Open::Present => {
+            set_labels(services, &digest, &labels).await?;
+            Ok(written)
+        }
+        Open::Writer(mut writer) => {
+            for chunk in data.chunks(CHUNK) {
+                if let Err(e) = writer.write(chunk.to_vec()).await {
+                    writer.abort().await;
+                    return Err(e);
+                }
+            }
+            writer.commit(labels).await
+        }
+    }
+}
+
+/// Read a whole blob of at most [`MAX_METADATA`] bytes (a manifest, an index, a config) and check
+/// its digest.
+pub(crate) async fn read_small(services: &Services, what: &str, digest: &str) -> Result<Vec<u8>> {
+    let context = || format!("read {what} {digest} from the content store");
+    let info = info(services, digest)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("{}: content digest not found", context())))?;
+    if info.size as u64 > MAX_METADATA {
+        return Err(Error::invalid(format!(
+            "{}: {} bytes is too large for a {what} (limit {MAX_METADATA})",
+            context(),
+            info.size
+        )));
+    }
+    let mut stream = services
+        .content()
+        .read(services.request(ReadContentRequest {
+            digest: digest.to_string(),
+            offset: 0,
+            size: 0,
+        }))
+        .await
+        .map_err(|s| Error::from_status(context(), s))?
+        .into_inner();
+    let mut data = Vec::with_capacity(info.size as usize);
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| Error::from_status(context(), s))?
+    {
+        data.extend_from_slice(&chunk.data);
+        if data.len() as u64 > MAX_METADATA {
+            return Err(Error::invalid(format!("{}: too large", context())));
+        }
+    }
+    let actual = crate::digest::sha256(&data);
+    if actual != digest {
+        return Err(Error::internal(format!(
+            "{}: the content store returned content with digest {actual}",
+            context()
+        )));
+    }
+    Ok(data)
+}
+
+/// A blob's size and labels, or `None` if the content store does not have it.
+pub(crate) async fn info(services: &Services, digest: &str) -> Result<Option<Info>> {
+    let result = services
+        .content()
+        .info(services.request(InfoRequest {
+            digest: digest.to_string(),
+        }))
+        .await;
+    match result {
+        Ok(r) => Ok(r.into_inner().info),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) => Err(Error::from_status(
+            format!("get info of blob {digest} from the content store"),
+            s,
+        )),
+    }
+}
+
+/// Set `labels` on a stored blob, leaving its other labels alone.
+pub(crate) async fn set_labels(
+    services: &Services,
+    digest: &str,
+    labels: &HashMap<String, String>,
+) -> Result<()> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
+    services
+        .content()
+        .update(services.request(UpdateRequest {
+            info: Some(Info {
+                digest: digest.to_string(),
+                labels: labels.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths }),
+        }))
+        .await
+        .map_err(|s| Error::from_status(format!("label blob {digest} in the content store"), s))?;
+    Ok(())
+}

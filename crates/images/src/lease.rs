@@ -1,0 +1,133 @@
+//! Leases: what an import or unpack creates stays out of containerd's garbage collector until the
+//! lease goes, by which time the image record and GC labels hold it. A failure deletes the lease
+//! synchronously, so its half-made content and snapshots are collected at once; a crash leaves the
+//! lease to expire (`containerd.io/gc.expire`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use containerd_client::services::v1::{CreateRequest, DeleteRequest};
+use libcontainerd::{Client, Error, Result};
+
+use crate::grpc::Services;
+
+/// Label after which containerd's garbage collector drops a lease.
+pub const GC_EXPIRE_LABEL: &str = "containerd.io/gc.expire";
+
+/// How long a lease outlives a client that crashed while holding it.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A containerd lease, deleted by [`Lease::release`] or [`Lease::discard`], or (as a last resort,
+/// e.g. when the future holding it is dropped) in the background when it is dropped.
+#[derive(Debug)]
+pub struct Lease {
+    services: Services,
+    id: String,
+    done: bool,
+}
+
+impl Lease {
+    /// Create a lease for `purpose` (part of its id) that expires after `ttl` if never deleted.
+    pub async fn create(client: &Client, purpose: &str, ttl: Duration) -> Result<Lease> {
+        Lease::create_with(&Services::new(client)?, purpose, ttl).await
+    }
+
+    pub(crate) async fn create_with(
+        services: &Services,
+        purpose: &str,
+        ttl: Duration,
+    ) -> Result<Lease> {
+        let services = services.unleased();
+        let id = unique_name(purpose);
+        let expire = libcontainerd::time::rfc3339(SystemTime::now() + ttl);
+        let labels = HashMap::from([(GC_EXPIRE_LABEL.to_string(), expire)]);
+        services
+            .leases()
+            .create(services.request(CreateRequest {
+                id: id.clone(),
+                labels,
+            }))
+            .await
+            .map_err(|s| Error::from_status(format!("create lease {id}"), s))?;
+        Ok(Lease {
+            services,
+            id,
+            done: false,
+        })
+    }
+
+    /// The lease id (what the `containerd-lease` header carries).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Services whose requests run under this lease.
+    pub(crate) fn services(&self) -> Result<Services> {
+        self.services.leased(&self.id)
+    }
+
+    /// Delete the lease: what it held is kept only if something else references it.
+    pub async fn release(mut self) -> Result<()> {
+        self.done = true;
+        delete(&self.services, &self.id, false).await
+    }
+
+    /// Delete the lease after a failure, with a synchronous garbage collection so that what it
+    /// held is gone when this returns. Errors are logged: the failure being handled matters more.
+    pub async fn discard(mut self) {
+        self.done = true;
+        if let Err(e) = delete(&self.services, &self.id, true).await {
+            tracing::warn!(lease = %self.id, error = %e, "deleting a lease after a failure");
+        }
+    }
+}
+
+async fn delete(services: &Services, id: &str, sync: bool) -> Result<()> {
+    let result = services
+        .leases()
+        .delete(services.request(DeleteRequest {
+            id: id.to_string(),
+            sync,
+        }))
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+        Err(s) => Err(Error::from_status(format!("delete lease {id}"), s)),
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped without release (a cancelled future or a panic): delete it in the background if
+        // a runtime is there; otherwise gc.expire frees it later.
+        let (services, id) = (self.services.clone(), self.id.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = delete(&services, &id, true).await {
+                    tracing::warn!(lease = %id, error = %e, "deleting a dropped lease");
+                }
+            });
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this process and moment: `<prefix>-<time>-<pid>-<n>` (leases, ingest refs,
+/// temporary snapshot keys).
+pub(crate) fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{nanos}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

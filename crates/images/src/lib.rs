@@ -1,0 +1,34 @@
+//! Images for libcontainerd: import docker-save and OCI layout archives into containerd's content
+//! store, unpack them into a snapshotter, and turn an image's config into what a container needs.
+//!
+//! Everything goes through containerd 1.6's gRPC services (content, images, leases, snapshots,
+//! diff), so containerd 1.6 and 1.7 behave the same. Work that creates content runs under a lease,
+//! which is deleted at the end, so a failure leaves nothing for the garbage collector to keep.
+
+pub mod config;
+mod content;
+pub mod digest;
+pub mod gc;
+mod grpc;
+pub mod import;
+pub mod lease;
+pub mod media;
+mod mount;
+pub mod oci;
+pub mod platform;
+pub mod reference;
+mod resolve;
+pub mod rootfs;
+pub mod snapshotter;
+pub mod store;
+pub mod unpack;
+pub mod user;
+
+pub use config::{ContainerConfig, ImageConfig};
+pub use import::{import, ImportOptions, ImportedImage};
+pub use lease::Lease;
+pub use oci::Descriptor;
+pub use platform::Platform;
+pub use reference::Reference;
+pub use unpack::{unpack, Unpacked};
+pub use user::User;
