@@ -7,20 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_client::services::v1::ListTasksRequest;
 use containerd_client::services::v1::{
     containers_client::ContainersClient, tasks_client::TasksClient, version_client::VersionClient,
-    GetContainerRequest, ListContainersRequest,
 };
 use containerd_client::types::v1::Process;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::container::{Container, ContainerInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
-use crate::runtime::Runtime;
-use crate::task::{Task, TaskInfo, TaskStatus};
 
 /// containerd's own gRPC message limit; tonic's default of 4 MiB is too small for large specs/lists.
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -184,99 +179,6 @@ impl Client {
             version: response.version,
             revision: response.revision,
         })
-    }
-
-    /// Create container `id` from an OCI runtime `spec`, run by `runtime` (shim and its options).
-    ///
-    /// `labels` are stored with the record (the bundle dir label is added). The rootfs named by the
-    /// spec must exist. An id already in use is [`ErrorKind::AlreadyExists`]. The stored spec is
-    /// [`spec::for_container`](crate::spec::for_container)'s: the cgroups path and default hostname
-    /// come from `id` and the client's namespace.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn new_container(
-        &self,
-        id: &Id,
-        spec: &oci_spec::runtime::Spec,
-        runtime: &Runtime,
-        labels: &std::collections::HashMap<String, String>,
-    ) -> Result<Container> {
-        Container::create(self, id, spec, runtime, labels).await
-    }
-
-    /// Load an existing container, e.g. after the daemon restarted. Unknown ids are
-    /// [`ErrorKind::NotFound`] ("no such container").
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn load_container(&self, id: &Id) -> Result<Container> {
-        let response = self
-            .containers_service()
-            .get(self.request(GetContainerRequest { id: id.to_string() }))
-            .await
-            .map_err(|s| no_such_container(id, s))?
-            .into_inner();
-        let record = response
-            .container
-            .ok_or_else(|| Error::internal(format!("containerd returned no record for {id}")))?;
-        Container::from_record(self, record)
-    }
-
-    /// [`load_container`](Self::load_container) and [`Container::task`] in one round trip: both
-    /// lookups go out at once, which saves one RPC's latency for every command that acts on a
-    /// container's task (exec, kill, pause...). The task comes with its status as containerd gave
-    /// it, and is `None` when the container has none. Unknown ids are [`ErrorKind::NotFound`] ("no
-    /// such container"), as with `load_container`.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn load_container_and_task(
-        &self,
-        id: &Id,
-    ) -> Result<(Container, Option<(Task, TaskStatus)>)> {
-        let (container, process) = tokio::join!(self.load_container(id), self.get_process(id, ""));
-        // The container's error comes first: without a record, the task lookup's answer is moot.
-        let container = container?;
-        let task = match process {
-            Ok(process) => Some((
-                Task::new(container.clone(), process.pid),
-                TaskStatus::from_proto(process.status),
-            )),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        Ok((container, task))
-    }
-
-    /// Every container in the namespace.
-    pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
-        // One record per message: a plain List answers with all records in one message, which
-        // fails for everyone once the namespace's specs add up to 16 MiB.
-        let mut stream = self
-            .containers_service()
-            .list_stream(self.request(ListContainersRequest { filters: vec![] }))
-            .await
-            .map_err(|s| Error::from_status("list containers", s))?
-            .into_inner();
-        let mut containers = Vec::new();
-        while let Some(message) = stream
-            .message()
-            .await
-            .map_err(|s| Error::from_status("list containers", s))?
-        {
-            if let Some(record) = message.container {
-                containers.push(ContainerInfo::from_record(record)?);
-            }
-        }
-        Ok(containers)
-    }
-
-    /// Every task (and its state) in the namespace, in one call.
-    pub async fn list_tasks(&self) -> Result<Vec<TaskInfo>> {
-        let response = self
-            .tasks()
-            .list(self.request(ListTasksRequest {
-                filter: String::new(),
-            }))
-            .await
-            .map_err(|s| Error::from_status("list tasks", s))?
-            .into_inner();
-        Ok(response.tasks.iter().map(TaskInfo::from_process).collect())
     }
 
     /// The raw state of one process (`exec_id` empty for the init process).

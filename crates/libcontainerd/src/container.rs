@@ -7,18 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use containerd_client::services::v1::{
-    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
-    UpdateContainerRequest,
+    CreateContainerRequest, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest,
+    ListContainersRequest, UpdateContainerRequest,
 };
 use oci_spec::runtime::Spec;
 
-use crate::cancel::CleanupGuard;
 use crate::client::{no_such_container, Client};
-use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
-use crate::io::{self, CloseTarget, DirectIo, PreparedIo, StdioConfig, StdioPaths};
+use crate::io::CloseTarget;
 use crate::runtime::Runtime;
-use crate::task::Task;
 use crate::time::from_timestamp;
 
 /// The label that records a container's bundle directory, so that it survives a restart of the caller.
@@ -209,221 +207,12 @@ impl Container {
         &self.client
     }
 
-    fn terminal(&self) -> bool {
+    pub(crate) fn terminal(&self) -> bool {
         self.spec
             .process()
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false)
-    }
-
-    /// Create the task (the init process) without starting it: FIFOs are made and opened in the right
-    /// order; the returned handles are live. Whether the process has a terminal comes from the spec.
-    ///
-    /// If the caller drops the returned future, the task is removed again (killed, deleted, its
-    /// FIFOs removed) once containerd has answered: a dropped create leaves nothing behind.
-    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
-    pub async fn create_task(
-        &self,
-        checkpoint_dir: Option<&Path>,
-        stdio: &StdioConfig,
-    ) -> Result<(Task, DirectIo)> {
-        let (task, io, guard) = self.create_task_guarded(checkpoint_dir, stdio).await?;
-        guard.disarm();
-        Ok((task, io))
-    }
-
-    /// Create the task in a detached task of its own; the guard removes it unless disarmed.
-    async fn create_task_guarded(
-        &self,
-        checkpoint_dir: Option<&Path>,
-        stdio: &StdioConfig,
-    ) -> Result<(Task, DirectIo, CleanupGuard)> {
-        let this = self.clone();
-        let checkpoint_dir = checkpoint_dir.map(Path::to_path_buf);
-        let stdio = stdio.clone();
-        crate::cancel::detached("create task", async move {
-            let (task, io) = this
-                .create_task_now(checkpoint_dir.as_deref(), &stdio)
-                .await?;
-            let guard = task.removal_guard();
-            Ok((task, io, guard))
-        })
-        .await
-    }
-
-    async fn create_task_now(
-        &self,
-        checkpoint_dir: Option<&Path>,
-        stdio: &StdioConfig,
-    ) -> Result<(Task, DirectIo)> {
-        // Upload the checkpoint first: a directory that is not one fails before any FIFO is made.
-        let restore = match checkpoint_dir {
-            Some(dir) => Some(
-                crate::checkpoint::restore_descriptor(&self.client, dir)
-                    .await
-                    .map_err(|e| e.context(format!("restore container {}", self.id)))?,
-            ),
-            None => None,
-        };
-        make_bundle_dir(&self.bundle)?;
-        *lock(&self.task_deleted) = None;
-        let config = StdioConfig {
-            terminal: self.terminal(),
-            ..stdio.clone()
-        };
-        let prepared = PreparedIo::prepare(&self.bundle, self.id.as_str(), &config)?;
-        let StdioPaths {
-            stdin,
-            stdout,
-            stderr,
-            terminal,
-        } = prepared.paths.clone();
-        let request = CreateTaskRequest {
-            container_id: self.id.to_string(),
-            stdin,
-            stdout,
-            stderr,
-            terminal,
-            checkpoint: restore.as_ref().map(|blob| blob.descriptor().clone()),
-            ..Default::default()
-        };
-        let mut created = self
-            .client
-            .tasks()
-            .create(self.client.request(request.clone()))
-            .await;
-        // Already exists, yet Get finds no task: a ghost (see `remove_ghost_task`).
-        if matches!(&created, Err(s) if s.code() == tonic::Code::AlreadyExists)
-            && matches!(self.client.get_process(&self.id, "").await, Err(e) if e.kind() == ErrorKind::NotFound)
-            && self.remove_ghost_task().await
-        {
-            created = self
-                .client
-                .tasks()
-                .create(self.client.request(request))
-                .await;
-        }
-        // containerd has unpacked the checkpoint by now (or failed): the blob has done its job.
-        if let Some(blob) = restore {
-            if let Err(e) = blob.delete().await {
-                tracing::warn!(container = %self.id, error = %e, "deleting the restore blob");
-            }
-        }
-        let pid = match created {
-            Ok(response) => response.into_inner().pid,
-            Err(status) => {
-                prepared.abandon();
-                return Err(self.create_error(status));
-            }
-        };
-        let task = Task::new(self.clone(), pid);
-        let closer = prepared.closer.clone();
-        let fifos = prepared.fifos.clone();
-        let io = match prepared.finish() {
-            Ok(io) => io,
-            Err(e) => {
-                let _ = task.force_delete().await;
-                let _ = fifos.remove();
-                return Err(e);
-            }
-        };
-        closer.process_ready(self.close_target()).await?;
-        Ok((task, io))
-    }
-
-    /// Create and start the task. `attach` receives the stdio handles after the process exists and
-    /// before it runs (the reference's `StdioCallback`); if it or the start fails, the task is removed.
-    /// So is it if the caller drops the returned future: a dropped start leaves no task behind.
-    #[tracing::instrument(level = "debug", skip_all, fields(container = %self.id))]
-    pub async fn start(
-        &self,
-        checkpoint_dir: Option<&Path>,
-        stdio: &StdioConfig,
-        attach: impl FnOnce(DirectIo) -> Result<(), BoxError>,
-    ) -> Result<Task> {
-        let (task, io, guard) = self.create_task_guarded(checkpoint_dir, stdio).await?;
-        let (started, guard) = match attach(io) {
-            Ok(()) => {
-                // The guard rides along with the start: should the caller go away meanwhile, the
-                // task is removed once the start has finished, not while it is under way.
-                let starting = task.clone();
-                crate::cancel::detached("start task", async move {
-                    let started = starting.start().await;
-                    Ok((started, guard))
-                })
-                .await?
-            }
-            Err(e) => (
-                Err(Error::from_callback(
-                    format!("attach stdio of container {}", self.id),
-                    e,
-                )),
-                guard,
-            ),
-        };
-        guard.disarm();
-        match started {
-            Ok(_) => Ok(task),
-            Err(e) => {
-                if let Err(cleanup) = task.force_delete().await {
-                    tracing::warn!(container = %self.id, error = %cleanup, "removing a task that failed to start");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Create and start the task and hand back its stdio: [`Container::start`] without a callback,
-    /// with the same guarantees (the handles exist before the process runs; a failed start or a
-    /// dropped future leaves no task). Output the caller never reads is drained, see
-    /// [`OutputReader`](crate::OutputReader).
-    pub async fn spawn(
-        &self,
-        checkpoint_dir: Option<&Path>,
-        stdio: &StdioConfig,
-    ) -> Result<(Task, DirectIo)> {
-        let mut handles = None;
-        let task = self
-            .start(checkpoint_dir, stdio, |io| {
-                handles = Some(io);
-                Ok(())
-            })
-            .await?;
-        Ok((task, handles.unwrap_or_default()))
-    }
-
-    /// The container's current task. [`ErrorKind::NotFound`] if it has none.
-    pub async fn task(&self) -> Result<Task> {
-        let process = self.client.get_process(&self.id, "").await?;
-        Ok(Task::new(self.clone(), process.pid))
-    }
-
-    /// Re-open the stdio of the running task (e.g. after the caller restarted) and hand it to `attach`.
-    /// Only one reader may be attached at a time.
-    pub async fn attach_task(
-        &self,
-        attach: impl FnOnce(DirectIo) -> Result<(), BoxError>,
-    ) -> Result<Task> {
-        let process = self.client.get_process(&self.id, "").await?;
-        if !self.bundle.is_dir() {
-            return Err(Error::not_found(format!(
-                "cannot re-attach to container {}: its bundle dir {} is gone",
-                self.id,
-                self.bundle.display()
-            )));
-        }
-        let paths = StdioPaths {
-            stdin: process.stdin.clone(),
-            stdout: process.stdout.clone(),
-            stderr: process.stderr.clone(),
-            terminal: process.terminal,
-        };
-        let io = io::reopen(&paths, self.close_target())?;
-        attach(io).map_err(|e| {
-            Error::from_callback(format!("attach stdio of container {}", self.id), e)
-        })?;
-        Ok(Task::new(self.clone(), process.pid))
     }
 
     /// Remove the container: its containerd record and its bundle directory. A container that still
@@ -471,7 +260,7 @@ impl Container {
     async fn check_no_task(&self) -> Result<()> {
         match self.client.get_process(&self.id, "").await {
             Ok(process) => {
-                let status = crate::task::TaskStatus::from_proto(process.status);
+                let status = crate::status::TaskStatus::from_proto(process.status);
                 Err(Error::new(
                     ErrorKind::FailedPrecondition,
                     format!(
@@ -487,6 +276,11 @@ impl Container {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Called before creating a task: a delete must ask containerd again.
+    pub(crate) fn task_will_be_created(&self) {
+        *lock(&self.task_deleted) = None;
     }
 
     /// Called by the container's task once containerd has deleted it.
@@ -532,7 +326,7 @@ impl Container {
     /// no container. `Tasks.Get` then says not found, `Tasks.Create` says already exists, and the shim
     /// process lives on; only a `Tasks.Delete` (which answers not found) removes it. Call only when
     /// `Tasks.Get` said not found. True if there is no task now.
-    async fn remove_ghost_task(&self) -> bool {
+    pub(crate) async fn remove_ghost_task(&self) -> bool {
         let deleted = self
             .client
             .tasks()
@@ -577,16 +371,64 @@ impl Container {
             exec_id: String::new(),
         }
     }
+}
 
-    fn create_error(&self, status: tonic::Status) -> Error {
-        if status.code() == tonic::Code::AlreadyExists {
-            return Error::new(
-                ErrorKind::AlreadyExists,
-                format!("container {} already has a task", self.id),
-            )
-            .with_source(status);
+/// Containers, created and found through the client.
+impl Client {
+    /// Create container `id` from an OCI runtime `spec`, run by `runtime` (shim and its options).
+    ///
+    /// `labels` are stored with the record (the bundle dir label is added). The rootfs named by the
+    /// spec must exist. An id already in use is [`ErrorKind::AlreadyExists`]. The stored spec is
+    /// [`spec::for_container`](crate::spec::for_container)'s: the cgroups path and default hostname
+    /// come from `id` and the client's namespace.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn new_container(
+        &self,
+        id: &Id,
+        spec: &oci_spec::runtime::Spec,
+        runtime: &Runtime,
+        labels: &std::collections::HashMap<String, String>,
+    ) -> Result<Container> {
+        Container::create(self, id, spec, runtime, labels).await
+    }
+
+    /// Load an existing container, e.g. after the daemon restarted. Unknown ids are
+    /// [`ErrorKind::NotFound`] ("no such container").
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn load_container(&self, id: &Id) -> Result<Container> {
+        let response = self
+            .containers_service()
+            .get(self.request(GetContainerRequest { id: id.to_string() }))
+            .await
+            .map_err(|s| no_such_container(id, s))?
+            .into_inner();
+        let record = response
+            .container
+            .ok_or_else(|| Error::internal(format!("containerd returned no record for {id}")))?;
+        Container::from_record(self, record)
+    }
+
+    /// Every container in the namespace.
+    pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
+        // One record per message: a plain List answers with all records in one message, which
+        // fails for everyone once the namespace's specs add up to 16 MiB.
+        let mut stream = self
+            .containers_service()
+            .list_stream(self.request(ListContainersRequest { filters: vec![] }))
+            .await
+            .map_err(|s| Error::from_status("list containers", s))?
+            .into_inner();
+        let mut containers = Vec::new();
+        while let Some(message) = stream
+            .message()
+            .await
+            .map_err(|s| Error::from_status("list containers", s))?
+        {
+            if let Some(record) = message.container {
+                containers.push(ContainerInfo::from_record(record)?);
+            }
         }
-        crate::task::start_error(format!("create task of container {}", self.id), status)
+        Ok(containers)
     }
 }
 
@@ -644,7 +486,7 @@ fn check_no_symlink(path: &Path) -> Result<()> {
 }
 
 /// Make the bundle dir (and its parents) unless it exists; true if this call made it.
-fn make_bundle_dir(path: &Path) -> Result<bool> {
+pub(crate) fn make_bundle_dir(path: &Path) -> Result<bool> {
     let fail = |e| Error::io(format!("create bundle dir {}", path.display()), e);
     if let Some(parent) = path.parent() {
         std::fs::DirBuilder::new()

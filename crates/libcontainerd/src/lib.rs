@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod signal;
 pub mod spec;
 pub mod stats;
+pub mod status;
 pub mod supervisor;
 pub mod task;
 pub mod time;

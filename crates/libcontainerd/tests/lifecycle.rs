@@ -355,7 +355,10 @@ async fn spawn_hands_back_stdio_and_a_callbacks_own_error_removes_the_task() {
         "attach stdio of container spawned: the caller's terminal is gone"
     );
     let source = std::error::Error::source(&err).expect("the caller's error as source");
-    assert!(source.downcast_ref::<TerminalGone>().is_some(), "{source:?}");
+    assert!(
+        source.downcast_ref::<TerminalGone>().is_some(),
+        "{source:?}"
+    );
     assert_eq!(c.task().await.unwrap_err().kind(), ErrorKind::NotFound);
     c.delete().await.unwrap();
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());

@@ -14,7 +14,7 @@ use super::archive::{check_dir, unpack, CheckpointTarget};
 use super::content::{content, delete_blob, Lease, CRIU_CHECKPOINT_MEDIA_TYPE, PIPE_DEPTH};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
-use crate::task::Task;
+use crate::id::Id;
 
 /// The type URL of [`CheckpointOptions`] in containerd's `typeurl` registry.
 const CHECKPOINT_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.CheckpointOptions";
@@ -52,97 +52,99 @@ pub(crate) struct CheckpointOptions {
     pub work_path: String,
 }
 
-impl Task {
-    /// Checkpoint the task with CRIU into `dir`, a new or empty directory (made if missing); with
-    /// `exit` the container stops afterwards. A `dir` with `..` components is
-    /// [`ErrorKind::InvalidArgument`], an existing non-empty one [`ErrorKind::AlreadyExists`]; a
-    /// checkpoint without CRIU images is an error, never an empty success.
-    pub async fn create_checkpoint(&self, dir: &Path, exit: bool) -> Result<()> {
-        let target = CheckpointTarget::prepare(dir)?;
-        let client = self.container().client();
-        let lease = Lease::create(client, "checkpoint").await?;
-        let result = self.checkpoint_to_dir(&lease, &target, exit).await;
-        lease.release().await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                target.discard();
-                Err(e)
-            }
+/// Checkpoint the task of `container_id` with CRIU into `dir`, a new or empty directory (made if missing); with
+/// `exit` the container stops afterwards. A `dir` with `..` components is
+/// [`ErrorKind::InvalidArgument`], an existing non-empty one [`ErrorKind::AlreadyExists`]; a
+/// checkpoint without CRIU images is an error, never an empty success.
+pub(crate) async fn checkpoint_task(
+    client: &Client,
+    container_id: &Id,
+    dir: &Path,
+    exit: bool,
+) -> Result<()> {
+    let target = CheckpointTarget::prepare(dir)?;
+    let lease = Lease::create(client, "checkpoint").await?;
+    let result = checkpoint_to_dir(client, container_id, &lease, &target, exit).await;
+    lease.release().await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            target.discard();
+            Err(e)
         }
     }
+}
 
-    async fn checkpoint_to_dir(
-        &self,
-        lease: &Lease,
-        target: &CheckpointTarget,
-        exit: bool,
-    ) -> Result<()> {
-        let client = self.container().client();
-        let options = CheckpointOptions {
-            exit,
-            ..Default::default()
-        };
-        let mut request = client.request(CheckpointTaskRequest {
-            container_id: self.id().to_string(),
-            parent_checkpoint: String::new(),
-            options: Some(prost_types::Any {
-                type_url: CHECKPOINT_OPTIONS_TYPE_URL.to_string(),
-                value: options.encode_to_vec(),
-            }),
-        });
-        lease.attach(&mut request);
-        let descriptors = client
-            .tasks()
-            .checkpoint(request)
-            .await
-            .map_err(|s| self.checkpoint_rpc_error(s))?
-            .into_inner()
-            .descriptors;
-        let extracted = match find_checkpoint(&descriptors) {
-            Ok(criu) => extract_checkpoint(client, criu, &target.dir).await,
-            Err(e) => Err(e.context(format!("checkpoint container {}", self.id()))),
-        };
-        // The blobs served their purpose either way; the lease would free them too, but only later.
-        for descriptor in &descriptors {
-            if let Err(e) = delete_blob(client, &descriptor.digest).await {
-                tracing::warn!(container = %self.id(), digest = %descriptor.digest, error = %e, "deleting checkpoint blob");
-            }
+async fn checkpoint_to_dir(
+    client: &Client,
+    container_id: &Id,
+    lease: &Lease,
+    target: &CheckpointTarget,
+    exit: bool,
+) -> Result<()> {
+    let options = CheckpointOptions {
+        exit,
+        ..Default::default()
+    };
+    let mut request = client.request(CheckpointTaskRequest {
+        container_id: container_id.to_string(),
+        parent_checkpoint: String::new(),
+        options: Some(prost_types::Any {
+            type_url: CHECKPOINT_OPTIONS_TYPE_URL.to_string(),
+            value: options.encode_to_vec(),
+        }),
+    });
+    lease.attach(&mut request);
+    let descriptors = client
+        .tasks()
+        .checkpoint(request)
+        .await
+        .map_err(|s| checkpoint_rpc_error(container_id, s))?
+        .into_inner()
+        .descriptors;
+    let extracted = match find_checkpoint(&descriptors) {
+        Ok(criu) => extract_checkpoint(client, criu, &target.dir).await,
+        Err(e) => Err(e.context(format!("checkpoint container {}", container_id))),
+    };
+    // The blobs served their purpose either way; the lease would free them too, but only later.
+    for descriptor in &descriptors {
+        if let Err(e) = delete_blob(client, &descriptor.digest).await {
+            tracing::warn!(container = %container_id, digest = %descriptor.digest, error = %e, "deleting checkpoint blob");
         }
-        extracted
     }
+    extracted
+}
 
-    fn checkpoint_rpc_error(&self, status: tonic::Status) -> Error {
-        let context = format!("checkpoint container {}", self.id());
-        match status.code() {
-            tonic::Code::NotFound => {
-                Error::not_found(format!("{context}: it has no task (start it first)"))
-                    .with_source(status)
-            }
-            // containerd 1.6's shim: "cannot checkpoint a stopped container" (Unknown).
-            _ if status.message().contains("stopped container") => Error::new(
-                ErrorKind::FailedPrecondition,
-                format!("{context}: it is stopped, not running"),
-            )
-            .with_source(status),
-            _ if status.message().contains("criu") => {
-                let detail = criu_log_error(status.message()).unwrap_or_else(|| {
-                    status
-                        .message()
-                        .trim()
-                        .trim_end_matches(": unknown")
-                        .to_string()
-                });
-                Error::new(
-                    ErrorKind::FailedPrecondition,
-                    format!(
-                        "{context}: criu failed: {detail}; `criu check` tells whether this kernel supports checkpoints"
-                    ),
-                )
+fn checkpoint_rpc_error(container_id: &Id, status: tonic::Status) -> Error {
+    let context = format!("checkpoint container {}", container_id);
+    match status.code() {
+        tonic::Code::NotFound => {
+            Error::not_found(format!("{context}: it has no task (start it first)"))
                 .with_source(status)
-            }
-            _ => Error::from_status(context, status),
         }
+        // containerd 1.6's shim: "cannot checkpoint a stopped container" (Unknown).
+        _ if status.message().contains("stopped container") => Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("{context}: it is stopped, not running"),
+        )
+        .with_source(status),
+        _ if status.message().contains("criu") => {
+            let detail = criu_log_error(status.message()).unwrap_or_else(|| {
+                status
+                    .message()
+                    .trim()
+                    .trim_end_matches(": unknown")
+                    .to_string()
+            });
+            Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "{context}: criu failed: {detail}; `criu check` tells whether this kernel supports checkpoints"
+                ),
+            )
+            .with_source(status)
+        }
+        _ => Error::from_status(context, status),
     }
 }
 
