@@ -94,7 +94,7 @@ impl Container {
             .await;
         // Already exists, yet Get finds no task: a ghost (see `remove_ghost_task`).
         if matches!(&created, Err(s) if s.code() == tonic::Code::AlreadyExists)
-            && matches!(self.client().get_process(&self.id(), "").await, Err(e) if e.kind() == ErrorKind::NotFound)
+            && matches!(self.client().get_process(self.id(), "").await, Err(e) if e.kind() == ErrorKind::NotFound)
             && self.remove_ghost_task().await
         {
             created = self
@@ -194,7 +194,7 @@ impl Container {
 
     /// The container's current task. [`ErrorKind::NotFound`] if it has none.
     pub async fn task(&self) -> Result<Task> {
-        let process = self.client().get_process(&self.id(), "").await?;
+        let process = self.client().get_process(self.id(), "").await?;
         Ok(Task::new(self.clone(), process.pid))
     }
 
@@ -204,7 +204,7 @@ impl Container {
         &self,
         attach: impl FnOnce(DirectIo) -> Result<(), BoxError>,
     ) -> Result<Task> {
-        let process = self.client().get_process(&self.id(), "").await?;
+        let process = self.client().get_process(self.id(), "").await?;
         if !self.bundle_dir().is_dir() {
             return Err(Error::not_found(format!(
                 "cannot re-attach to container {}: its bundle dir {} is gone",
