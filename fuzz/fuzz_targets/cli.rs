@@ -79,9 +79,9 @@ fn spec_of(namespace: &str, create: &CreateArgs) {
         builder = builder.pids_limit(n);
     }
     if let Ok(spec) = builder.build() {
-        let any = libcontainerd::spec::to_any(&spec).expect("a built spec serialises");
+        let any = libcontainerd::raw::spec_to_any(&spec).expect("a built spec serialises");
         assert_eq!(
-            libcontainerd::spec::from_any(&any).expect("and reads back"),
+            libcontainerd::raw::spec_from_any(&any).expect("and reads back"),
             spec
         );
     }

@@ -1,4 +1,4 @@
-//! Metrics decoding (`Stats::from_any`) on hostile payloads.
+//! Metrics decoding (`raw::stats_from_any`) on hostile payloads.
 //!
 //! Half the inputs are random bytes under one of the two metrics type URLs (or another one); the
 //! other half are well-formed cgroup v1 / v2 metrics with random values (counters near `u64::MAX`
@@ -12,7 +12,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use libcontainerd::stats::{cgroup1, cgroup2, Raw};
+use libcontainerd::raw::{cgroup1, cgroup2, Metrics as Raw};
 use libcontainerd::Stats;
 use libfuzzer_sys::arbitrary::{Result as ArbResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -257,7 +257,7 @@ fn run(data: &[u8]) -> ArbResult<()> {
                     u.bytes(len)?.to_vec()
                 },
             };
-            match Stats::from_any(read, &any) {
+            match libcontainerd::raw::stats_from_any(read, &any) {
                 Ok(stats) => {
                     assert!(known(&url), "{url:?} decoded as metrics");
                     assert_eq!(stats.read, read);
@@ -278,7 +278,7 @@ fn run(data: &[u8]) -> ArbResult<()> {
                 type_url: cgroup1::TYPE_URL.to_string(),
                 value: m.encode_to_vec(),
             };
-            let stats = Stats::from_any(read, &any).expect("well-formed v1 metrics");
+            let stats = libcontainerd::raw::stats_from_any(read, &any).expect("well-formed v1 metrics");
             check(&stats);
             assert_eq!(stats.raw, Raw::V1(Box::new(m)));
         }
@@ -288,7 +288,7 @@ fn run(data: &[u8]) -> ArbResult<()> {
                 type_url: cgroup2::TYPE_URL.to_string(),
                 value: m.encode_to_vec(),
             };
-            let stats = Stats::from_any(read, &any).expect("well-formed v2 metrics");
+            let stats = libcontainerd::raw::stats_from_any(read, &any).expect("well-formed v2 metrics");
             check(&stats);
             assert_eq!(stats.raw, Raw::V2(Box::new(m)));
         }

@@ -44,7 +44,7 @@ impl Services {
         let namespace = AsciiMetadataValue::try_from(namespace)
             .map_err(|e| Error::invalid(format!("namespace {namespace:?}: {e}")))?;
         Ok(Services {
-            channel: client.channel(),
+            channel: libcontainerd::raw::channel(client),
             namespace,
             lease: None,
         })

@@ -103,7 +103,7 @@ async fn read_json<T: for<'de> serde::Deserialize<'de>>(env: &TestEnv, digest: &
         "containerd-namespace",
         env.namespace.parse().expect("header"),
     );
-    let mut stream = ContentClient::new(env.client.channel())
+    let mut stream = ContentClient::new(libcontainerd::raw::channel(&env.client))
         .read(request)
         .await
         .expect("read blob")

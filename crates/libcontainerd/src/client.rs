@@ -163,8 +163,8 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
-    /// The shared channel, for services this library does not wrap.
-    pub fn channel(&self) -> Channel {
+    /// The shared channel ([`raw::channel`](crate::raw::channel) for users).
+    pub(crate) fn channel(&self) -> Channel {
         self.inner.channel.clone()
     }
 

@@ -14,6 +14,7 @@ pub mod events;
 pub mod id;
 pub mod io;
 pub mod process;
+pub mod raw;
 pub mod rootfs;
 pub mod runtime;
 pub mod signal;

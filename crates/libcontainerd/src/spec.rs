@@ -740,7 +740,7 @@ fn parse_id(user: &str, what: &str, text: &str) -> Result<u32> {
 }
 
 /// Serialise `spec` to the JSON containerd stores, wrapped in an `Any` of type [`SPEC_TYPE_URL`].
-pub fn to_any(spec: &Spec) -> Result<prost_types::Any> {
+pub(crate) fn to_any(spec: &Spec) -> Result<prost_types::Any> {
     let value = serde_json::to_vec(spec)
         .map_err(|e| Error::internal(format!("encode runtime spec as json: {e}")).with_source(e))?;
     Ok(prost_types::Any {
@@ -750,7 +750,7 @@ pub fn to_any(spec: &Spec) -> Result<prost_types::Any> {
 }
 
 /// Decode a spec stored in containerd (the `spec` field of a container record).
-pub fn from_any(any: &prost_types::Any) -> Result<Spec> {
+pub(crate) fn from_any(any: &prost_types::Any) -> Result<Spec> {
     if any.type_url != SPEC_TYPE_URL {
         return Err(Error::invalid(format!(
             "decode runtime spec: unexpected type url {:?}, want {SPEC_TYPE_URL:?}",

@@ -5,8 +5,8 @@
 //! typed view of both (CPU time in nanoseconds, memory in bytes, ...); the decoded message itself stays
 //! reachable as [`Stats::raw`] for whatever the typed view leaves out.
 
-pub mod cgroup1;
-pub mod cgroup2;
+pub(crate) mod cgroup1;
+pub(crate) mod cgroup2;
 mod common;
 
 use std::time::SystemTime;
@@ -188,7 +188,7 @@ fn serialize_time<S: serde::Serializer>(
 impl Stats {
     /// Decode one metric from `Tasks.Metrics`. A payload of any type but the two cgroup metrics is
     /// [`ErrorKind::InvalidArgument`] ("unexpected type of metrics ...").
-    pub fn from_metric(metric: &Metric) -> Result<Stats> {
+    pub(crate) fn from_metric(metric: &Metric) -> Result<Stats> {
         let data = metric.data.as_ref().ok_or_else(|| {
             Error::internal(format!(
                 "containerd sent metrics for {} without data",
@@ -205,8 +205,8 @@ impl Stats {
         Stats::from_any(read, data)
     }
 
-    /// Decode a metrics `Any` sampled at `read`.
-    pub fn from_any(read: SystemTime, data: &prost_types::Any) -> Result<Stats> {
+    /// Decode a metrics `Any` sampled at `read` ([`raw::stats_from_any`](crate::raw::stats_from_any)).
+    pub(crate) fn from_any(read: SystemTime, data: &prost_types::Any) -> Result<Stats> {
         // typeurl writes bare full names; other encoders prefix `type.googleapis.com/`.
         let name = data.type_url.rsplit('/').next().unwrap_or_default();
         let decode_error = |e: prost::DecodeError| {

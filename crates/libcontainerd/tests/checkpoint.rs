@@ -14,7 +14,8 @@ use containerd_client::services::v1::leases_client::LeasesClient;
 use containerd_client::services::v1::{
     InfoRequest, ListContentRequest, ListRequest, ListStatusesRequest,
 };
-use libcontainerd::checkpoint::{extract_checkpoint, restore_descriptor, CRIU_INVENTORY};
+use libcontainerd::checkpoint::{restore_descriptor, CRIU_INVENTORY};
+use libcontainerd::raw::{checkpoint_descriptor, extract_checkpoint};
 use libcontainerd::{
     Client, Container, ErrorKind, Runtime, StdioConfig, Task, TaskStatus,
     CRIU_CHECKPOINT_MEDIA_TYPE,
@@ -54,7 +55,7 @@ fn request<T>(client: &Client, message: T) -> tonic::Request<T> {
 
 /// Digests in the namespace's content store.
 async fn blobs(client: &Client) -> Vec<String> {
-    let mut stream = ContentClient::new(client.channel())
+    let mut stream = ContentClient::new(libcontainerd::raw::channel(client))
         .list(request(client, ListContentRequest { filters: vec![] }))
         .await
         .expect("list content")
@@ -68,14 +69,14 @@ async fn blobs(client: &Client) -> Vec<String> {
 
 /// Uploads in progress (ingests) and leases: a finished operation leaves neither.
 async fn ingests_and_leases(client: &Client) -> (usize, usize) {
-    let statuses = ContentClient::new(client.channel())
+    let statuses = ContentClient::new(libcontainerd::raw::channel(client))
         .list_statuses(request(client, ListStatusesRequest { filters: vec![] }))
         .await
         .expect("list ingests and leases")
         .into_inner()
         .statuses
         .len();
-    let leases = LeasesClient::new(client.channel())
+    let leases = LeasesClient::new(libcontainerd::raw::channel(client))
         .list(request(client, ListRequest { filters: vec![] }))
         .await
         .expect("list ingests and leases")
@@ -157,11 +158,11 @@ async fn a_checkpoint_dir_round_trips_through_the_content_store() {
     fake_checkpoint(&source);
 
     let blob = restore_descriptor(&env.client, &source).await.unwrap();
-    let descriptor = blob.descriptor().clone();
+    let descriptor = checkpoint_descriptor(&blob).clone();
     assert_eq!(descriptor.media_type, CRIU_CHECKPOINT_MEDIA_TYPE);
     assert!(descriptor.digest.starts_with("sha256:"), "{descriptor:?}");
     assert!(descriptor.size > 5 * 1024 * 1024, "{descriptor:?}");
-    let info = ContentClient::new(env.client.channel())
+    let info = ContentClient::new(libcontainerd::raw::channel(&env.client))
         .info(request(
             &env.client,
             InfoRequest {

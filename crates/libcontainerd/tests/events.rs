@@ -197,7 +197,7 @@ fn request<T>(env: &TestEnv, message: T) -> tonic::Request<T> {
 }
 
 fn tasks(env: &TestEnv) -> TasksClient<tonic::transport::Channel> {
-    TasksClient::new(env.client.channel())
+    TasksClient::new(libcontainerd::raw::channel(&env.client))
 }
 
 /// Add and start exec `exec_id` running `args` in `container`'s task with no stdio, by the raw RPCs
@@ -541,7 +541,7 @@ async fn handler_errors_bad_payloads_and_other_namespaces_do_not_disturb_the_str
     let monitor = monitor(&env, &rec).await;
 
     // Payloads that cannot be decoded, published where the monitor listens.
-    let mut events = EventsClient::new(env.client.channel());
+    let mut events = EventsClient::new(libcontainerd::raw::channel(&env.client));
     for (topic, type_url, value) in [
         (
             "/tasks/exit",
@@ -806,7 +806,7 @@ async fn exit_to_backend_latency_over_200_exits() {
     let raw_seen: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
     let raw = {
         let seen = Arc::clone(&raw_seen);
-        let mut events = EventsClient::new(env.client.channel());
+        let mut events = EventsClient::new(libcontainerd::raw::channel(&env.client));
         let subscribe = request(
             &env,
             containerd_client::services::v1::SubscribeRequest {

@@ -33,7 +33,7 @@ fn raw<T>(env: &TestEnv, message: T) -> tonic::Request<T> {
 
 /// The pids containerd's `ListPids` reports for the container.
 async fn pids(env: &TestEnv, id: &str) -> Vec<u32> {
-    let response = TasksClient::new(env.client.channel())
+    let response = TasksClient::new(libcontainerd::raw::channel(&env.client))
         .list_pids(raw(
             env,
             ListPidsRequest {
@@ -580,7 +580,7 @@ async fn a_reused_exec_id_is_a_conflict_and_keeps_the_first() {
 async fn exec_into_a_paused_stopped_or_unknown_container_is_refused() {
     let env = TestEnv::new().await;
     let (c, task) = running(&env, "states", &["sleep", "600"]).await;
-    let mut tasks = TasksClient::new(env.client.channel());
+    let mut tasks = TasksClient::new(libcontainerd::raw::channel(&env.client));
     let request = |env: &TestEnv| {
         raw(
             env,

@@ -13,7 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::TestEnv;
-use libcontainerd::checkpoint::{check_dir, extract_checkpoint, restore_descriptor};
+use libcontainerd::checkpoint::{check_dir, restore_descriptor};
+use libcontainerd::raw::{checkpoint_descriptor, extract_checkpoint};
 use libcontainerd::spec::SpecBuilder;
 use libcontainerd::{exec_process, ErrorKind, Id, Runtime, StdioConfig};
 
@@ -687,7 +688,7 @@ async fn upload(env: &TestEnv, data: Vec<u8>) -> containerd_client::types::Descr
         "containerd-namespace",
         env.namespace.parse().expect("namespace header"),
     );
-    let mut responses = ContentClient::new(env.client.channel())
+    let mut responses = ContentClient::new(libcontainerd::raw::channel(&env.client))
         .max_encoding_message_size(16 << 20)
         .write(request)
         .await
@@ -712,7 +713,7 @@ async fn delete_blob(env: &TestEnv, digest: &str) {
         "containerd-namespace",
         env.namespace.parse().expect("namespace header"),
     );
-    let _ = ContentClient::new(env.client.channel())
+    let _ = ContentClient::new(libcontainerd::raw::channel(&env.client))
         .delete(request)
         .await;
 }
@@ -985,7 +986,7 @@ async fn restore_uploads_keep_symlinks_as_links() {
     std::fs::create_dir(&back).expect("mkdir");
     bounded(
         "extract",
-        extract_checkpoint(&env.client, blob.descriptor(), &back),
+        extract_checkpoint(&env.client, checkpoint_descriptor(&blob), &back),
     )
     .await
     .expect("extract");

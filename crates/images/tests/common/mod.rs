@@ -123,7 +123,7 @@ impl TestEnv {
     }
 
     pub async fn leases(&self) -> Vec<String> {
-        let response = LeasesClient::new(self.client.channel())
+        let response = LeasesClient::new(libcontainerd::raw::channel(&self.client))
             .list(self.request(ListRequest { filters: vec![] }))
             .await
             .expect("list leases");
@@ -137,7 +137,7 @@ impl TestEnv {
 
     /// Snapshot names in `snapshotter`, sorted.
     pub async fn snapshots(&self, snapshotter: &str) -> Vec<String> {
-        let mut stream = SnapshotsClient::new(self.client.channel())
+        let mut stream = SnapshotsClient::new(libcontainerd::raw::channel(&self.client))
             .list(self.request(ListSnapshotsRequest {
                 snapshotter: snapshotter.to_string(),
                 filters: vec![],
@@ -167,7 +167,7 @@ impl TestEnv {
     pub async fn blobs(&self) -> Vec<String> {
         use containerd_client::services::v1::content_client::ContentClient;
         use containerd_client::services::v1::ListContentRequest;
-        let mut stream = ContentClient::new(self.client.channel())
+        let mut stream = ContentClient::new(libcontainerd::raw::channel(&self.client))
             .list(self.request(ListContentRequest { filters: vec![] }))
             .await
             .expect("list content")
@@ -184,7 +184,7 @@ impl TestEnv {
     pub async fn labels(&self, digest: &str) -> std::collections::HashMap<String, String> {
         use containerd_client::services::v1::content_client::ContentClient;
         use containerd_client::services::v1::InfoRequest;
-        ContentClient::new(self.client.channel())
+        ContentClient::new(libcontainerd::raw::channel(&self.client))
             .info(self.request(InfoRequest {
                 digest: digest.to_string(),
             }))

@@ -183,7 +183,7 @@ pub(crate) fn find_checkpoint(descriptors: &[Descriptor]) -> Result<&Descriptor>
 
 /// Stream the blob `descriptor` out of the content store and untar it into `dir` (which must exist).
 /// Entries that would land outside `dir` (`..`, absolute paths, through symlinks) are skipped.
-pub async fn extract_checkpoint(
+pub(crate) async fn extract_checkpoint(
     client: &Client,
     descriptor: &Descriptor,
     dir: &Path,

@@ -24,8 +24,7 @@ mod restore;
 
 pub use archive::{check_dir, CRIU_INVENTORY};
 pub use content::CRIU_CHECKPOINT_MEDIA_TYPE;
-// `extract_checkpoint` and `RestoreBlob::descriptor` take or give containerd's `Descriptor`; they
-// stay public because the integration tests (tests/checkpoint.rs, tests/hostile.rs) use them.
-pub(crate) use create::checkpoint_task;
-pub use create::extract_checkpoint;
+// `extract_checkpoint` and `RestoreBlob::descriptor` take or give containerd's `Descriptor`: users
+// reach them through `raw`.
+pub(crate) use create::{checkpoint_task, extract_checkpoint};
 pub use restore::{restore_descriptor, RestoreBlob};

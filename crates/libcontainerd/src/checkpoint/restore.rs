@@ -27,8 +27,8 @@ pub struct RestoreBlob {
 }
 
 impl RestoreBlob {
-    /// What to pass as `CreateTaskRequest.checkpoint`.
-    pub fn descriptor(&self) -> &Descriptor {
+    /// What to pass as `CreateTaskRequest.checkpoint` ([`raw::checkpoint_descriptor`](crate::raw::checkpoint_descriptor)).
+    pub(crate) fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
 

@@ -14,7 +14,7 @@ pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-s
 const DEFAULT_PATH: &str = crate::spec::DEFAULT_PATH;
 
 /// Serialise an OCI process spec to the `Any` that `Tasks.Exec` takes.
-pub fn process_to_any(process: &OciProcess) -> Result<prost_types::Any> {
+pub(crate) fn process_to_any(process: &OciProcess) -> Result<prost_types::Any> {
     let value = serde_json::to_vec(process)
         .map_err(|e| Error::internal(format!("encode process spec as json: {e}")).with_source(e))?;
     Ok(prost_types::Any {

@@ -20,7 +20,8 @@ use containerd_client::services::v1::{
     DeleteProcessRequest, GetRequest, ResizePtyRequest, WaitRequest,
 };
 
-pub use builder::{exec_process, process_to_any, ExecProcessBuilder, PROCESS_TYPE_URL};
+pub(crate) use builder::process_to_any;
+pub use builder::{exec_process, ExecProcessBuilder, PROCESS_TYPE_URL};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
