@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
 use containerd_client::services::v1::{
     containers_client::ContainersClient, tasks_client::TasksClient, version_client::VersionClient,
 };
@@ -155,6 +156,10 @@ impl Client {
         TasksClient::new(self.inner.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    pub(crate) fn snapshots(&self) -> SnapshotsClient<Channel> {
+        SnapshotsClient::new(self.inner.channel.clone())
     }
 
     pub(crate) fn containers_service(&self) -> ContainersClient<Channel> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use containerd_client::services::v1::snapshots::{MountsRequest, RemoveSnapshotRequest};
 use containerd_client::services::v1::{
     CreateContainerRequest, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest,
     ListContainersRequest, UpdateContainerRequest,
@@ -37,6 +38,7 @@ pub struct Container {
     bundle: PathBuf,
     labels: Arc<HashMap<String, String>>,
     spec: Arc<Spec>,
+    snapshot: Option<Arc<Snapshot>>,
     /// When this handle (or a clone, or one of its tasks) last deleted the container's task; cleared
     /// when it creates one. A `delete` right after skips asking containerd whether a task is left:
     /// two RPCs of the five a `run --rm` needs once its task has exited.
@@ -52,6 +54,21 @@ impl std::fmt::Debug for Container {
     }
 }
 
+/// A container's root filesystem as a snapshot: an active snapshot the caller prepared (from an
+/// image, usually), mounted by the runtime when the task is created and removed with the container
+/// (as containerd's Go client does with `WithNewSnapshot` and `WithSnapshotCleanup`). The spec's
+/// root path is then relative (`rootfs`, inside the bundle) and the record names the snapshot, so
+/// that containerd's garbage collector keeps it while the container exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The snapshotter holding it (`overlayfs`, `native`...).
+    pub snapshotter: String,
+    /// Its key: by convention the container id.
+    pub key: String,
+    /// The image it was made from, recorded as the container's image (`docker ps`' IMAGE).
+    pub image: Option<String>,
+}
+
 /// What `list_containers` reports of each container.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
@@ -65,6 +82,8 @@ pub struct ContainerInfo {
     pub runtime: Runtime,
     /// Its OCI spec.
     pub spec: Option<Spec>,
+    /// Its root filesystem's snapshot, for a container made from an image.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl ContainerInfo {
@@ -76,8 +95,14 @@ impl ContainerInfo {
             .as_ref()
             .map(crate::spec::from_any)
             .transpose()?;
+        let snapshot = (!record.snapshot_key.is_empty()).then(|| Snapshot {
+            snapshotter: record.snapshotter.clone(),
+            key: record.snapshot_key.clone(),
+            image: (!record.image.is_empty()).then(|| record.image.clone()),
+        });
         Ok(ContainerInfo {
             id,
+            snapshot,
             runtime: Runtime::from_proto(record.runtime.as_ref()),
             created_at: record.created_at.as_ref().and_then(from_timestamp),
             labels: record.labels,
@@ -93,9 +118,13 @@ impl Container {
         spec: &Spec,
         runtime: &Runtime,
         labels: &HashMap<String, String>,
+        snapshot: Option<&Snapshot>,
     ) -> Result<Container> {
         let spec = &crate::spec::for_container(spec, client.namespace(), id)
-            .and_then(|spec| check_rootfs(&spec).map(|()| spec))
+            .and_then(|spec| match snapshot {
+                Some(snapshot) => check_snapshot_rootfs(&spec, snapshot).map(|()| spec),
+                None => check_rootfs(&spec).map(|()| spec),
+            })
             .map_err(|e| e.context(format!("create container {id}")))?;
         let bundle = client.default_bundle_dir(id);
         let mut labels = labels.clone();
@@ -108,6 +137,9 @@ impl Container {
             labels: labels.clone(),
             runtime: Some(runtime.to_proto()),
             spec: Some(crate::spec::to_any(spec)?),
+            image: snapshot.and_then(|s| s.image.clone()).unwrap_or_default(),
+            snapshotter: snapshot.map(|s| s.snapshotter.clone()).unwrap_or_default(),
+            snapshot_key: snapshot.map(|s| s.key.clone()).unwrap_or_default(),
             ..Default::default()
         };
         let message = CreateContainerRequest {
@@ -152,6 +184,7 @@ impl Container {
             bundle,
             labels: Arc::new(labels),
             spec: Arc::new(spec.clone()),
+            snapshot: snapshot.cloned().map(Arc::new),
             task_deleted: Arc::default(),
         })
     }
@@ -178,6 +211,7 @@ impl Container {
             bundle,
             labels: Arc::new(info.labels),
             spec: Arc::new(spec),
+            snapshot: info.snapshot.map(Arc::new),
             task_deleted: Arc::default(),
         })
     }
@@ -200,6 +234,11 @@ impl Container {
     /// Its OCI runtime spec.
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// Its root filesystem's snapshot, for a container made from an image.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_deref()
     }
 
     /// The client it belongs to.
@@ -242,6 +281,12 @@ impl Container {
             // is stale, remove it too, and say the container was not there.
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(_) => return deleted,
+        }
+        // After the record, which protected the snapshot from containerd's collector.
+        if let Some(snapshot) = &self.snapshot {
+            remove_snapshot(&self.client, snapshot)
+                .await
+                .map_err(|e| e.context(format!("delete container {}", self.id)))?;
         }
         match std::fs::remove_dir_all(&self.bundle) {
             Ok(()) => {}
@@ -389,7 +434,23 @@ impl Client {
         runtime: &Runtime,
         labels: &std::collections::HashMap<String, String>,
     ) -> Result<Container> {
-        Container::create(self, id, spec, runtime, labels).await
+        Container::create(self, id, spec, runtime, labels, None).await
+    }
+
+    /// [`new_container`](Self::new_container) for a root filesystem in `snapshot`, an active
+    /// snapshot the caller prepared (key: by convention the container id). The spec's root path
+    /// must be relative (`rootfs`); the runtime mounts the snapshot there when the task is created,
+    /// and [`Container::delete`] removes the snapshot with the record.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn new_container_on_snapshot(
+        &self,
+        id: &Id,
+        spec: &oci_spec::runtime::Spec,
+        runtime: &Runtime,
+        labels: &std::collections::HashMap<String, String>,
+        snapshot: &Snapshot,
+    ) -> Result<Container> {
+        Container::create(self, id, spec, runtime, labels, Some(snapshot)).await
     }
 
     /// Load an existing container, e.g. after the daemon restarted. Unknown ids are
@@ -430,6 +491,69 @@ impl Client {
         }
         Ok(containers)
     }
+}
+
+/// Remove a container's snapshot; one that is gone already is fine.
+async fn remove_snapshot(client: &Client, snapshot: &Snapshot) -> Result<()> {
+    let request = RemoveSnapshotRequest {
+        snapshotter: snapshot.snapshotter.clone(),
+        key: snapshot.key.clone(),
+    };
+    match client.snapshots().remove(client.request(request)).await {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+        Err(s) => Err(Error::from_status(
+            format!(
+                "remove snapshot {} of {}",
+                snapshot.key, snapshot.snapshotter
+            ),
+            s,
+        )),
+    }
+}
+
+/// The mounts of a container's snapshot, for the runtime to mount as its root.
+pub(crate) async fn snapshot_mounts(
+    client: &Client,
+    snapshot: &Snapshot,
+) -> Result<Vec<containerd_client::types::Mount>> {
+    let request = MountsRequest {
+        snapshotter: snapshot.snapshotter.clone(),
+        key: snapshot.key.clone(),
+    };
+    let response = client
+        .snapshots()
+        .mounts(client.request(request))
+        .await
+        .map_err(|s| {
+            Error::from_status(
+                format!(
+                    "mounts of snapshot {} in {}",
+                    snapshot.key, snapshot.snapshotter
+                ),
+                s,
+            )
+        })?;
+    Ok(response.into_inner().mounts)
+}
+
+/// A snapshot's root is mounted by the runtime inside the bundle: the spec names it relatively.
+fn check_snapshot_rootfs(spec: &Spec, snapshot: &Snapshot) -> Result<()> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("the spec has no root filesystem"))?;
+    if root.path().is_absolute() || root.path().as_os_str().is_empty() {
+        return Err(Error::invalid(format!(
+            "rootfs {} must be a relative path (rootfs) for a container on snapshot {}",
+            root.path().display(),
+            snapshot.key
+        )));
+    }
+    if snapshot.snapshotter.is_empty() || snapshot.key.is_empty() {
+        return Err(Error::invalid("a snapshot needs a snapshotter and a key"));
+    }
+    Ok(())
 }
 
 /// The rootfs named by `spec` must be an existing directory, or runc fails late with an obscure error.

@@ -27,7 +27,7 @@ pub mod time;
 
 pub use checkpoint::{RestoreBlob, CRIU_CHECKPOINT_MEDIA_TYPE};
 pub use client::{Client, ClientConfig, Version};
-pub use container::{Container, ContainerInfo, BUNDLE_LABEL};
+pub use container::{Container, ContainerInfo, Snapshot, BUNDLE_LABEL};
 pub use control::{ProcessInfo, ProcessSummary};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use events::{

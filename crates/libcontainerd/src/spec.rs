@@ -26,6 +26,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The `type_url` containerd's `typeurl` registers the OCI runtime spec under.
 pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
+/// Where the runtime mounts a snapshot root, relative to the bundle (containerd's convention).
+pub const SNAPSHOT_ROOTFS: &str = "rootfs";
+
 /// The runtime-spec version runc and containerd write into default specs.
 const OCI_VERSION: &str = "1.0.2-dev";
 
@@ -48,6 +51,8 @@ const HOSTNAME_MAX: usize = 64;
 #[derive(Debug, Clone)]
 pub struct SpecBuilder {
     rootfs: PathBuf,
+    /// The root is a snapshot the runtime mounts at `rootfs` in the bundle (a relative path).
+    on_snapshot: bool,
     args: Vec<String>,
     env: Vec<String>,
     cwd: String,
@@ -71,6 +76,7 @@ impl SpecBuilder {
     pub fn new(rootfs: impl Into<PathBuf>) -> Self {
         SpecBuilder {
             rootfs: rootfs.into(),
+            on_snapshot: false,
             args: vec!["sh".to_string()],
             env: Vec::new(),
             cwd: "/".to_string(),
@@ -82,6 +88,16 @@ impl SpecBuilder {
             memory_limit: None,
             cpus: None,
             pids_limit: None,
+        }
+    }
+
+    /// Defaults for a container whose root is a snapshot
+    /// ([`Client::new_container_on_snapshot`](crate::Client::new_container_on_snapshot)): the root
+    /// path is `rootfs`, relative to the bundle, where the runtime mounts the snapshot.
+    pub fn on_snapshot() -> Self {
+        SpecBuilder {
+            on_snapshot: true,
+            ..SpecBuilder::new(SNAPSHOT_ROOTFS)
         }
     }
 
@@ -157,7 +173,11 @@ impl SpecBuilder {
     ///
     /// [`ErrorKind::InvalidArgument`]: crate::error::ErrorKind::InvalidArgument
     pub fn build(self) -> Result<Spec> {
-        let rootfs = validate_rootfs(&self.rootfs)?;
+        let rootfs = if self.on_snapshot {
+            PathBuf::from(SNAPSHOT_ROOTFS)
+        } else {
+            validate_rootfs(&self.rootfs)?
+        };
         validate_args(&self.args)?;
         validate_cwd(&self.cwd)?;
         if let Some(name) = &self.hostname {

@@ -56,7 +56,15 @@ impl Container {
         checkpoint_dir: Option<&Path>,
         stdio: &StdioConfig,
     ) -> Result<(Task, DirectIo)> {
-        // Upload the checkpoint first: a directory that is not one fails before any FIFO is made.
+        // The snapshot's mounts first: a container whose snapshot is gone fails before anything
+        // is made or uploaded.
+        let rootfs = match self.snapshot() {
+            Some(snapshot) => crate::container::snapshot_mounts(self.client(), snapshot)
+                .await
+                .map_err(|e| e.context(format!("create task of container {}", self.id())))?,
+            None => Vec::new(),
+        };
+        // Then the checkpoint: a directory that is not one fails before any FIFO is made.
         let restore = match checkpoint_dir {
             Some(dir) => Some(
                 crate::checkpoint::restore_descriptor(self.client(), dir)
@@ -85,6 +93,7 @@ impl Container {
             stderr,
             terminal,
             checkpoint: restore.as_ref().map(|blob| blob.descriptor().clone()),
+            rootfs,
             ..Default::default()
         };
         let mut created = self

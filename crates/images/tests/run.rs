@@ -1,0 +1,149 @@
+//! Containers run from an image: each on a snapshot of its own (copy-on-write), configured from the
+//! image's config, and removed with its snapshot.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::image::{Fixture, APP, HELLO};
+use common::TestEnv;
+use libcontainerd::{Container, Id, Runtime, Snapshot, SpecBuilder, StdioConfig};
+use libcontainerd_images::config::{process_args, process_cwd, process_env};
+use libcontainerd_images::rootfs::{image_user, prepare_snapshot, read_files};
+use libcontainerd_images::snapshotter::OVERLAYFS;
+use libcontainerd_images::store::image_config;
+use libcontainerd_images::{import, unpack, ImportOptions, Lease, Platform};
+use tokio::io::AsyncReadExt;
+
+fn amd64() -> Platform {
+    Platform::new("linux", "amd64", None)
+}
+
+/// Container `id` on its own snapshot of APP, running `args` (the image's command when empty) as
+/// `user` (the image's user when `None`).
+async fn container(env: &TestEnv, id: &str, args: &[&str], user: Option<(u32, u32)>) -> Container {
+    let config = image_config(&env.client, APP, &amd64()).await.unwrap();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let argv = process_args(&config, None, &args).unwrap();
+    let (uid, gid) = match user {
+        Some(ids) => ids,
+        None => {
+            let u = image_user(&env.client, APP, OVERLAYFS, &amd64(), &config.user)
+                .await
+                .unwrap();
+            (u.uid, u.gid)
+        }
+    };
+    let mut spec = SpecBuilder::on_snapshot()
+        .args(argv)
+        .cwd(process_cwd(&config, None))
+        .user(uid, gid);
+    for entry in process_env(&config.env, &[]) {
+        spec = spec.env(entry);
+    }
+    let spec = spec.build().unwrap();
+    // The lease holds the new snapshot until the container record does.
+    let lease = Lease::create(&env.client, "test-run", Duration::from_secs(60))
+        .await
+        .unwrap();
+    prepare_snapshot(&lease, OVERLAYFS, id, APP, &amd64())
+        .await
+        .unwrap();
+    let snapshot = Snapshot {
+        snapshotter: OVERLAYFS.to_string(),
+        key: id.to_string(),
+        image: Some(APP.to_string()),
+    };
+    let c = env
+        .client
+        .new_container_on_snapshot(
+            &Id::new(id).unwrap(),
+            &spec,
+            &Runtime::default(),
+            &HashMap::new(),
+            &snapshot,
+        )
+        .await
+        .unwrap();
+    lease.release().await.unwrap();
+    c
+}
+
+/// Run `c`'s task to its end; its stdout and exit code.
+async fn run(c: &Container) -> (String, u32) {
+    let (task, mut io) = c.spawn(None, &StdioConfig::default()).await.unwrap();
+    let mut out = String::new();
+    if let Some(mut stdout) = io.stdout.take() {
+        stdout.read_to_string(&mut out).await.unwrap();
+    }
+    let code = task.wait().await.unwrap().code;
+    task.delete().await.unwrap();
+    (out, code)
+}
+
+#[tokio::test]
+async fn containers_from_an_image_are_copy_on_write_and_leave_nothing() {
+    let env = TestEnv::new().await;
+    let fixture = Fixture::new(None);
+    import(
+        &env.client,
+        std::io::Cursor::new(fixture.docker_save(None)),
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    unpack(&env.client, APP, OVERLAYFS, &amd64()).await.unwrap();
+    let mut chain = fixture.app_chain_ids();
+    chain.sort();
+
+    // The image's own command, user and working dir.
+    let c = container(&env, "cmd", &[], None).await;
+    assert_eq!(c.snapshot().map(|s| s.key.as_str()), Some("cmd"));
+    assert_eq!(run(&c).await, (HELLO.to_string(), 0));
+    let c2 = container(&env, "who", &["id -u; id -g; pwd; echo $GREETING"], None).await;
+    assert_eq!(run(&c2).await, ("1000\n1000\n/app\nhello\n".to_string(), 0));
+
+    // A write in one container is that container's alone.
+    let writer = container(
+        &env,
+        "writer",
+        &["echo changed > /app/hello.txt && rm /etc/passwd && cat /app/hello.txt"],
+        Some((0, 0)),
+    )
+    .await;
+    assert_eq!(run(&writer).await, ("changed\n".to_string(), 0));
+    let reader = container(
+        &env,
+        "reader",
+        &["cat /app/hello.txt /etc/passwd | head -1"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        run(&reader).await,
+        (
+            format!("{}", HELLO.lines().next().unwrap_or_default()) + "\n",
+            0
+        )
+    );
+    let files = read_files(&env.client, APP, OVERLAYFS, &amd64(), &["/app/hello.txt"])
+        .await
+        .unwrap();
+    assert_eq!(files[0].as_deref(), Some(HELLO.as_bytes()));
+
+    // A loaded container knows its snapshot; deleting containers removes their snapshots and
+    // leaves the image's layers.
+    let loaded = env
+        .client
+        .load_container(&Id::new("writer").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(loaded.snapshot(), writer.snapshot());
+    for c in [c, c2, writer, reader] {
+        c.delete().await.unwrap();
+    }
+    assert_eq!(env.snapshots(OVERLAYFS).await, chain);
+    assert_eq!(env.leases().await, Vec::<String>::new());
+    env.cleanup().await;
+}
