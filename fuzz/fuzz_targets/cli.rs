@@ -79,6 +79,15 @@ fn spec_of(namespace: &str, create: &CreateArgs) {
         builder = builder.pids_limit(n);
     }
     if let Ok(spec) = builder.build() {
+        // What new_container stores: the spec bound to the container's id and namespace.
+        let (Ok(namespace), Ok(id)) = (
+            libcontainerd::Id::new(namespace),
+            libcontainerd::Id::new(id),
+        ) else {
+            return;
+        };
+        let spec = libcontainerd::spec::for_container(&spec, &namespace, &id)
+            .expect("a valid id binds a built spec");
         let any = libcontainerd::raw::spec_to_any(&spec).expect("a built spec serialises");
         assert_eq!(
             libcontainerd::raw::spec_from_any(&any).expect("and reads back"),
@@ -105,8 +114,8 @@ fuzz_target!(|data: &[u8]| {
         Command::Run(run) => spec_of(&cli.namespace, &run.create),
         Command::Create(create) => spec_of(&cli.namespace, create),
         Command::Kill(kill) => {
-            if let Ok(sig) = signals::parse_signal(&kill.signal) {
-                assert!((1..=64).contains(&sig), "{} -> {sig}", kill.signal);
+            if let Ok(sig) = kill.signal.parse::<libcontainerd::Signal>() {
+                assert!((1..=64).contains(&sig.as_raw()), "{} -> {sig}", kill.signal);
             }
         }
         Command::Update(update) => {

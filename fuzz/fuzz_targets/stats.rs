@@ -278,7 +278,8 @@ fn run(data: &[u8]) -> ArbResult<()> {
                 type_url: cgroup1::TYPE_URL.to_string(),
                 value: m.encode_to_vec(),
             };
-            let stats = libcontainerd::raw::stats_from_any(read, &any).expect("well-formed v1 metrics");
+            let stats =
+                libcontainerd::raw::stats_from_any(read, &any).expect("well-formed v1 metrics");
             check(&stats);
             assert_eq!(stats.raw, Raw::V1(Box::new(m)));
         }
@@ -288,7 +289,8 @@ fn run(data: &[u8]) -> ArbResult<()> {
                 type_url: cgroup2::TYPE_URL.to_string(),
                 value: m.encode_to_vec(),
             };
-            let stats = libcontainerd::raw::stats_from_any(read, &any).expect("well-formed v2 metrics");
+            let stats =
+                libcontainerd::raw::stats_from_any(read, &any).expect("well-formed v2 metrics");
             check(&stats);
             assert_eq!(stats.raw, Raw::V2(Box::new(m)));
         }

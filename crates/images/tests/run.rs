@@ -23,15 +23,17 @@ fn amd64() -> Platform {
 /// Container `id` on its own snapshot of APP, running `args` (the image's command when empty) as
 /// `user` (the image's user when `None`).
 async fn container(env: &TestEnv, id: &str, args: &[&str], user: Option<(u32, u32)>) -> Container {
-    let config = image_config(&env.client, APP, &amd64()).await.unwrap();
+    let config = image_config(&env.client, APP, &amd64())
+        .await
+        .expect("test setup");
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let argv = process_args(&config, None, &args).unwrap();
+    let argv = process_args(&config, None, &args).expect("test setup");
     let (uid, gid) = match user {
         Some(ids) => ids,
         None => {
             let u = image_user(&env.client, APP, OVERLAYFS, &amd64(), &config.user)
                 .await
-                .unwrap();
+                .expect("test setup");
             (u.uid, u.gid)
         }
     };
@@ -42,14 +44,14 @@ async fn container(env: &TestEnv, id: &str, args: &[&str], user: Option<(u32, u3
     for entry in process_env(&config.env, &[]) {
         spec = spec.env(entry);
     }
-    let spec = spec.build().unwrap();
+    let spec = spec.build().expect("test setup");
     // The lease holds the new snapshot until the container record does.
     let lease = Lease::create(&env.client, "test-run", Duration::from_secs(60))
         .await
-        .unwrap();
+        .expect("test setup");
     prepare_snapshot(&lease, OVERLAYFS, id, APP, &amd64())
         .await
-        .unwrap();
+        .expect("test setup");
     let snapshot = Snapshot {
         snapshotter: OVERLAYFS.to_string(),
         key: id.to_string(),
@@ -58,27 +60,30 @@ async fn container(env: &TestEnv, id: &str, args: &[&str], user: Option<(u32, u3
     let c = env
         .client
         .new_container_on_snapshot(
-            &Id::new(id).unwrap(),
+            &Id::new(id).expect("test setup"),
             &spec,
             &Runtime::default(),
             &HashMap::new(),
             &snapshot,
         )
         .await
-        .unwrap();
-    lease.release().await.unwrap();
+        .expect("test setup");
+    lease.release().await.expect("test setup");
     c
 }
 
 /// Run `c`'s task to its end; its stdout and exit code.
 async fn run(c: &Container) -> (String, u32) {
-    let (task, mut io) = c.spawn(None, &StdioConfig::default()).await.unwrap();
+    let (task, mut io) = c
+        .spawn(None, &StdioConfig::default())
+        .await
+        .expect("test setup");
     let mut out = String::new();
     if let Some(mut stdout) = io.stdout.take() {
-        stdout.read_to_string(&mut out).await.unwrap();
+        stdout.read_to_string(&mut out).await.expect("test setup");
     }
-    let code = task.wait().await.unwrap().code;
-    task.delete().await.unwrap();
+    let code = task.wait().await.expect("test setup").code;
+    task.delete().await.expect("test setup");
     (out, code)
 }
 
