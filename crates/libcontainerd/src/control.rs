@@ -10,6 +10,7 @@ use oci_spec::runtime::LinuxResources;
 use prost::Message;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::spec::MIN_MEMORY;
 use crate::task::{Task, TaskStatus};
 
 /// The `type_url` containerd's `typeurl` registers the OCI `LinuxResources` under (JSON payload).
@@ -18,9 +19,6 @@ pub const RESOURCES_TYPE_URL: &str =
 
 /// The runc shim's per-process detail attached to `ListPids` entries of exec'd processes.
 const PROCESS_DETAILS_TYPE_URL: &str = "containerd.runc.v1.ProcessDetails";
-
-/// Docker's `linuxMinMemory`: below this a container's own runtime overhead gets it OOM-killed.
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 /// `containerd.runc.v1.ProcessDetails` (declared here; the proto is not in containerd's API crate).
 #[derive(Clone, PartialEq, Message)]

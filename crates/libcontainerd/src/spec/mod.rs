@@ -8,13 +8,27 @@
 //! every capability set filled, a readonly `rootfs` relative path, a cgroup namespace) and must not
 //! leak into what containerd receives.
 
-use std::os::unix::ffi::OsStrExt;
+mod defaults;
+mod parse;
+mod validate;
+
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup,
-    LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
-    Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    Capabilities, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespace,
+    LinuxNamespaceType, LinuxPids, LinuxResources, PosixRlimitBuilder, PosixRlimitType, Process,
+    Root, Spec, User,
+};
+
+use defaults::{
+    default_capabilities, default_device_rules, default_mounts, strings, MASKED_PATHS,
+    READONLY_PATHS,
+};
+pub use parse::{parse_bytes, parse_user};
+pub(crate) use validate::{apply_env, MIN_MEMORY};
+use validate::{
+    cpu_quota, default_hostname, merge_env, validate_args, validate_cwd, validate_hostname,
+    validate_memory, validate_rootfs, CPU_PERIOD,
 };
 
 use crate::error::{Error, Result};
@@ -31,21 +45,6 @@ pub const SNAPSHOT_ROOTFS: &str = "rootfs";
 
 /// The runtime-spec version runc and containerd write into default specs.
 const OCI_VERSION: &str = "1.0.2-dev";
-
-/// The CFS period Docker uses for `--cpus`, in microseconds.
-const CPU_PERIOD: u64 = 100_000;
-
-/// The kernel refuses a CFS quota below 1ms, so with Docker's period `--cpus` cannot go below 0.01.
-const MIN_CPUS: f64 = 0.01;
-
-/// Docker's `linuxMinMemory`: below this the container's own runtime overhead gets it OOM-killed.
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
-
-/// A DNS label (and so a sane hostname) is at most 63 bytes; the kernel's limit is 64.
-const DEFAULT_HOSTNAME_MAX: usize = 63;
-
-/// `HOST_NAME_MAX`: `sethostname(2)` fails with EINVAL beyond this.
-const HOSTNAME_MAX: usize = 64;
 
 /// Builds the OCI runtime spec for one container. Setters never fail; [`SpecBuilder::build`] validates.
 #[derive(Debug, Clone)]
@@ -362,403 +361,6 @@ fn build_linux(resources: LinuxResources) -> Linux {
     linux
 }
 
-/// Docker's default capability set (moby `oci/caps.DefaultCapabilities`).
-fn default_capabilities() -> [Capability; 14] {
-    [
-        Capability::Chown,
-        Capability::DacOverride,
-        Capability::Fsetid,
-        Capability::Fowner,
-        Capability::Mknod,
-        Capability::NetRaw,
-        Capability::Setgid,
-        Capability::Setuid,
-        Capability::Setfcap,
-        Capability::Setpcap,
-        Capability::NetBindService,
-        Capability::SysChroot,
-        Capability::Kill,
-        Capability::AuditWrite,
-    ]
-}
-
-/// Paths runc hides from the container (bind-mounts /dev/null or an empty tmpfs over them) because
-/// they leak host information or allow host-wide side effects. `/sys/devices/virtual/powercap` is
-/// masked by Docker and containerd too (CVE-2020-8694, energy readings as a side channel).
-const MASKED_PATHS: &[&str] = &[
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-    "/proc/scsi",
-];
-
-/// Paths that stay visible but read-only: writing to them would change the host kernel.
-const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
-    let mut m = Mount::default();
-    m.set_destination(PathBuf::from(destination))
-        .set_typ(Some(typ.to_string()))
-        .set_source(Some(PathBuf::from(source)))
-        .set_options(Some(strings(options)))
-        .set_uid_mappings(None)
-        .set_gid_mappings(None);
-    m
-}
-
-/// runc's default mounts, with Docker's and containerd's hardening of `/proc`.
-fn default_mounts() -> Vec<Mount> {
-    vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ),
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
-    ]
-}
-
-/// Deny every device, then allow the character devices every container needs, as containerd's
-/// `WithDefaultUnixDevices` does (minus tun/tap, which Docker does not grant by default). Order
-/// matters: the device cgroup applies rules in sequence, so deny-all must come first.
-fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    let mut deny_all = LinuxDeviceCgroup::default();
-    // No type and no major/minor means "all devices", as runc's `{"allow": false, "access": "rwm"}`.
-    deny_all
-        .set_allow(false)
-        .set_typ(None)
-        .set_major(None)
-        .set_minor(None)
-        .set_access(Some("rwm".to_string()));
-
-    let allow_char = |major: i64, minor: Option<i64>| {
-        let mut rule = LinuxDeviceCgroup::default();
-        rule.set_allow(true)
-            .set_typ(Some(LinuxDeviceType::C))
-            .set_major(Some(major))
-            .set_minor(minor)
-            .set_access(Some("rwm".to_string()));
-        rule
-    };
-
-    vec![
-        deny_all,
-        allow_char(1, Some(3)), // /dev/null
-        allow_char(1, Some(8)), // /dev/random
-        allow_char(1, Some(7)), // /dev/full
-        allow_char(5, Some(0)), // /dev/tty
-        allow_char(1, Some(5)), // /dev/zero
-        allow_char(1, Some(9)), // /dev/urandom
-        allow_char(5, Some(1)), // /dev/console
-        allow_char(136, None),  // /dev/pts/*
-        allow_char(5, Some(2)), // /dev/ptmx
-    ]
-}
-
-fn validate_rootfs(rootfs: &std::path::Path) -> Result<PathBuf> {
-    if !rootfs.is_absolute() {
-        return Err(Error::invalid(format!(
-            "rootfs {} must be an absolute path",
-            rootfs.display()
-        )));
-    }
-    if rootfs.as_os_str().as_bytes().contains(&0) {
-        return Err(Error::invalid(format!(
-            "rootfs {rootfs:?} must not contain a NUL byte"
-        )));
-    }
-    // The spec is JSON, which cannot carry a non-UTF-8 path.
-    if rootfs.to_str().is_none() {
-        return Err(Error::invalid(format!(
-            "rootfs {} must be valid utf-8",
-            rootfs.display()
-        )));
-    }
-    Ok(rootfs.to_path_buf())
-}
-
-fn validate_args(args: &[String]) -> Result<()> {
-    match args.first() {
-        None => return Err(Error::invalid("args must not be empty")),
-        Some(cmd) if cmd.is_empty() => {
-            return Err(Error::invalid(
-                "args: the command (args[0]) must not be empty",
-            ))
-        }
-        Some(_) => {}
-    }
-    // The runtime hands these to execve as C strings, where a NUL would silently cut them.
-    if let Some((i, arg)) = args.iter().enumerate().find(|(_, a)| a.contains('\0')) {
-        return Err(Error::invalid(format!(
-            "args[{i}] {arg:?} must not contain a NUL byte"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_cwd(cwd: &str) -> Result<()> {
-    if cwd.contains('\0') {
-        return Err(Error::invalid(format!(
-            "cwd {cwd:?} must not contain a NUL byte"
-        )));
-    }
-    if !cwd.starts_with('/') {
-        return Err(Error::invalid(format!(
-            "cwd {cwd:?} must be an absolute path"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_hostname(name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::invalid("hostname must not be empty"));
-    }
-    if name.contains('\0') {
-        return Err(Error::invalid(format!(
-            "hostname {name:?} must not contain a NUL byte"
-        )));
-    }
-    if name.len() > HOSTNAME_MAX {
-        return Err(Error::invalid(format!(
-            "hostname {name:?} is longer than {HOSTNAME_MAX} bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// The container id cut to 63 characters (a validated id is ASCII, but cut on a char boundary anyway).
-fn default_hostname(id: &str) -> String {
-    id.chars().take(DEFAULT_HOSTNAME_MAX).collect()
-}
-
-/// The default environment with the user's entries applied on top, in order.
-fn merge_env(terminal: bool, user: &[String]) -> Result<Vec<String>> {
-    let mut env = vec![format!("PATH={DEFAULT_PATH}")];
-    if terminal {
-        env.push("TERM=xterm".to_string());
-    }
-    apply_env(&mut env, user)?;
-    Ok(env)
-}
-
-/// Docker's `ReplaceOrAppendEnvValues`: each `KEY=VALUE` of `entries` replaces the first `KEY=...` of
-/// `env` in place (so order stays stable) or is appended. An index by key keeps this linear: 100k
-/// entries must not take minutes. Entries with a NUL byte or without a non-empty KEY are refused.
-pub(crate) fn apply_env(env: &mut Vec<String>, entries: &[String]) -> Result<()> {
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (i, e) in env.iter().enumerate() {
-        if let Some((key, _)) = e.split_once('=') {
-            index.entry(key.to_string()).or_insert(i);
-        }
-    }
-    for entry in entries {
-        if entry.contains('\0') {
-            return Err(Error::invalid(format!(
-                "env {entry:?} must not contain a NUL byte"
-            )));
-        }
-        let key = match entry.split_once('=') {
-            Some((key, _)) if !key.is_empty() => key,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "env {entry:?} must have the form KEY=VALUE with a non-empty KEY"
-                )))
-            }
-        };
-        match index.get(key) {
-            Some(&i) => env[i].clone_from(entry),
-            None => {
-                index.insert(key.to_string(), env.len());
-                env.push(entry.clone());
-            }
-        }
-    }
-    Ok(())
-}
-
-fn validate_memory(bytes: i64) -> Result<()> {
-    if bytes <= 0 {
-        return Err(Error::invalid(format!(
-            "memory limit must be positive, got {bytes}"
-        )));
-    }
-    if bytes < MIN_MEMORY {
-        return Err(Error::invalid(format!(
-            "memory limit {bytes} bytes is too small: minimum memory limit allowed is 6MB"
-        )));
-    }
-    Ok(())
-}
-
-/// The CFS quota for `cpus` CPUs over [`CPU_PERIOD`].
-fn cpu_quota(cpus: f64) -> Result<i64> {
-    if !cpus.is_finite() || cpus <= 0.0 {
-        return Err(Error::invalid(format!(
-            "cpus must be a positive number, got {cpus}"
-        )));
-    }
-    if cpus < MIN_CPUS {
-        return Err(Error::invalid(format!(
-            "cpus {cpus} is too small: the minimum is {MIN_CPUS}"
-        )));
-    }
-    // Rounding rather than truncating keeps 0.29 * 100000 at 29000, not 28999.
-    let quota = (cpus * CPU_PERIOD as f64).round();
-    // `as` saturates, so compare before converting; 2^63 is exactly representable as f64.
-    if quota >= i64::MAX as f64 {
-        return Err(Error::invalid(format!("cpus {cpus} is too large")));
-    }
-    Ok(quota as i64)
-}
-
-/// Parse a Docker-style byte size (`docker run --memory`): a decimal number with an optional
-/// binary unit, `b`, `k`, `m`, `g`, `t` or `p` (any case, optionally followed by `b` or `ib`, and
-/// optionally separated by one space). `"64m"` is 67108864; `"1.5g"` is 1610612736; fractions of a
-/// byte are dropped.
-pub fn parse_bytes(s: &str) -> Result<i64> {
-    let invalid = || {
-        Error::invalid(format!(
-            "invalid size {s:?}: expected a number with an optional unit b, k, m, g, t or p"
-        ))
-    };
-    let too_large = || Error::invalid(format!("invalid size {s:?}: too large"));
-
-    let int_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (int_part, rest) = s.split_at(int_end);
-    if int_part.is_empty() {
-        return Err(invalid());
-    }
-    let (frac_part, rest) = match rest.strip_prefix('.') {
-        Some(after_dot) => {
-            let end = after_dot
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(after_dot.len());
-            if end == 0 {
-                return Err(invalid());
-            }
-            after_dot.split_at(end)
-        }
-        None => ("", rest),
-    };
-    let unit = rest.strip_prefix(' ').unwrap_or(rest).to_ascii_lowercase();
-    let shift = match unit.as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        "p" | "pb" | "pib" => 50,
-        _ => return Err(invalid()),
-    };
-    let multiplier: u128 = 1 << shift;
-
-    let int: u128 = int_part.parse().map_err(|_| too_large())?;
-    let mut total = int.checked_mul(multiplier).ok_or_else(too_large)?;
-    if !frac_part.is_empty() {
-        // Digits past the 18th change the result by far less than a byte (2^50 / 10^18 < 1), and
-        // capping keeps 10^digits * multiplier inside u128.
-        let digits = &frac_part[..frac_part.len().min(18)];
-        let frac: u128 = digits.parse().map_err(|_| invalid())?;
-        let scale = 10u128.pow(digits.len() as u32);
-        total = total
-            .checked_add(frac * multiplier / scale)
-            .ok_or_else(too_large)?;
-    }
-    i64::try_from(total).map_err(|_| too_large())
-}
-
-/// Parse `UID[:GID]` as given to `docker run --user`. Only numeric ids are supported (resolving
-/// names needs the image's `/etc/passwd`); without a GID the group is 0, as Docker does for a uid
-/// the image does not know.
-pub fn parse_user(s: &str) -> Result<(u32, u32)> {
-    let (uid, gid) = match s.split_once(':') {
-        Some((uid, gid)) => (uid, Some(gid)),
-        None => (s, None),
-    };
-    let uid = parse_id(s, "uid", uid)?;
-    let gid = match gid {
-        Some(gid) => parse_id(s, "gid", gid)?,
-        None => 0,
-    };
-    Ok((uid, gid))
-}
-
-fn parse_id(user: &str, what: &str, text: &str) -> Result<u32> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(format!(
-            "invalid user {user:?}: {what} {text:?} is not a number; user and group names are not supported, use numeric ids (UID[:GID])"
-        )));
-    }
-    let id: u32 = text.parse().map_err(|_| {
-        Error::invalid(format!(
-            "invalid user {user:?}: {what} {text} is out of range"
-        ))
-    })?;
-    // (uid_t)-1 means "leave unchanged" to setresuid(2) and friends, so it cannot name a user.
-    if id == u32::MAX {
-        return Err(Error::invalid(format!(
-            "invalid user {user:?}: {what} {id} is reserved"
-        )));
-    }
-    Ok(id)
-}
-
 /// Serialise `spec` to the JSON containerd stores, wrapped in an `Any` of type [`SPEC_TYPE_URL`].
 pub(crate) fn to_any(spec: &Spec) -> Result<prost_types::Any> {
     let value = serde_json::to_vec(spec)
@@ -785,8 +387,10 @@ pub(crate) fn from_any(any: &prost_types::Any) -> Result<Spec> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::validate::MIN_MEMORY;
     use super::*;
     use crate::error::ErrorKind;
+    use oci_spec::runtime::LinuxDeviceType;
 
     fn builder() -> SpecBuilder {
         SpecBuilder::new("/var/lib/x/rootfs")
