@@ -6,11 +6,13 @@
 //! which is deleted at the end, so a failure leaves nothing for the garbage collector to keep.
 
 pub mod config;
+pub mod container;
 mod content;
 pub mod digest;
 pub mod gc;
 mod grpc;
 pub mod import;
+pub mod import_rootfs;
 pub mod lease;
 pub mod media;
 mod mount;
@@ -25,7 +27,9 @@ pub mod unpack;
 pub mod user;
 
 pub use config::{ContainerConfig, ImageConfig};
+pub use container::{prepare, PreparedContainer, RunOptions};
 pub use import::{import, ImportOptions, ImportedImage};
+pub use import_rootfs::{import_rootfs, RootfsSource};
 pub use lease::Lease;
 pub use oci::Descriptor;
 pub use platform::Platform;

@@ -147,3 +147,115 @@ async fn containers_from_an_image_are_copy_on_write_and_leave_nothing() {
     assert_eq!(env.leases().await, Vec::<String>::new());
     env.cleanup().await;
 }
+
+/// `docker import`: a directory (or a gzip'd tar of one) becomes a one-layer image; containers
+/// from it run on snapshots and never write to the directory.
+#[tokio::test]
+async fn an_imported_directory_runs_copy_on_write() {
+    use libcontainerd_images::{import_rootfs, prepare, RootfsSource, RunOptions};
+    let env = TestEnv::new().await;
+    let rootfs = env.subdir("rootfs");
+    libcontainerd::rootfs::busybox(&rootfs, std::path::Path::new("/bin/busybox")).unwrap();
+    let imported = import_rootfs(
+        &env.client,
+        &RootfsSource::Directory(rootfs.clone()),
+        "busybox",
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported.names, ["docker.io/library/busybox:latest"]);
+
+    let id = Id::new("imported").unwrap();
+    let options = RunOptions {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo hi > /tmp/x && cat /tmp/x && id -u".into(),
+        ],
+        user: Some("65534".into()),
+        ..Default::default()
+    };
+    let err = prepare(&env.client, "nosuchimage", &id, &options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), libcontainerd::ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("no such image: nosuchimage"),
+        "{err}"
+    );
+    let prepared = prepare(
+        &env.client,
+        "busybox",
+        &id,
+        &RunOptions {
+            user: None,
+            ..options.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let spec = prepared.spec.clone().build().unwrap();
+    let c = prepared
+        .create(
+            &env.client,
+            &id,
+            &spec,
+            &Runtime::default(),
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run(&c).await, ("hi\n0\n".to_string(), 0));
+    assert!(
+        !rootfs.join("tmp/x").exists(),
+        "the directory was written to"
+    );
+    c.delete().await.unwrap();
+
+    // A gzip'd tarball of the same tree, under another name.
+    let archive = env.dir().join("rootfs.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let imported = import_rootfs(&env.client, &RootfsSource::Archive(archive), "local/bb:1")
+        .await
+        .unwrap();
+    assert_eq!(imported.names, ["docker.io/local/bb:1"]);
+    let id2 = Id::new("from-tar").unwrap();
+    let prepared = prepare(&env.client, "local/bb:1", &id2, &options)
+        .await
+        .unwrap();
+    let spec = prepared.spec.clone().build().unwrap();
+    let c = prepared
+        .create(
+            &env.client,
+            &id2,
+            &spec,
+            &Runtime::default(),
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run(&c).await, ("hi\n65534\n".to_string(), 0));
+    c.delete().await.unwrap();
+
+    // Not an archive: one error, nothing stored.
+    let junk = env.dir().join("junk");
+    std::fs::write(&junk, b"not a tarball").unwrap();
+    let err = import_rootfs(&env.client, &RootfsSource::Archive(junk), "junk")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a tar archive"), "{err}");
+    assert_eq!(env.leases().await, Vec::<String>::new());
+    assert_eq!(
+        env.images().await,
+        ["docker.io/library/busybox:latest", "docker.io/local/bb:1"]
+    );
+    env.cleanup().await;
+}
