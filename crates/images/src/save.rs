@@ -30,7 +30,7 @@ use crate::resolve::{choose, resolve, unknown_type};
 use crate::store::{find_name, get_record};
 
 /// How many chunks may wait between the content store and the tar thread.
-const PIPE_DEPTH: usize = 4;
+const PIPE_DEPTH: usize = 2;
 
 /// How to save.
 #[derive(Debug, Clone)]
