@@ -115,10 +115,14 @@ async fn plan(services: &Services, names: &[&str], platform: &Platform) -> Resul
     let mut plan = Plan::default();
     // Names saved per target, so that one image with several names is one docker entry.
     let mut entries: BTreeMap<String, usize> = BTreeMap::new();
+    let mut saved = HashSet::new();
     for input in names {
         let name = find_name(services, input)
             .await
             .map_err(|e| e.context("save"))?;
+        if !saved.insert(name.clone()) {
+            continue;
+        }
         let record = get_record(services, &name).await?;
         let resolved = resolve(services, &record.target, platform, &name)
             .await

@@ -318,6 +318,32 @@ async fn a_cut_blob_resumes_with_a_range_request() {
         .any(|p| p.state == ProgressState::Resuming && p.layer == 0));
     assert_eq!(env.ingests().await, Vec::<String>::new());
     env.cleanup().await;
+
+    // Cut every time: the pull gives up after its tries and leaves nothing, not even an ingest.
+    let front = Front::start(
+        &registry.addr,
+        FrontConfig {
+            cut_blob: Some(big.clone()),
+            cut_times: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .await;
+    let env = TestEnv::new().await;
+    let options = PullOptions {
+        plain_http: true,
+        docker_config: Some(env.subdir("docker")),
+        ..options
+    };
+    let reference = format!("{}/fixture/app:1", front.addr);
+    let expected = format!("layer {big} of {reference}: ");
+    fails_cleanly(&env, &reference, &options, &expected).await;
+    let e = pull(&env.client, &reference, &options).await.unwrap_err();
+    assert!(e.to_string().ends_with("(gave up after 3 tries)"), "{e}");
+    env.assert_clean().await;
+    let tries = front.seen().iter().filter(|r| r.contains(&big)).count();
+    assert_eq!(tries, 6, "3 tries per pull");
+    env.cleanup().await;
     registry.stop();
 }
 

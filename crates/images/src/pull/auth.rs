@@ -1,9 +1,11 @@
 //! Registry credentials and authentication challenges, as docker does them.
 //!
 //! Credentials come from the options or from docker's `config.json` (`$DOCKER_CONFIG/config.json`,
-//! else `~/.docker/config.json`): `auths.<registry>.auth` is base64 `user:password` (or `username`
-//! and `password` fields). Keys are matched as docker does: Docker Hub is
-//! `https://index.docker.io/v1/`, other registries by host, with or without a scheme or path.
+//! else `~/.docker/config.json`): a credential helper named by `credHelpers.<registry>` or
+//! `credsStore` (`docker-credential-<name> get`), else `auths.<registry>.auth`, base64
+//! `user:password` (or `username` and `password` fields). Keys are matched as docker does: Docker
+//! Hub is `https://index.docker.io/v1/`, other registries by host, with or without a scheme or
+//! path. Identity tokens (OAuth refresh tokens) are not exchanged.
 //!
 //! A registry answers 401 with `WWW-Authenticate`: `Basic realm=...` (send the credentials) or
 //! `Bearer realm=...,service=...,scope=...` (ask the realm for a token, with the credentials as
@@ -55,9 +57,16 @@ impl Credentials {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct ConfigFile {
     #[serde(default)]
     auths: HashMap<String, AuthEntry>,
+    /// The helper for every registry (`docker-credential-<name>`).
+    #[serde(default)]
+    creds_store: Option<String>,
+    /// Helpers per registry, before `credsStore`.
+    #[serde(default)]
+    cred_helpers: HashMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,6 +110,16 @@ pub(crate) fn from_docker_config(dir: &Path, domain: &str) -> Result<Option<Cred
     let what = path.display().to_string();
     let config: ConfigFile = crate::oci::parse(&what, &data)?;
     let hub = DOCKER_HUB_HOSTS.contains(&domain);
+    let server = if hub { DOCKER_HUB_KEY } else { domain };
+    // A helper takes precedence over `auths`, as in docker (which then keeps only a stub there).
+    let helper = config
+        .cred_helpers
+        .get(server)
+        .or(config.creds_store.as_ref())
+        .filter(|h| !h.is_empty());
+    if let Some(helper) = helper {
+        return from_helper(&format!("docker-credential-{helper}"), server);
+    }
     let entry = if hub {
         config.auths.get(DOCKER_HUB_KEY).or_else(|| {
             config
@@ -146,6 +165,56 @@ pub(crate) fn from_docker_config(dir: &Path, domain: &str) -> Result<Option<Cred
         })),
         _ => Ok(None),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HelperAnswer {
+    username: String,
+    secret: String,
+}
+
+/// Ask a docker credential helper (`<program> get`, the server on stdin, JSON on stdout). Its
+/// "not found" answer (a failure mentioning "credentials not found") is no credentials.
+pub(crate) fn from_helper(program: &str, server: &str) -> Result<Option<Credentials>> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let what = format!("get the credentials of {server} from {program}");
+    let mut child = Command::new(program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(&what, e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(server.as_bytes())
+            .map_err(|e| Error::io(&what, e))?;
+    }
+    let output = child.wait_with_output().map_err(|e| Error::io(&what, e))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let said = format!("{} {}", stdout.trim(), stderr.trim());
+        if said.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(Error::new(
+            ErrorKind::Unknown,
+            format!("{what}: it failed ({}): {}", output.status, said.trim()),
+        ));
+    }
+    let answer: HelperAnswer =
+        crate::oci::parse(&format!("the answer of {program}"), &output.stdout)?;
+    // "<token>" marks an identity token (an OAuth refresh token), which we do not exchange.
+    if answer.username == "<token>" {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: answer.username,
+        password: answer.secret,
+    }))
 }
 
 /// What a 401 asks for.
@@ -327,5 +396,36 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{").unwrap();
         let e = from_docker_config(dir.path(), "x").unwrap_err().to_string();
         assert!(e.contains("config.json"), "{e}");
+    }
+
+    #[test]
+    fn credential_helpers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-test");
+        // Knows one server; says "not found" for the others, like docker's helpers.
+        let script = r#"#!/bin/sh
+read server
+if [ "$server" = "reg.example:5000" ]; then
+  echo '{"ServerURL":"reg.example:5000","Username":"bob","Secret":"pw"}'
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+"#;
+        std::fs::write(&helper, script).unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let program = helper.to_str().unwrap();
+        let found = from_helper(program, "reg.example:5000").unwrap().unwrap();
+        assert_eq!(
+            (found.username.as_str(), found.password.as_str()),
+            ("bob", "pw")
+        );
+        assert_eq!(from_helper(program, "other:1").unwrap(), None);
+        let e = from_helper("/nonexistent/docker-credential-x", "a").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("get the credentials of a from /nonexistent"),
+            "{e}"
+        );
     }
 }

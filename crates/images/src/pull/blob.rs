@@ -78,7 +78,8 @@ async fn download(
             Err(Stop::Cut(e)) => {
                 failures += 1;
                 if failures >= ATTEMPTS {
-                    return Err(e.context(format!("after {ATTEMPTS} tries")));
+                    let message = format!("{} (gave up after {ATTEMPTS} tries)", e.message());
+                    return Err(Error::new(e.kind(), message).with_source(e));
                 }
                 tracing::info!(blob = %descriptor.digest, offset = writer.offset(), error = %e,
                     "blob download cut; resuming");

@@ -150,8 +150,13 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
     let credentials = match &options.credentials {
         Some(c) => Some(c.clone()),
         None => match options.docker_config.clone().or_else(docker_config_dir) {
+            // A credential helper is a process that may take its time: off the async threads.
             Some(dir) => {
-                auth::from_docker_config(&dir, parsed.domain()).map_err(|e| e.context(&context))?
+                let domain = parsed.domain().to_string();
+                tokio::task::spawn_blocking(move || auth::from_docker_config(&dir, &domain))
+                    .await
+                    .map_err(|e| Error::internal(format!("{context}: read credentials: {e}")))?
+                    .map_err(|e| e.context(&context))?
             }
             None => None,
         },

@@ -210,8 +210,10 @@ impl Drop for Registry {
 /// What the front does besides forwarding.
 #[derive(Clone, Default)]
 pub struct FrontConfig {
-    /// Close the connection after half of the first answer for this blob.
+    /// Close the connection after half of the first answers for this blob...
     pub cut_blob: Option<String>,
+    /// ...this many times (1 when 0).
+    pub cut_times: usize,
     /// Demand `Bearer <token>`, handing it out at `/token` to these Basic credentials (or to
     /// anyone when `None`).
     pub bearer: Option<(String, Option<(String, String)>)>,
@@ -237,7 +239,7 @@ impl Front {
             addr: addr.clone(),
             config,
             seen: seen.clone(),
-            cut_done: Mutex::new(false),
+            cuts: Mutex::new(0),
         });
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -263,7 +265,7 @@ struct State {
     addr: String,
     config: FrontConfig,
     seen: Arc<Mutex<Vec<String>>>,
-    cut_done: Mutex<bool>,
+    cuts: Mutex<usize>,
 }
 
 async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
@@ -365,8 +367,9 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
     );
     let cut = match &state.config.cut_blob {
         Some(digest) if target.ends_with(&format!("/blobs/{digest}")) => {
-            let mut done = state.cut_done.lock().expect("lock");
-            !std::mem::replace(&mut *done, true)
+            let mut cuts = state.cuts.lock().expect("lock");
+            *cuts += 1;
+            *cuts <= state.config.cut_times.max(1)
         }
         _ => false,
     };
