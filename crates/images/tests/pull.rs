@@ -12,7 +12,9 @@ use common::registry::{free_port, Front, FrontConfig, Registry, OCI_INDEX, OCI_M
 use common::TestEnv;
 use libcontainerd_images::digest::sha256;
 use libcontainerd_images::rootfs::read_files;
-use libcontainerd_images::{pull, Platform, Progress, ProgressState, PullOptions};
+use libcontainerd_images::{
+    import, pull, save, ImportOptions, Platform, Progress, ProgressState, PullOptions, SaveOptions,
+};
 use serde_json::json;
 
 fn amd64() -> Platform {
@@ -198,6 +200,27 @@ async fn an_index_gives_the_manifest_for_the_platform() {
     );
     // The arm64 config was never fetched.
     assert!(!env.blobs().await.contains(&sha256(&arm.app.config)));
+
+    // Saved and imported elsewhere, it keeps its index as target (the amd64 chain only).
+    let saved = save(
+        &env.client,
+        &[&reference],
+        Vec::new(),
+        &SaveOptions { platform: amd64() },
+    )
+    .await
+    .expect("save");
+    let other = TestEnv::new().await;
+    let imported = import(
+        &other.client,
+        std::io::Cursor::new(saved),
+        &ImportOptions::default(),
+    )
+    .await
+    .expect("import");
+    assert_eq!(imported[0].names, vec![reference.clone()]);
+    assert_eq!(imported[0].target.digest, index_digest);
+    other.cleanup().await;
     env.cleanup().await;
 
     let env = TestEnv::new().await;
@@ -426,4 +449,37 @@ pub fn write_docker_config(dir: &std::path::Path, registry: &str, user: &str, pa
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let config = json!({"auths": {registry: {"auth": auth}}});
     std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+}
+
+#[tokio::test]
+async fn a_loopback_registry_over_https_with_a_self_signed_certificate() {
+    let fixture = Fixture::new(None);
+    let registry = Registry::start_with(None, true).await;
+    let manifest = registry
+        .push_image("fixture/app", &fixture, &fixture.app)
+        .await;
+    registry
+        .push_manifest("fixture/app", "1", OCI_MANIFEST, &manifest)
+        .await;
+    let env = TestEnv::new().await;
+    let reference = format!("{}/fixture/app:1", registry.addr);
+    // docker's rule: loopback is insecure, HTTPS without certificate checks comes first.
+    let pulled = pull(&env.client, &reference, &options(&env))
+        .await
+        .expect("pull over https");
+    assert_eq!(
+        pulled.unpacked.expect("unpacked").chain_ids,
+        fixture.app_chain_ids()
+    );
+    libcontainerd_images::store::remove(&env.client, &reference, true)
+        .await
+        .expect("remove");
+    // Plain HTTP when asked: the TLS server refuses it (Go answers 400).
+    let plain = PullOptions {
+        plain_http: true,
+        ..options(&env)
+    };
+    fails_cleanly(&env, &reference, &plain, "400 Bad Request").await;
+    env.cleanup().await;
+    registry.stop();
 }

@@ -30,6 +30,8 @@ pub fn free_port() -> u16 {
 
 pub struct Registry {
     pub addr: String,
+    /// `https` with a self-signed certificate, else `http`.
+    pub scheme: &'static str,
     pub storage: PathBuf,
     /// user and password when htpasswd auth is on.
     pub login: Option<(String, String)>,
@@ -39,6 +41,12 @@ pub struct Registry {
 
 impl Registry {
     pub async fn start(login: Option<(&str, &str)>) -> Registry {
+        Registry::start_with(login, false).await
+    }
+
+    /// With `tls`, the registry serves HTTPS with a self-signed certificate for 127.0.0.1 (made
+    /// by `openssl req`), which no client trusts.
+    pub async fn start_with(login: Option<(&str, &str)>, tls: bool) -> Registry {
         assert!(
             Path::new(REGISTRY_BINARY).exists(),
             "{REGISTRY_BINARY} missing: install Debian's docker-registry (.ci/install)"
@@ -56,6 +64,33 @@ impl Registry {
              http:\n  addr: {addr}\n",
             storage.display()
         );
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let status = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                ])
+                .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+                .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl");
+            assert!(status.success(), "openssl req");
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if let Some((user, password)) = login {
             let hash = bcrypt::hash(password, 4).expect("bcrypt");
             let htpasswd = dir.path().join("htpasswd");
@@ -76,6 +111,7 @@ impl Registry {
             .expect("start docker-registry");
         let registry = Registry {
             addr,
+            scheme: if tls { "https" } else { "http" },
             storage,
             login: login.map(|(u, p)| (u.to_string(), p.to_string())),
             child,
@@ -93,11 +129,15 @@ impl Registry {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let request = reqwest::Client::new().request(method, url);
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("client");
+        let request = client.request(method, url);
         match &self.login {
             Some((user, password)) => request.basic_auth(user, Some(password)),
             None => request,
