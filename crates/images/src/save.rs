@@ -19,7 +19,7 @@ use libcontainerd::{Client, Error, Result};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::content::read_small;
+use crate::content::{info, read_small};
 use crate::grpc::Services;
 use crate::media;
 use crate::oci::REF_NAME_ANNOTATION;
@@ -147,6 +147,17 @@ async fn plan(services: &Services, names: &[&str], platform: &Platform) -> Resul
         let manifest = &resolved.manifest;
         plan.add_blob(&manifest.config);
         for layer in &manifest.layers {
+            // Checked now, so that a missing layer fails the save before a byte is written.
+            crate::digest::check(&layer.digest, &format!("save {name}"))?;
+            match info(services, &layer.digest).await? {
+                Some(i) if i.size == layer.size => {}
+                _ => {
+                    return Err(Error::not_found(format!(
+                        "save {name}: layer {} is not in the content store (or not whole)",
+                        layer.digest
+                    )))
+                }
+            }
             plan.add_blob(layer);
         }
         let repo_tag = reference

@@ -148,5 +148,51 @@ async fn saving_a_missing_image_fails_and_writes_nothing() {
     .await
     .unwrap_err();
     assert_eq!(e.to_string(), "save: no such image: nosuch:1");
+
+    // A layer gone from the content store: refused before anything is written.
+    let fixture = Fixture::new(None);
+    import(
+        &env.client,
+        std::io::Cursor::new(fixture.docker_save(None)),
+        &ImportOptions::default(),
+    )
+    .await
+    .expect("import");
+    let layer = fixture.layers[1].digest();
+    {
+        use containerd_client::services::v1::content_client::ContentClient;
+        use containerd_client::services::v1::DeleteContentRequest;
+        ContentClient::new(env.client.channel())
+            .delete(env.request(DeleteContentRequest {
+                digest: layer.clone(),
+            }))
+            .await
+            .expect("delete a layer");
+    }
+    let (sender, receiver) = std::sync::mpsc::channel::<usize>();
+    #[derive(Debug)]
+    struct Counting(std::sync::mpsc::Sender<usize>);
+    impl std::io::Write for Counting {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.send(data.len());
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let e = save(
+        &env.client,
+        &[APP],
+        Counting(sender),
+        &SaveOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("save {APP}: layer {layer} is not in the content store (or not whole)")
+    );
+    assert_eq!(receiver.try_iter().sum::<usize>(), 0, "bytes written");
     env.cleanup().await;
 }

@@ -136,7 +136,7 @@ pub struct PulledImage {
     pub manifest: Descriptor,
     /// The config's digest (docker's image ID).
     pub id: String,
-    /// Bytes downloaded (blobs already stored do not count).
+    /// Layer bytes downloaded (layers already stored do not count).
     pub downloaded: u64,
     /// The unpacked snapshots, if unpacked.
     pub unpacked: Option<Unpacked>,

@@ -114,7 +114,7 @@ impl TestEnv {
         path
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.metadata_mut().insert(
             "containerd-namespace",
