@@ -116,6 +116,11 @@ impl BlobWriter {
         self.exchange(message).await.map(|_| ())
     }
 
+    /// How many bytes were written so far (where a resumed download continues).
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// The digest of what was written so far.
     pub(crate) fn digest(&self) -> String {
         self.hasher.digest()

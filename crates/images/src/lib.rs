@@ -1,5 +1,6 @@
-//! Images for libcontainerd: import docker-save and OCI layout archives into containerd's content
-//! store, unpack them into a snapshotter, and turn an image's config into what a container needs.
+//! Images for libcontainerd: pull them from registries, import docker-save and OCI layout archives
+//! into containerd's content store and save them back, unpack them into a snapshotter, and turn an
+//! image's config into what a container needs.
 //!
 //! Everything goes through containerd 1.6's gRPC services (content, images, leases, snapshots,
 //! diff), so containerd 1.6 and 1.7 behave the same. Work that creates content runs under a lease,
@@ -18,9 +19,11 @@ pub mod media;
 mod mount;
 pub mod oci;
 pub mod platform;
+pub mod pull;
 pub mod reference;
 mod resolve;
 pub mod rootfs;
+pub mod save;
 pub mod snapshotter;
 pub mod store;
 pub mod unpack;
@@ -33,6 +36,8 @@ pub use import_rootfs::{import_rootfs, RootfsSource};
 pub use lease::Lease;
 pub use oci::Descriptor;
 pub use platform::Platform;
+pub use pull::{pull, Credentials, Progress, ProgressState, PullOptions, PulledImage};
 pub use reference::Reference;
+pub use save::{save, SaveOptions};
 pub use unpack::{unpack, Unpacked};
 pub use user::User;

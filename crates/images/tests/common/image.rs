@@ -62,7 +62,7 @@ impl Layer {
         sha256(&self.blob)
     }
 
-    fn oci_type(&self) -> &'static str {
+    pub fn oci_type(&self) -> &'static str {
         if self.gzip {
             "application/vnd.oci.image.layer.v1.tar+gzip"
         } else {

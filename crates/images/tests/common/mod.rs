@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -113,7 +114,7 @@ impl TestEnv {
         path
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.metadata_mut().insert(
             "containerd-namespace",
@@ -196,9 +197,26 @@ impl TestEnv {
             .labels
     }
 
-    /// Nothing of an import may remain: no lease, no image, no snapshot, no blob.
+    /// Refs of unfinished content writes (ingests).
+    pub async fn ingests(&self) -> Vec<String> {
+        use containerd_client::services::v1::content_client::ContentClient;
+        use containerd_client::services::v1::ListStatusesRequest;
+        ContentClient::new(libcontainerd::raw::channel(&self.client))
+            .list_statuses(self.request(ListStatusesRequest { filters: vec![] }))
+            .await
+            .expect("list ingests")
+            .into_inner()
+            .statuses
+            .into_iter()
+            .map(|s| s.r#ref)
+            .collect()
+    }
+
+    /// Nothing of an import or pull may remain: no lease, no image, no snapshot, no blob, no
+    /// unfinished write.
     pub async fn assert_clean(&self) {
         assert_eq!(self.leases().await, Vec::<String>::new(), "leases left");
+        assert_eq!(self.ingests().await, Vec::<String>::new(), "ingests left");
         assert_eq!(self.images().await, Vec::<String>::new(), "images left");
         for snapshotter in ["overlayfs", "native"] {
             assert_eq!(

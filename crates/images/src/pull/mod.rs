@@ -1,0 +1,352 @@
+//! Pull an image from a registry (OCI distribution v2 API) into containerd, as `docker pull`.
+//!
+//! Resolve the reference (a tag or digest) to a manifest or index; from an index take the manifest
+//! for the platform; fetch the config, then the layers (a few at a time), each streamed into the
+//! content store with its digest checked, blobs already there skipped; store the manifest and
+//! indexes with the GC labels import sets; then name the image (`Images.Create/Update`) and unpack
+//! it. Everything is written under a lease; a failure undoes the image record and deletes the
+//! lease with a synchronous GC, so nothing half-pulled remains.
+
+mod auth;
+mod blob;
+mod http;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libcontainerd::{Client, Error, Result};
+use tokio::sync::Semaphore;
+
+pub use auth::{docker_config_dir, Credentials};
+
+use crate::content::{info, read_small, write_bytes};
+use crate::gc::{index_labels, manifest_labels};
+use crate::grpc::Services;
+use crate::lease::Lease;
+use crate::media;
+use crate::oci::{parse, Descriptor, ImageConfigFile, Index, Manifest};
+use crate::platform::Platform;
+use crate::reference::{Reference, DEFAULT_TAG};
+use crate::resolve::{choose, unknown_type};
+use crate::store;
+use crate::unpack::{unpack, Unpacked};
+use http::Registry;
+
+/// How long a pull's lease outlives a client that crashed during the pull.
+const PULL_LEASE_TTL: Duration = Duration::from_secs(3600);
+
+/// Layers downloaded at once by default (docker's `max-concurrent-downloads` is 3).
+pub const DEFAULT_CONCURRENCY: usize = 3;
+
+/// Where a blob's download is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressState {
+    /// Waiting for a download slot.
+    Waiting,
+    /// Bytes are arriving; `done` counts those stored.
+    Downloading,
+    /// The transfer broke; it goes on from `done`.
+    Resuming,
+    /// The content store had it already.
+    Present,
+    /// Stored and its digest checked.
+    Done,
+}
+
+/// One report about one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The layer's digest.
+    pub digest: String,
+    /// Its position in the manifest, base first.
+    pub layer: usize,
+    /// Bytes stored so far.
+    pub done: u64,
+    /// Its size.
+    pub total: u64,
+    /// Where it is.
+    pub state: ProgressState,
+}
+
+/// Called with each [`Progress`] report, from several tasks at once.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How to pull.
+#[derive(Clone)]
+pub struct PullOptions {
+    /// The platform taken from a multi-platform image (default: this host's).
+    pub platform: Platform,
+    /// Speak plain HTTP to the registry. Registries on loopback get HTTP anyway when HTTPS fails.
+    pub plain_http: bool,
+    /// Credentials to use instead of docker's `config.json`.
+    pub credentials: Option<Credentials>,
+    /// The directory of docker's `config.json` (default: `$DOCKER_CONFIG`, else `~/.docker`).
+    pub docker_config: Option<PathBuf>,
+    /// Unpack the image after the pull.
+    pub unpack: bool,
+    /// The snapshotter to unpack into (default: overlayfs where it works, else native).
+    pub snapshotter: Option<String>,
+    /// Layers downloaded at once (at least 1).
+    pub concurrency: usize,
+    /// Per-layer progress reports.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            plain_http: false,
+            credentials: None,
+            docker_config: None,
+            unpack: true,
+            snapshotter: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for PullOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullOptions")
+            .field("platform", &self.platform)
+            .field("plain_http", &self.plain_http)
+            .field("credentials", &self.credentials)
+            .field("docker_config", &self.docker_config)
+            .field("unpack", &self.unpack)
+            .field("snapshotter", &self.snapshotter)
+            .field("concurrency", &self.concurrency)
+            .field("progress", &self.progress.as_ref().map(|_| "callback"))
+            .finish()
+    }
+}
+
+/// A pulled image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The name it is stored under (full, normalised: `docker.io/library/busybox:latest`).
+    pub name: String,
+    /// Its target: the index or manifest the reference resolved to.
+    pub target: Descriptor,
+    /// The manifest for the platform.
+    pub manifest: Descriptor,
+    /// The config's digest (docker's image ID).
+    pub id: String,
+    /// Layer bytes downloaded (layers already stored do not count).
+    pub downloaded: u64,
+    /// The unpacked snapshots, if unpacked.
+    pub unpacked: Option<Unpacked>,
+}
+
+/// Pull `reference` (`busybox`, `127.0.0.1:5000/app:1`, `name@sha256:...`).
+pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Result<PulledImage> {
+    let parsed = Reference::parse(reference).map_err(|e| e.context("pull"))?;
+    let name = parsed.to_string();
+    let context = format!("pull {name}");
+    let credentials = match &options.credentials {
+        Some(c) => Some(c.clone()),
+        None => match options.docker_config.clone().or_else(docker_config_dir) {
+            // A credential helper is a process that may take its time: off the async threads.
+            Some(dir) => {
+                let domain = parsed.domain().to_string();
+                tokio::task::spawn_blocking(move || auth::from_docker_config(&dir, &domain))
+                    .await
+                    .map_err(|e| Error::internal(format!("{context}: read credentials: {e}")))?
+                    .map_err(|e| e.context(&context))?
+            }
+            None => None,
+        },
+    };
+    let registry = Registry::connect(&parsed, options.plain_http, credentials)
+        .await
+        .map_err(|e| e.context(&context))?;
+    let services = Services::new(client)?;
+    let lease = Lease::create_with(&services, "pull", PULL_LEASE_TTL).await?;
+    let mut made = Vec::new();
+    let result = async {
+        let mut pulled = fetch(&lease.services()?, Arc::new(registry), &parsed, options).await?;
+        made.push(store::put(&services, &name, &pulled.target).await?);
+        if options.unpack {
+            let snapshotter = match &options.snapshotter {
+                Some(s) => s.clone(),
+                None => crate::snapshotter::choose(client).await?,
+            };
+            pulled.unpacked = Some(unpack(client, &name, &snapshotter, &options.platform).await?);
+        }
+        Ok::<_, Error>(pulled)
+    }
+    .await;
+    match result {
+        Ok(pulled) => {
+            lease.release().await?;
+            Ok(pulled)
+        }
+        Err(e) => {
+            store::undo(&services, made).await;
+            lease.discard().await;
+            Err(e.context(&context))
+        }
+    }
+}
+
+/// Fetch everything the image needs for the platform into the content store.
+async fn fetch(
+    services: &Services,
+    registry: Arc<Registry>,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<PulledImage> {
+    let image = reference.to_string();
+    let wanted = reference
+        .digest()
+        .or(reference.tag())
+        .unwrap_or(DEFAULT_TAG)
+        .to_string();
+    let (target, mut data) = registry.manifest(&wanted, reference.digest()).await?;
+    let mut descriptor = target.clone();
+    // Indexes on the way down, stored (with their labels) once what they reference is.
+    let mut indexes = Vec::new();
+    for _ in 0..4 {
+        if !media::is_index(&descriptor.media_type) {
+            break;
+        }
+        let index: Index = parse(&format!("index {} of {image}", descriptor.digest), &data)?;
+        let chosen = choose(&index, &options.platform, &image)?.clone();
+        indexes.push((descriptor, std::mem::take(&mut data), index));
+        let (fetched, bytes) = registry
+            .manifest(&chosen.digest, Some(&chosen.digest))
+            .await?;
+        descriptor = Descriptor {
+            media_type: fetched.media_type,
+            ..chosen
+        };
+        data = bytes;
+    }
+    if !media::is_manifest(&descriptor.media_type) {
+        return Err(unknown_type(&image, "manifest", &descriptor));
+    }
+    let manifest: Manifest = parse(&format!("manifest {} of {image}", descriptor.digest), &data)?;
+    if !media::is_config(&manifest.config.media_type) {
+        return Err(unknown_type(&image, "config", &manifest.config));
+    }
+    for layer in &manifest.layers {
+        crate::digest::check(&layer.digest, &format!("layer of {image}"))?;
+        if !media::is_layer(&layer.media_type) {
+            return Err(unknown_type(&image, "layer", layer));
+        }
+    }
+    let config = config(services, &registry, &manifest.config, &image, options).await?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(Error::invalid(format!(
+            "{image}: its manifest has {} layers but its config {} diff IDs",
+            manifest.layers.len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    let downloaded = layers(services, &registry, &manifest, &image, options).await?;
+    let what = format!("manifest of {image}");
+    write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
+    for (index_descriptor, bytes, index) in indexes.iter().rev() {
+        let what = format!("index {} of {image}", index_descriptor.digest);
+        write_bytes(services, &what, bytes, index_labels(index)).await?;
+    }
+    Ok(PulledImage {
+        name: image,
+        target: Descriptor {
+            platform: None,
+            annotations: Default::default(),
+            ..target
+        },
+        manifest: Descriptor {
+            platform: None,
+            annotations: Default::default(),
+            ..descriptor
+        },
+        id: manifest.config.digest.clone(),
+        downloaded,
+        unpacked: None,
+    })
+}
+
+/// The image config, from the content store if there, else from the registry; its platform must
+/// be the one asked for (an index may have named none, or the wrong one).
+async fn config(
+    services: &Services,
+    registry: &Registry,
+    descriptor: &Descriptor,
+    image: &str,
+    options: &PullOptions,
+) -> Result<ImageConfigFile> {
+    let what = format!("config {} of {image}", descriptor.digest);
+    crate::digest::check(&descriptor.digest, &what)?;
+    let data = if info(services, &descriptor.digest).await?.is_some() {
+        read_small(services, &format!("config of {image}"), &descriptor.digest).await?
+    } else {
+        let data = registry
+            .small_blob(descriptor, &format!("fetch {what}"))
+            .await?;
+        write_bytes(services, &what, &data, Default::default()).await?;
+        data
+    };
+    let config: ImageConfigFile = parse(&what, &data)?;
+    if !options.platform.matches(&config.platform()) {
+        return Err(Error::not_found(format!(
+            "no manifest for {} in {image}; it has {}",
+            options.platform,
+            config.platform()
+        )));
+    }
+    Ok(config)
+}
+
+/// Download the layers, `options.concurrency` at a time. Returns the bytes downloaded.
+async fn layers(
+    services: &Services,
+    registry: &Arc<Registry>,
+    manifest: &Manifest,
+    image: &str,
+    options: &PullOptions,
+) -> Result<u64> {
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut seen = HashSet::new();
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        if !seen.insert(layer.digest.clone()) {
+            continue;
+        }
+        let (services, registry, slots) = (services.clone(), registry.clone(), slots.clone());
+        let (layer, progress) = (layer.clone(), options.progress.clone());
+        let what = format!("layer {} of {image}", layer.digest);
+        let total = layer.size.max(0) as u64;
+        let report = move |state: ProgressState, done: u64| {
+            if let Some(progress) = &progress {
+                progress(&Progress {
+                    digest: layer.digest.clone(),
+                    layer: i,
+                    done,
+                    total,
+                    state,
+                });
+            }
+        };
+        report(ProgressState::Waiting, 0);
+        let descriptor = manifest.layers[i].clone();
+        tasks.spawn(async move {
+            // The semaphore lives as long as this function: acquiring cannot fail.
+            let _slot = slots.acquire_owned().await;
+            blob::fetch(&services, &registry, &descriptor, &what, &report).await
+        });
+    }
+    let mut downloaded = 0;
+    while let Some(joined) = tasks.join_next().await {
+        // The first failure ends the pull; dropping the set aborts the other downloads (their
+        // half-written ingests go with the lease).
+        downloaded +=
+            joined.map_err(|e| Error::internal(format!("a layer download failed: {e}")))??;
+    }
+    Ok(downloaded)
+}
