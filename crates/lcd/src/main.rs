@@ -30,7 +30,7 @@ fn main() {
             std::process::exit(lcd::EXIT_LCD_ERROR);
         }
     };
-    let code = match runtime.block_on(lcd::dispatch(cli)) {
+    let code = match runtime.block_on(lcd::commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lcd: {}", lcd::one_line(&e));

@@ -15,8 +15,10 @@ use libcontainerd::spec::parse_user;
 use libcontainerd::{exec_process, DirectIo, ExecFailure, Id, Output, Process, StdioConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::cli::ExecArgs;
 use crate::context::Ctx;
-use crate::{session, tty};
+use crate::flags::env_entry;
+use crate::{session, signals, tty};
 
 /// docker's exit status when the command cannot be invoked.
 const EXIT_NOT_EXECUTABLE: i32 = 126;
@@ -27,27 +29,6 @@ const EXIT_NOT_FOUND: i32 = 127;
 /// background processes that keep the streams open is cut off after this (containerd's shim waits
 /// as long before closing the streams of an exec that is deleted).
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
-
-/// The options of `lcd exec`, docker's names.
-#[derive(Debug, Clone, Default)]
-pub struct ExecArgs {
-    /// Keep stdin open and forward lcd's stdin to the command (`-i`).
-    pub interactive: bool,
-    /// Give the command a terminal (`-t`).
-    pub tty: bool,
-    /// Start the command and return at once; its output is discarded (`-d`).
-    pub detach: bool,
-    /// Environment variables: `K=V`, or `K` to copy lcd's own (skipped if unset) (`-e`).
-    pub env: Vec<String>,
-    /// Working directory inside the container (`-w`).
-    pub workdir: Option<String>,
-    /// `UID[:GID]` to run as (`-u`).
-    pub user: Option<String>,
-    /// The container's id.
-    pub container: String,
-    /// The command and its arguments.
-    pub command: Vec<String>,
-}
 
 /// Run `lcd exec`; returns the exit status lcd should end with.
 pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
@@ -67,7 +48,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
 
     let mut builder =
         exec_process(container.spec(), args.command.iter().cloned()).terminal(args.tty);
-    for entry in args.env.iter().filter_map(|e| crate::run::env_entry(e)) {
+    for entry in args.env.iter().filter_map(|e| env_entry(e)) {
         builder = builder.env(entry);
     }
     if let Some(dir) = &args.workdir {
@@ -172,7 +153,7 @@ async fn attached(
     }
     let (signal_tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = Vec::new();
-    for sig in crate::signals::FORWARDED {
+    for sig in signals::FORWARDED {
         let mut stream = signal(SignalKind::from_raw(sig))
             .with_context(|| format!("listen for signal {sig}"))?;
         let tx = signal_tx.clone();

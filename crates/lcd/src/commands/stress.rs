@@ -18,6 +18,9 @@ use libcontainerd::spec::SpecBuilder;
 use libcontainerd::{Client, Container, Id, Output, Runtime, StdioConfig, Task};
 use serde_json::json;
 
+use crate::cli::{StressArgs, StressMode};
+use crate::context::Ctx;
+
 /// The phases of one container lifecycle, timed separately; together they cover the whole
 /// lifecycle (all that is left out is building the spec and the id, microseconds):
 /// `create` = `Client::new_container` (Containers.Create, bundle dir), `start` = `Container::start`
@@ -147,16 +150,6 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// Options of `lcd stress`.
-#[derive(Debug, Clone)]
-pub struct StressArgs {
-    pub concurrency: usize,
-    pub duration: Duration,
-    pub exec: bool,
-    pub json: bool,
-    pub rootfs: Option<PathBuf>,
-}
-
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
@@ -276,8 +269,20 @@ fn rootfs(given: &Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>
     Ok((dir, Some(tmp)))
 }
 
-/// `lcd stress`.
-pub async fn stress(ctx: &crate::context::Ctx, args: StressArgs) -> Result<i32> {
+/// `lcd stress [density]`.
+pub async fn stress(ctx: &Ctx, args: StressArgs) -> Result<i32> {
+    match &args.mode {
+        Some(StressMode::Density {
+            count,
+            json,
+            rootfs,
+        }) => density(ctx, *count, *json, rootfs).await,
+        None => lifecycles(ctx, &args).await,
+    }
+}
+
+/// `lcd stress` without a mode: workers loop lifecycles (or execs) until the duration is up.
+async fn lifecycles(ctx: &Ctx, args: &StressArgs) -> Result<i32> {
     if args.concurrency == 0 {
         bail!("-c must be at least 1");
     }
@@ -341,7 +346,7 @@ pub async fn stress(ctx: &crate::context::Ctx, args: StressArgs) -> Result<i32> 
     let warm = warm.await?;
     let after = usage();
     report(
-        &args,
+        args,
         &tally,
         elapsed,
         Snapshots {
@@ -429,7 +434,7 @@ async fn run_task(container: &Container, tally: &Tally) -> Result<()> {
 
 async fn exec_target(
     client: &Client,
-    ctx: &crate::context::Ctx,
+    ctx: &Ctx,
     rootfs: &Path,
     run_id: u32,
 ) -> Result<(Container, Task)> {
@@ -593,8 +598,8 @@ fn report(args: &StressArgs, tally: &Tally, elapsed: Duration, snaps: Snapshots)
 }
 
 /// `lcd stress density --count N`: start N idle containers and report each shim's memory.
-pub async fn density(
-    ctx: &crate::context::Ctx,
+async fn density(
+    ctx: &Ctx,
     count: usize,
     json_out: bool,
     rootfs_dir: &Option<PathBuf>,
