@@ -8,15 +8,7 @@ use lcd::cli::Cli;
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                lcd::EXIT_LCD_ERROR
-            } else {
-                0
-            };
-            let _ = e.print();
-            std::process::exit(code);
-        }
+        Err(e) => std::process::exit(lcd::exit::usage(&e)),
     };
     init_logging(cli.debug);
     // One thread is plenty for a CLI and starts fastest; blocking reads (stdin) use tokio's pool.
@@ -26,16 +18,13 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("lcd: start the async runtime: {e}");
-            std::process::exit(lcd::EXIT_LCD_ERROR);
+            let e = anyhow::Error::new(e).context("start the async runtime");
+            std::process::exit(lcd::exit::report(&e));
         }
     };
     let code = match runtime.block_on(lcd::commands::dispatch(cli)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("lcd: {}", lcd::one_line(&e));
-            lcd::exit_code_of(&e)
-        }
+        Err(e) => lcd::exit::report(&e),
     };
     // Exit without dropping the runtime: a blocking read of our stdin may still be pending.
     std::process::exit(code);

@@ -5,6 +5,7 @@ use libcontainerd::supervisor::DaemonStatus;
 
 use crate::cli::{DaemonAction, DaemonArgs};
 use crate::context::Ctx;
+use crate::exit;
 
 /// `lcd daemon start|stop|status`.
 pub async fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<i32> {
@@ -31,12 +32,12 @@ pub async fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<i32> {
             }
             DaemonStatus::Stopped => {
                 println!("containerd stopped");
-                Ok(3)
+                Ok(exit::DAEMON_STOPPED)
             }
             DaemonStatus::StalePidFile { pid } => {
                 let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
                 println!("containerd stopped (stale pid file names pid {pid}, which is not our containerd)");
-                Ok(3)
+                Ok(exit::DAEMON_STOPPED)
             }
         },
     }

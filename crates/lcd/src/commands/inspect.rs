@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::cli::IdsArgs;
 use crate::context::Ctx;
+use crate::exit;
 use crate::state::{self, State, LABEL_ROOTFS};
 
 /// `lcd inspect`.
@@ -17,13 +18,13 @@ pub async fn inspect(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
         match inspect_one(ctx, &client, id).await {
             Ok(v) => found.push(v),
             Err(e) => {
-                eprintln!("lcd: {}", crate::one_line(&e));
+                exit::print(&e);
                 failed = true;
             }
         }
     }
     println!("{}", serde_json::to_string_pretty(&found)?);
-    Ok(if failed { crate::EXIT_LCD_ERROR } else { 0 })
+    Ok(if failed { exit::LCD_ERROR } else { 0 })
 }
 
 async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json::Value> {

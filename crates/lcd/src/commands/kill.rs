@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::cli::KillArgs;
 use crate::context::Ctx;
-use crate::for_each_id;
+use crate::exit::for_each_id;
 use crate::state;
 
 /// `lcd kill`.

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::cli::IdsArgs;
 use crate::context::Ctx;
-use crate::for_each_id;
+use crate::exit::for_each_id;
 use crate::state;
 
 /// `lcd pause ID...`: freeze every process of each container.

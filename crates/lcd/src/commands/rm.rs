@@ -5,7 +5,7 @@ use libcontainerd::TaskStatus;
 
 use crate::cli::RmArgs;
 use crate::context::Ctx;
-use crate::for_each_id;
+use crate::exit::for_each_id;
 use crate::state;
 
 /// `lcd rm`.

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
-use crate::for_each_id;
+use crate::exit::for_each_id;
 use crate::state;
 
 /// `lcd stop`: SIGTERM, wait up to -t seconds, then SIGKILL; the stopped task is reaped.

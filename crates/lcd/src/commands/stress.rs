@@ -180,7 +180,7 @@ impl Tally {
     fn fail(&self, e: &anyhow::Error) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        first.get_or_insert_with(|| crate::one_line(e));
+        first.get_or_insert_with(|| crate::exit::one_line(e));
     }
 }
 

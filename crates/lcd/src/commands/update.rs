@@ -6,7 +6,7 @@ use libcontainerd::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxRe
 
 use crate::cli::UpdateArgs;
 use crate::context::Ctx;
-use crate::for_each_id;
+use crate::exit::for_each_id;
 use crate::state;
 
 /// The CFS period docker uses for `--cpus`, in microseconds.
