@@ -4,7 +4,8 @@
 //!
 //! A command returns `Ok(status)` for an outcome it chose (a container's exit status, 0, or
 //! [`DAEMON_STOPPED`]) and `Err` for a failure; the binary turns the `Err` into a line and a status
-//! with [`report`]. Commands on several containers report each failure with [`for_each_id`] and go on.
+//! with [`report`]. Commands on several containers report each failure with [`for_each_id`] and go
+//! on.
 
 use anyhow::Result;
 use libcontainerd::ExecFailure;

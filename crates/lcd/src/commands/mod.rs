@@ -3,9 +3,9 @@
 //! struct as it is and returns the exit status lcd ends with; errors go up to the binary, which
 //! prints them in one line (see [`crate::exit`]).
 //!
-//! Commands import support modules (context, state, session, tty, signals, flags) and argument types
-//! from [`crate::cli`]; none imports this module. The only imports between commands are `run`'s:
-//! it is `create` followed by `start`'s second half.
+//! Commands import support modules (context, state, session, tty, signals, flags, exit) and
+//! argument types from [`crate::cli`]; none imports this module. The only imports between commands
+//! are `run`'s: it is `create` followed by `start`'s second half.
 
 mod attach;
 mod checkpoint;
