@@ -1,4 +1,6 @@
-//! The command line, in docker's shape: `lcd [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]`.
+//! The command line, in docker's shape: `lcd [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]`. Only the
+//! argument types (and the duration parser clap calls): the commands take these structs as they are,
+//! so this module imports nothing of lcd's and the fuzz target parses exactly what `lcd` parses.
 
 use std::path::PathBuf;
 
@@ -49,7 +51,7 @@ pub enum Command {
     /// Start a created or stopped container.
     Start(StartArgs),
     /// Run a command in a running container.
-    Exec(ExecCli),
+    Exec(ExecArgs),
     /// Attach to a running container started with -i or -t (Ctrl-P Ctrl-Q detaches).
     Attach(AttachArgs),
     /// List containers.
@@ -65,19 +67,19 @@ pub enum Command {
     /// Print a detached container's output.
     Logs(LogsArgs),
     /// Stream containers' events (create, start, exit, oom, ...) as they happen.
-    Events(EventsCli),
+    Events(EventsArgs),
     /// Freeze containers' processes.
     Pause(IdsArgs),
     /// Thaw paused containers.
     Unpause(IdsArgs),
     /// Live resource usage of containers.
-    Stats(StatsCli),
+    Stats(StatsArgs),
     /// List a container's processes.
     Top(TopArgs),
     /// Change running containers' resource limits.
-    Update(UpdateCli),
+    Update(UpdateArgs),
     /// Checkpoint containers with CRIU.
-    Checkpoint(CheckpointCli),
+    Checkpoint(CheckpointArgs),
     /// Manage lcd's own containerd.
     Daemon(DaemonArgs),
     /// Show lcd's and containerd's versions.
@@ -85,12 +87,12 @@ pub enum Command {
     /// Make root filesystems.
     Rootfs(RootfsArgs),
     /// Load-test containerd through the library, like containerd-stress.
-    Stress(StressCli),
+    Stress(StressArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct StressCli {
+pub struct StressArgs {
     #[command(subcommand)]
     pub mode: Option<StressMode>,
     /// Workers running at once.
@@ -207,7 +209,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExecCli {
+pub struct ExecArgs {
     /// Keep stdin open and forward it.
     #[arg(short, long)]
     pub interactive: bool,
@@ -233,23 +235,8 @@ pub struct ExecCli {
     pub command: Vec<String>,
 }
 
-impl From<ExecCli> for crate::exec_cmd::ExecArgs {
-    fn from(c: ExecCli) -> Self {
-        crate::exec_cmd::ExecArgs {
-            interactive: c.interactive,
-            tty: c.tty,
-            detach: c.detach,
-            env: c.env,
-            workdir: c.workdir,
-            user: c.user,
-            container: c.container,
-            command: c.command,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
-pub struct EventsCli {
+pub struct EventsArgs {
     /// Output format: text or json (one object per line).
     #[arg(long, default_value = "text")]
     pub format: String,
@@ -259,7 +246,7 @@ pub struct EventsCli {
 }
 
 #[derive(Debug, Args)]
-pub struct StatsCli {
+pub struct StatsArgs {
     /// Print one sample and exit.
     #[arg(long)]
     pub no_stream: bool,
@@ -276,8 +263,8 @@ pub struct TopArgs {
     pub id: String,
 }
 
-#[derive(Debug, Args)]
-pub struct UpdateCli {
+#[derive(Debug, Default, Args)]
+pub struct UpdateArgs {
     /// Memory limit (e.g. 64m).
     #[arg(short, long)]
     pub memory: Option<String>,
@@ -302,7 +289,7 @@ pub struct UpdateCli {
 }
 
 #[derive(Debug, Args)]
-pub struct CheckpointCli {
+pub struct CheckpointArgs {
     #[command(subcommand)]
     pub action: CheckpointAction,
 }

@@ -5,7 +5,7 @@
 use std::os::fd::AsFd;
 
 use anyhow::{Context as _, Result};
-use libcontainerd::{DirectIo, ExitStatus, Task};
+use libcontainerd::{Container, DirectIo, ExitStatus, Task};
 use tokio::io::AsyncWriteExt;
 
 use crate::tty;
@@ -17,6 +17,16 @@ pub enum Outcome {
     Exited(ExitStatus),
     /// The user typed the detach sequence; the container keeps running.
     Detached,
+}
+
+/// Whether the container's process has a terminal (`-t`), as its spec says.
+pub fn has_terminal(container: &Container) -> bool {
+    container
+        .spec()
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
 }
 
 /// Run a session on `task` with its stdio `io`. `terminal` says whether the process has a terminal;

@@ -150,6 +150,12 @@ pub fn running(id: &Id, task: Option<(Task, TaskStatus)>) -> Result<Task> {
     }
 }
 
+/// The task of container `id` if it is running (or paused), or docker's "is not running" error.
+pub async fn running_task(client: &libcontainerd::Client, id: &str) -> Result<Task> {
+    let (container, task) = load_with_task(client, id).await?;
+    running(container.id(), task)
+}
+
 /// "2 minutes", "3 hours": docker's rough durations.
 pub fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// The longest any single `lcd` invocation may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on anything that should take well under a second; generous for a loaded machine.
+pub const PROMPT: Duration = Duration::from_secs(20);
 /// How long cleanup checks (shims exiting, cgroups going away) may take to settle.
 const SETTLE: Duration = Duration::from_secs(5);
 

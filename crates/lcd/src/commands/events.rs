@@ -12,34 +12,26 @@ use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::cli::EventsArgs;
 use crate::context::Ctx;
+use crate::flags::parse_format;
 
 /// How many formatted lines may wait for stdout. When stdout is slower, handlers wait (the library
 /// then holds events back, per container), so nothing is dropped and memory stays bounded.
 const PENDING_LINES: usize = 1024;
 
-/// The options of `lcd events`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventsArgs {
-    /// `--format json`: one JSON object per line.
-    pub json: bool,
-    /// `--filter container=ID`: only this container's events.
-    pub container: Option<String>,
-}
-
 /// Stream events until SIGINT or SIGTERM (then exit status 0), or until stdout is closed.
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
+    // Check the flags before starting or contacting any containerd.
+    let json = parse_format(&args.format, "text")?;
+    let container = args.filter.as_deref().map(container_filter).transpose()?;
     let mut interrupt = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
     let client = ctx.client().await?;
     let (lines, mut pending) = mpsc::channel(PENDING_LINES);
     let printer = Printer {
-        format: if args.json {
-            Format::Json
-        } else {
-            Format::Plain
-        },
-        container: args.container,
+        format: if json { Format::Json } else { Format::Plain },
+        container,
         lines,
     };
     let monitor = EventMonitor::start(client, Arc::new(printer));
@@ -60,6 +52,14 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
     };
     monitor.stop();
     result.map(|()| 0)
+}
+
+/// `--filter container=ID`, the one filter lcd supports: the container's id.
+fn container_filter(filter: &str) -> Result<String> {
+    filter
+        .strip_prefix("container=")
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("unknown filter {filter:?}: use container=ID"))
 }
 
 async fn write_line(stdout: &mut tokio::io::Stdout, line: &str) -> std::io::Result<()> {

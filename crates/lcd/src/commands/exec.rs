@@ -1,8 +1,8 @@
 //! `lcd exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u UID[:GID]] CONTAINER COMMAND [ARG...]`: run a
 //! command in a running container, as `docker exec` does.
 //!
-//! lcd's exit status is the command's. A command that does not exist or cannot be run gives 127 or
-//! 126 with the reason on stderr; every failure of lcd itself is an `Err` (125). The exec is
+//! lcd's exit status is the command's. A command that does not exist or cannot be run is an `Err`
+//! that [`crate::exit`] reports as 127 or 126; every other failure of lcd itself as 125. The exec is
 //! deleted once it has exited, so it leaves nothing in containerd or the bundle dir; with `-d` lcd
 //! returns as soon as it runs and its output is discarded.
 
@@ -12,42 +12,18 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::spec::parse_user;
-use libcontainerd::{exec_process, DirectIo, ExecFailure, Id, Output, Process, StdioConfig};
+use libcontainerd::{exec_process, DirectIo, Id, Output, Process, StdioConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::cli::ExecArgs;
 use crate::context::Ctx;
-use crate::{session, tty};
-
-/// docker's exit status when the command cannot be invoked.
-const EXIT_NOT_EXECUTABLE: i32 = 126;
-/// docker's exit status when the command is not found.
-const EXIT_NOT_FOUND: i32 = 127;
+use crate::flags::env_entry;
+use crate::{session, signals, tty};
 
 /// How long to wait, once the process has exited, for output still on its way. Output of
 /// background processes that keep the streams open is cut off after this (containerd's shim waits
 /// as long before closing the streams of an exec that is deleted).
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
-
-/// The options of `lcd exec`, docker's names.
-#[derive(Debug, Clone, Default)]
-pub struct ExecArgs {
-    /// Keep stdin open and forward lcd's stdin to the command (`-i`).
-    pub interactive: bool,
-    /// Give the command a terminal (`-t`).
-    pub tty: bool,
-    /// Start the command and return at once; its output is discarded (`-d`).
-    pub detach: bool,
-    /// Environment variables: `K=V`, or `K` to copy lcd's own (skipped if unset) (`-e`).
-    pub env: Vec<String>,
-    /// Working directory inside the container (`-w`).
-    pub workdir: Option<String>,
-    /// `UID[:GID]` to run as (`-u`).
-    pub user: Option<String>,
-    /// The container's id.
-    pub container: String,
-    /// The command and its arguments.
-    pub command: Vec<String>,
-}
 
 /// Run `lcd exec`; returns the exit status lcd should end with.
 pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
@@ -67,7 +43,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
 
     let mut builder =
         exec_process(container.spec(), args.command.iter().cloned()).terminal(args.tty);
-    for entry in args.env.iter().filter_map(|e| crate::run::env_entry(e)) {
+    for entry in args.env.iter().filter_map(|e| env_entry(e)) {
         builder = builder.env(entry);
     }
     if let Some(dir) = &args.workdir {
@@ -95,27 +71,14 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     };
     let exec_id = new_exec_id()?;
     let mut handles = None;
-    let started = task
+    // A command that does not exist or cannot run is an error like any other: the binary prints it
+    // and exits with 127 or 126 (crate::exit::code_of).
+    let exec = task
         .exec(&exec_id, process, &stdio, |io| {
             handles = Some(io);
             Ok(())
         })
-        .await;
-    let exec = match started {
-        Ok(exec) => exec,
-        Err(e) => {
-            return match ExecFailure::of(&e) {
-                Some(failure) => {
-                    eprintln!("lcd: {e}");
-                    Ok(match failure {
-                        ExecFailure::NotFound => EXIT_NOT_FOUND,
-                        ExecFailure::NotExecutable => EXIT_NOT_EXECUTABLE,
-                    })
-                }
-                None => Err(e.into()),
-            };
-        }
-    };
+        .await?;
     if args.detach {
         // Nobody is left to delete it: the exec stays registered (it has no files) until the
         // container's task is deleted, as docker's daemon keeps exec records.
@@ -172,7 +135,7 @@ async fn attached(
     }
     let (signal_tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = Vec::new();
-    for sig in crate::signals::FORWARDED {
+    for sig in signals::FORWARDED {
         let mut stream = signal(SignalKind::from_raw(sig))
             .with_context(|| format!("listen for signal {sig}"))?;
         let tx = signal_tx.clone();

@@ -1,0 +1,74 @@
+//! One module per command (or per pair that are one another's inverse: pause/unpause), and
+//! [`dispatch`], which runs the one the command line names. Each command takes its clap argument
+//! struct as it is and returns the exit status lcd ends with; errors go up to the binary, which
+//! prints them in one line (see [`crate::exit`]).
+//!
+//! Commands import support modules (context, state, session, tty, signals, flags, exit) and
+//! argument types from [`crate::cli`]; none imports this module. The only imports between commands
+//! are `run`'s: it is `create` followed by `start`'s second half.
+
+mod attach;
+mod checkpoint;
+mod create;
+mod daemon;
+mod events;
+mod exec;
+mod inspect;
+mod kill;
+mod logs;
+mod pause;
+mod ps;
+mod rm;
+mod rootfs;
+mod run;
+mod start;
+mod stats;
+mod stop;
+mod stress;
+mod top;
+mod update;
+mod version;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::context::Ctx;
+
+// The conversions from flags to what containerd gets, for the fuzz target.
+pub use create::build_spec;
+pub use update::update_resources;
+
+/// Run the command `cli` names; returns the exit status lcd should end with.
+pub async fn dispatch(cli: Cli) -> Result<i32> {
+    let ctx = Ctx {
+        address: cli.address,
+        namespace: cli.namespace,
+        data_root: cli.data_root,
+        exec_root: cli.exec_root,
+        containerd: cli.containerd,
+    };
+    match cli.command {
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Create(args) => create::create(&ctx, args).await,
+        Command::Start(args) => start::start(&ctx, args).await,
+        Command::Attach(args) => attach::attach(&ctx, args).await,
+        Command::Exec(args) => exec::exec(&ctx, args).await,
+        Command::Ps(args) => ps::ps(&ctx, args).await,
+        Command::Inspect(args) => inspect::inspect(&ctx, args).await,
+        Command::Kill(args) => kill::kill(&ctx, args).await,
+        Command::Stop(args) => stop::stop(&ctx, args).await,
+        Command::Rm(args) => rm::rm(&ctx, args).await,
+        Command::Logs(args) => logs::logs(&ctx, args).await,
+        Command::Events(args) => events::events(&ctx, args).await,
+        Command::Pause(args) => pause::pause(&ctx, args).await,
+        Command::Unpause(args) => pause::unpause(&ctx, args).await,
+        Command::Stats(args) => stats::stats(&ctx, args).await,
+        Command::Top(args) => top::top(&ctx, args).await,
+        Command::Update(args) => update::update(&ctx, args).await,
+        Command::Checkpoint(args) => checkpoint::checkpoint(&ctx, args).await,
+        Command::Daemon(args) => daemon::daemon(&ctx, args).await,
+        Command::Version(args) => version::version(&ctx, args).await,
+        Command::Rootfs(args) => rootfs::rootfs(args),
+        Command::Stress(args) => stress::stress(&ctx, args).await,
+    }
+}

@@ -1,0 +1,37 @@
+//! `lcd pause ID...` and `lcd unpause ID...`: freeze and thaw every process of containers (the
+//! cgroup freezer, through containerd).
+
+use anyhow::Result;
+
+use crate::cli::IdsArgs;
+use crate::context::Ctx;
+use crate::exit::for_each_id;
+use crate::state;
+
+/// `lcd pause ID...`: freeze every process of each container.
+pub async fn pause(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
+    let client = ctx.client().await?;
+    for_each_id(&args.ids, |id| {
+        let client = client.clone();
+        async move {
+            state::running_task(&client, &id).await?.pause().await?;
+            println!("{id}");
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `lcd unpause ID...`: thaw paused containers.
+pub async fn unpause(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
+    let client = ctx.client().await?;
+    for_each_id(&args.ids, |id| {
+        let client = client.clone();
+        async move {
+            state::running_task(&client, &id).await?.resume().await?;
+            println!("{id}");
+            Ok(())
+        }
+    })
+    .await
+}

@@ -1,0 +1,50 @@
+//! `lcd run`: `create`, then `start` attached or detached, and with `--rm` remove the container
+//! once it has exited.
+
+use anyhow::{bail, Result};
+use libcontainerd::{Container, ErrorKind};
+
+use super::create::create_container;
+use super::start::{run_attached, start_detached};
+use crate::cli::RunArgs;
+use crate::context::Ctx;
+
+/// `lcd run`: create, start, and (unless detached) wait and return the container's exit status.
+pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
+    if args.detach && args.rm {
+        bail!(
+            "--rm with -d is not supported yet: remove the container with `lcd rm` when it is done"
+        );
+    }
+    let interactive = args.create.interactive;
+    let container = create_container(ctx, &args.create).await?;
+    let outcome = if args.detach {
+        start_detached(ctx, &container, interactive).await.map(|_| {
+            println!("{}", container.id());
+            0
+        })
+    } else {
+        run_attached(container.clone(), interactive, args.rm).await
+    };
+    if outcome.is_err() || args.rm {
+        // Nothing half-made stays behind when run fails, and --rm removes it either way.
+        remove_quietly(&container).await;
+    }
+    outcome
+}
+
+async fn remove_quietly(container: &Container) {
+    // Usually the task is gone already (deleted once it exited, which the container handle
+    // remembers): then this is a single RPC.
+    let mut removed = container.delete().await;
+    if matches!(&removed, Err(e) if e.kind() == ErrorKind::FailedPrecondition) {
+        // Its task is still there (the run failed half-way, or the user detached): it goes first.
+        if let Ok(task) = container.task().await {
+            let _ = task.force_delete().await;
+        }
+        removed = container.delete().await;
+    }
+    if let Err(e) = removed {
+        tracing::warn!(container = %container.id(), error = %e, "removing the container");
+    }
+}

@@ -1,0 +1,121 @@
+//! lcd's exit statuses and how it reports an error, in one place for every command: docker's
+//! statuses (125 for lcd's own failures, 126 and 127 for a container command that cannot run) and
+//! one `lcd: ` line on stderr per error.
+//!
+//! A command returns `Ok(status)` for an outcome it chose (a container's exit status, 0, or
+//! [`DAEMON_STOPPED`]) and `Err` for a failure; the binary turns the `Err` into a line and a status
+//! with [`report`]. Commands on several containers report each failure with [`for_each_id`] and go
+//! on.
+
+use anyhow::Result;
+use libcontainerd::ExecFailure;
+
+/// docker's exit status when the tool itself fails.
+pub const LCD_ERROR: i32 = 125;
+/// docker's exit status when the container's command cannot be invoked.
+pub const NOT_EXECUTABLE: i32 = 126;
+/// docker's exit status when the container's command is not found.
+pub const NOT_FOUND: i32 = 127;
+/// `lcd daemon status` when the managed containerd is not running: LSB's "program is not running",
+/// so that scripts can tell it from a failure.
+pub const DAEMON_STOPPED: i32 = 3;
+
+/// The error and its causes on one line. A libcontainerd error's message already says everything
+/// its sources say (containerd's text included), so the chain stops there.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<libcontainerd::Error>().is_some() {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+/// 127/126 when the container's command could not be run, 125 for every other failure of lcd.
+pub fn code_of(e: &anyhow::Error) -> i32 {
+    e.chain()
+        .find_map(|cause| cause.downcast_ref::<libcontainerd::Error>())
+        .and_then(ExecFailure::of)
+        .map(|f| match f {
+            ExecFailure::NotFound => NOT_FOUND,
+            ExecFailure::NotExecutable => NOT_EXECUTABLE,
+        })
+        .unwrap_or(LCD_ERROR)
+}
+
+/// Print `e` as lcd's one error line on stderr.
+pub fn print(e: &anyhow::Error) {
+    eprintln!("lcd: {}", one_line(e));
+}
+
+/// Print `e` and return the status lcd exits with for it.
+pub fn report(e: &anyhow::Error) -> i32 {
+    print(e);
+    code_of(e)
+}
+
+/// Print clap's refusal of the command line (or the help or version asked for) and return the
+/// status: 125 for a mistake, as docker's own usage errors, 0 for `--help` and `--version`.
+pub fn usage(e: &clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() {
+        LCD_ERROR
+    } else {
+        0
+    }
+}
+
+/// Run `each` for every id; print each failure and go on, then return 125 if any failed, as docker
+/// does for multi-container commands.
+pub async fn for_each_id<F, Fut>(ids: &[String], mut each: F) -> Result<i32>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut failed = false;
+    for id in ids {
+        if let Err(e) = each(id.clone()).await {
+            print(&e);
+            failed = true;
+        }
+    }
+    Ok(if failed { LCD_ERROR } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libcontainerd::ErrorKind;
+
+    #[test]
+    fn causes_join_on_one_line_and_stop_at_the_library_error() {
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(one_line(&e), "outer: middle: inner");
+        let lib = libcontainerd::Error::internal("the library says it all")
+            .with_source(std::io::Error::other("its source"));
+        let said = lib.to_string();
+        let e = anyhow::Error::new(lib).context("start");
+        // The source is not repeated after the library's own message.
+        assert_eq!(one_line(&e), format!("start: {said}"));
+    }
+
+    #[test]
+    fn a_command_that_cannot_run_is_127_or_126() {
+        let not_found = libcontainerd::Error::new(
+            ErrorKind::NotFound,
+            "exec: \"nope\": executable file not found in $PATH",
+        );
+        assert_eq!(code_of(&anyhow::Error::new(not_found)), NOT_FOUND);
+        let denied = libcontainerd::Error::new(
+            ErrorKind::PermissionDenied,
+            "exec: \"/etc/passwd\": permission denied",
+        );
+        assert_eq!(
+            code_of(&anyhow::Error::new(denied).context("run")),
+            NOT_EXECUTABLE
+        );
+        assert_eq!(code_of(&anyhow::anyhow!("anything else")), LCD_ERROR);
+    }
+}
