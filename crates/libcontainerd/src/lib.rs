@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! libcontainerd: a containerd client with the contract of Docker's `libcontainerd`.
 //!
 //! [`Client`] connects to containerd in one namespace; [`Client::new_container`] and
