@@ -19,6 +19,7 @@
 //!   namespace dir and the containerd it started, and a non-zero exit status if any job failed.
 //!   `--fail-job K` makes job K fail on purpose, to see that path.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -183,7 +184,7 @@ async fn main() -> Result<(), Report> {
 }
 
 async fn run(env: &Env, count: usize, fail: Option<usize>) -> Result<(), Report> {
-    println!("ci_runner: {}", env.describe().await?);
+    say!("ci_runner: {}", env.describe().await?);
     let recorder = Recorder::new(false);
     let monitor = EventMonitor::start(env.client.clone(), recorder.clone());
     // Live before the first container: every event from here on reaches the recorder.
@@ -195,7 +196,7 @@ async fn run(env: &Env, count: usize, fail: Option<usize>) -> Result<(), Report>
     });
 
     let jobs = plan(count, fail)?;
-    println!("ci_runner: {count} jobs on a busybox rootfs");
+    say!("ci_runner: {count} jobs on a busybox rootfs");
     let started = Instant::now();
     let mut running = tokio::task::JoinSet::new();
     for job in jobs {
@@ -227,16 +228,19 @@ async fn run(env: &Env, count: usize, fail: Option<usize>) -> Result<(), Report>
         })
         .await;
 
-    println!(
+    say!(
         "{:<8} {:>4} {:>9} {:>7}  events",
-        "job", "exit", "stdout", "stderr"
+        "job",
+        "exit",
+        "stdout",
+        "stderr"
     );
     for o in &outcomes {
         let exit = o
             .exit_code
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into());
-        println!(
+        say!(
             "{:<8} {:>4} {:>9} {:>7}  {}",
             o.name.as_str(),
             exit,
@@ -247,13 +251,13 @@ async fn run(env: &Env, count: usize, fail: Option<usize>) -> Result<(), Report>
     }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.error.is_some()).collect();
     for o in &failed {
-        println!(
+        say!(
             "ci_runner: {} FAILED: {}",
             o.name,
             o.error.as_deref().unwrap_or_default()
         );
     }
-    println!(
+    say!(
         "ci_runner: {} jobs, {} passed, {} failed in {:.1} s",
         outcomes.len(),
         outcomes.len() - failed.len(),
@@ -398,7 +402,7 @@ async fn probe(shared: &Shared, task: &Task) -> Result<(), Report> {
     let (out, _err) = tokio::join!(read_all(io.stdout), read_all(io.stderr));
     let status = within("wait for the probe's exit", exit).await?;
     within("delete the probe", exec.delete()).await?;
-    println!(
+    say!(
         "ci_runner: exec probe into {}: {:?} (exit {})",
         task.id(),
         String::from_utf8_lossy(&out?).trim(),

@@ -11,6 +11,7 @@
 //! `alpha` and `beta` just run and exit (0 and 7); `gamma` is paused, resumed, exec'd into and
 //! stopped with SIGTERM (its trap exits 143).
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -44,7 +45,7 @@ async fn main() -> Result<(), Report> {
 }
 
 async fn run(env: &Env) -> Result<(), Report> {
-    println!("events: {}", env.describe().await?);
+    say!("events: {}", env.describe().await?);
     let recorder = Recorder::new(true);
     let monitor = EventMonitor::start(env.client.clone(), recorder.clone());
     // Live before the first container: every event from here on reaches the backend.
@@ -57,7 +58,7 @@ async fn run(env: &Env) -> Result<(), Report> {
     );
     let codes = [("alpha", alpha?), ("beta", beta?), ("gamma", gamma?)];
     for (name, code) in codes {
-        println!("events: wait_init_exit({name}) -> exit {code}");
+        say!("events: wait_init_exit({name}) -> exit {code}");
     }
 
     // A wait resolves when the monitor decides on the exit; the backend is handed it a moment later.
@@ -81,7 +82,7 @@ async fn run(env: &Env) -> Result<(), Report> {
     let mut wrong = Vec::new();
     for (name, want) in expected {
         let got = recorder.line(name);
-        println!("events: order {name}: {got}");
+        say!("events: order {name}: {got}");
         if got != want {
             wrong.push(format!("{name}: got {got:?}, expected {want:?}"));
         }
@@ -103,7 +104,7 @@ async fn run(env: &Env) -> Result<(), Report> {
     if !wrong.is_empty() {
         return Err(format!("events out of order or missing: {}", wrong.join("; ")).into());
     }
-    println!("events: every container's events arrived in order, each exit once");
+    say!("events: every container's events arrived in order, each exit once");
     Ok(())
 }
 
@@ -152,7 +153,7 @@ async fn gamma(env: &Env, monitor: &EventMonitor) -> Result<u32, Report> {
     let (exec, _io) = within("exec", task.spawn_exec(&exec_id, process, &no_output())).await?;
     let exec_status = within("wait for the exec's exit", exec_exit).await?;
     within("delete exec", exec.delete()).await?;
-    println!(
+    say!(
         "events: exec {exec_id} in gamma exited {}",
         exec_status.code
     );

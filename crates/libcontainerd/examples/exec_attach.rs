@@ -15,6 +15,7 @@
 //!   process, and its output comes back;
 //! - stopping the container with a parsed `Signal` and removing everything.
 
+#[macro_use]
 mod common;
 
 use common::{read_all, read_until, within, Args, Env, Report};
@@ -39,7 +40,7 @@ async fn main() -> Result<(), Report> {
 }
 
 async fn run(env: &Env) -> Result<(), Report> {
-    println!("exec_attach: {}", env.describe().await?);
+    say!("exec_attach: {}", env.describe().await?);
     let id = Id::new("box")?;
     // TERM ends it: as pid 1, sh ignores any signal it has no trap for.
     let spec = SpecBuilder::new(&env.rootfs)
@@ -58,7 +59,7 @@ async fn run(env: &Env) -> Result<(), Report> {
     let (task, mut io) = within("start", container.spawn(None, &StdioConfig::default())).await?;
     let mut init_out = io.stdout.take().ok_or("the init process has no stdout")?;
     read_until(&mut init_out, "box ready").await?;
-    println!("exec_attach: container {id} running, pid {}", task.pid());
+    say!("exec_attach: container {id} running, pid {}", task.pid());
 
     stdin_exec(&container, &task).await?;
     terminal_exec(&container, &task).await?;
@@ -70,7 +71,7 @@ async fn run(env: &Env) -> Result<(), Report> {
     let said = String::from_utf8_lossy(&read_all(Some(init_out)).await?).into_owned();
     within("delete task", task.delete()).await?;
     within("delete container", container.delete()).await?;
-    println!(
+    say!(
         "exec_attach: {signal} -> container said {:?}, exit {}",
         said.trim(),
         status.code
@@ -104,7 +105,7 @@ async fn stdin_exec(container: &Container, task: &Task) -> Result<(), Report> {
     let status = within("wait for tr", exec.wait()).await?;
     within("delete tr", exec.delete()).await?;
     let out = String::from_utf8_lossy(&out);
-    println!(
+    say!(
         "exec_attach: stdin exec: {:?} (exit {})",
         out.trim(),
         status.code
@@ -146,7 +147,7 @@ async fn terminal_exec(container: &Container, task: &Task) -> Result<(), Report>
     stdin.write_all(b"\n").await?;
     let status = within("wait for the terminal exec", exec.wait()).await?;
     within("delete the terminal exec", exec.delete()).await?;
-    println!(
+    say!(
         "exec_attach: terminal exec: stty size 24 80, resized to 120x40, stty size 40 120 (exit {})",
         status.code
     );
@@ -177,7 +178,7 @@ async fn re_attach(env: &Env, container: &Container, task: &Task) -> Result<(), 
         within("exec the worker", task.spawn_exec(&worker, process, &stdio)).await?;
     let mut out = io.stdout.take().ok_or("no stdout")?;
     read_until(&mut out, "worker ready").await?;
-    println!(
+    say!(
         "exec_attach: worker exec pid {} is waiting for a line; letting go of its stdio",
         exec.pid()
     );
@@ -220,7 +221,7 @@ async fn re_attach(env: &Env, container: &Container, task: &Task) -> Result<(), 
     let status = within("wait for the worker", exec.wait()).await?;
     within("delete the worker", exec.delete()).await?;
     let out = String::from_utf8_lossy(&out);
-    println!(
+    say!(
         "exec_attach: re-attached from a new client to exec {} of {}: {:?} (exit {})",
         exec.id(),
         container.id(),

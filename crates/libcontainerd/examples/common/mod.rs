@@ -8,6 +8,23 @@
 // Each example uses a different part of this module.
 #![allow(dead_code)]
 
+/// `println!` that ignores a closed stdout (`example | head`): `println!` would panic there, and a
+/// panic must not stop an example before it has cleaned up.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `say!` for stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -81,7 +98,7 @@ impl Args {
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             if arg == "--help" || arg == "-h" {
-                println!("{usage}");
+                say!("{usage}");
                 return Ok(None);
             }
             let (flag, value) = match arg.split_once('=') {
@@ -234,7 +251,7 @@ impl Env {
     pub async fn cleanup(self) -> Result<Cleaned, Report> {
         let mut first_error: Option<Report> = None;
         let mut note = |e: Report| {
-            eprintln!("cleanup: {e:?}");
+            say_err!("cleanup: {e:?}");
             first_error.get_or_insert(e);
         };
         let removed = match remove_all(&self.client).await {
@@ -282,7 +299,7 @@ impl Env {
 impl Cleaned {
     /// The line the examples print, and an error if anything was left.
     pub fn report(&self, program: &str) -> Result<(), Report> {
-        println!(
+        say!(
             "{program}: cleaned up: {} containers removed at the end, {} left, {} files left in the bundle dir",
             self.removed, self.containers_left, self.files_left
         );
@@ -319,11 +336,24 @@ impl Interrupts {
         body: impl Future<Output = Result<T, Report>>,
     ) -> Result<T, Report> {
         tokio::select! {
-            result = body => result,
+            result = catch_unwind(body) => result,
             _ = self.interrupt.recv() => Err("interrupted (SIGINT)".into()),
             _ = self.terminate.recv() => Err("terminated (SIGTERM)".into()),
         }
     }
+}
+
+/// `body`, with a panic inside it turned into an error (the panic hook has printed it already), so
+/// that the example still cleans up. After a panic the body is never polled again, only dropped:
+/// hence no unwind safety is needed of it.
+async fn catch_unwind<T>(body: impl Future<Output = Result<T, Report>>) -> Result<T, Report> {
+    let mut body = std::pin::pin!(body);
+    std::future::poll_fn(|cx| {
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body.as_mut().poll(cx)));
+        polled.unwrap_or_else(|_| std::task::Poll::Ready(Err("the example panicked".into())))
+    })
+    .await
 }
 
 /// The example's outcome after cleanup: the body's error first (it is what went wrong), then the
@@ -467,7 +497,7 @@ impl Backend for Recorder {
             if event == EventType::Exit {
                 line.push_str(&format!(" code={}", info.exit_code));
             }
-            println!("{line}");
+            say!("{line}");
         }
         self.changed.send_modify(|n| *n += 1);
         Ok(())
