@@ -6,6 +6,20 @@
 use std::fmt;
 
 /// What went wrong, in the vocabulary of containerd's `errdefs` (and Docker's).
+///
+/// `#[non_exhaustive]`: kinds may be added, so a `match` needs a `_` arm.
+///
+/// ```
+/// use libcontainerd::{Error, ErrorKind};
+///
+/// fn worth_retrying(error: &Error) -> bool {
+///     match error.kind() {
+///         ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => true,
+///         _ => false,
+///     }
+/// }
+/// assert!(!worth_retrying(&Error::invalid("bad id")));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {

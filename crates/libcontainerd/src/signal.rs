@@ -47,7 +47,19 @@ const NAMES: [(&str, i32); 30] = [
 /// A signal number the kernel knows: 1 to 64.
 ///
 /// Parse one from a number, a name (`TERM`, `SIGTERM`, any case) or a realtime offset
-/// (`RTMIN+3`, `RTMAX-1`), as docker's `--signal` and `--stop-signal` take them.
+/// (`RTMIN+3`, `RTMAX-1`), as docker's `--signal` and `--stop-signal` take them. Every kill
+/// ([`Task::kill`](crate::Task::kill), [`Task::kill_all`](crate::Task::kill_all),
+/// [`Process::kill`](crate::Process::kill)) takes one, so a bad number fails where it is made.
+///
+/// ```
+/// use libcontainerd::Signal;
+///
+/// assert_eq!("SIGTERM".parse::<Signal>()?, Signal::TERM);
+/// assert_eq!("kill".parse::<Signal>()?, Signal::new(9)?);
+/// assert_eq!(Signal::TERM.to_string(), "SIGTERM");
+/// assert!(Signal::new(65).is_err());
+/// # Ok::<(), libcontainerd::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signal(i32);
 

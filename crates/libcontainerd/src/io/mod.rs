@@ -78,7 +78,9 @@ pub struct StdioConfig {
     pub output: Output,
 }
 
-/// Direct handles on a process's stdio, given to the attach callback.
+/// Direct handles on a process's stdio: returned by [`Container::spawn`](crate::Container::spawn)
+/// and [`Task::spawn_exec`](crate::Task::spawn_exec), or given to the attach callback of the
+/// callback forms.
 ///
 /// Output handles reach end of file once the process has exited and the shim has flushed its output.
 /// Dropping any of them is always safe: stdin then delivers end of file, and an output reader keeps

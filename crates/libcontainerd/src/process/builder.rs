@@ -90,7 +90,8 @@ impl ExecProcessBuilder {
         self
     }
 
-    /// Validate the options and produce the spec. Every error is [`ErrorKind::InvalidArgument`].
+    /// Validate the options and produce the spec. Every error is
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
     pub fn build(self) -> Result<OciProcess> {
         validate_args(&self.args)?;
         let mut process = self.base.unwrap_or_else(|| {

@@ -40,16 +40,22 @@ pub struct Metrics {
 /// `cpu.stat`, in microseconds.
 #[derive(Clone, PartialEq, Message)]
 pub struct CpuStat {
+    /// All CPU time used.
     #[prost(uint64, tag = "1")]
     pub usage_usec: u64,
+    /// CPU time in user space.
     #[prost(uint64, tag = "2")]
     pub user_usec: u64,
+    /// CPU time in the kernel.
     #[prost(uint64, tag = "3")]
     pub system_usec: u64,
+    /// CFS enforcement periods that elapsed.
     #[prost(uint64, tag = "4")]
     pub nr_periods: u64,
+    /// Periods in which the cgroup was throttled.
     #[prost(uint64, tag = "5")]
     pub nr_throttled: u64,
+    /// Total time throttled.
     #[prost(uint64, tag = "6")]
     pub throttled_usec: u64,
 }
@@ -57,66 +63,97 @@ pub struct CpuStat {
 /// `memory.stat` (bytes; `pg*`, `workingset_*` and `thp_*` are event counts) plus usage and limits.
 #[derive(Clone, PartialEq, Message)]
 pub struct MemoryStat {
+    /// Anonymous memory (heap, stacks, anonymous mappings).
     #[prost(uint64, tag = "1")]
     pub anon: u64,
+    /// Page cache, including tmpfs.
     #[prost(uint64, tag = "2")]
     pub file: u64,
+    /// Kernel stacks of the cgroup's tasks.
     #[prost(uint64, tag = "3")]
     pub kernel_stack: u64,
+    /// Kernel slab memory (reclaimable and not).
     #[prost(uint64, tag = "4")]
     pub slab: u64,
+    /// Network transmission buffers.
     #[prost(uint64, tag = "5")]
     pub sock: u64,
+    /// Shared memory and tmpfs.
     #[prost(uint64, tag = "6")]
     pub shmem: u64,
+    /// Memory-mapped files.
     #[prost(uint64, tag = "7")]
     pub file_mapped: u64,
+    /// File pages waiting to be written back.
     #[prost(uint64, tag = "8")]
     pub file_dirty: u64,
+    /// File pages being written back now.
     #[prost(uint64, tag = "9")]
     pub file_writeback: u64,
+    /// Anonymous transparent huge pages.
     #[prost(uint64, tag = "10")]
     pub anon_thp: u64,
+    /// Anonymous memory on the inactive LRU list.
     #[prost(uint64, tag = "11")]
     pub inactive_anon: u64,
+    /// Anonymous memory on the active LRU list.
     #[prost(uint64, tag = "12")]
     pub active_anon: u64,
+    /// Page cache on the inactive LRU list.
     #[prost(uint64, tag = "13")]
     pub inactive_file: u64,
+    /// Page cache on the active LRU list.
     #[prost(uint64, tag = "14")]
     pub active_file: u64,
+    /// Memory that cannot be reclaimed (e.g. `mlock`ed).
     #[prost(uint64, tag = "15")]
     pub unevictable: u64,
+    /// Slab memory that may be reclaimed (dentries, inodes...).
     #[prost(uint64, tag = "16")]
     pub slab_reclaimable: u64,
+    /// Slab memory that cannot be reclaimed under pressure.
     #[prost(uint64, tag = "17")]
     pub slab_unreclaimable: u64,
+    /// Page faults.
     #[prost(uint64, tag = "18")]
     pub pgfault: u64,
+    /// Major page faults, which read from disk.
     #[prost(uint64, tag = "19")]
     pub pgmajfault: u64,
+    /// Refaults of pages evicted earlier.
     #[prost(uint64, tag = "20")]
     pub workingset_refault: u64,
+    /// Refaulted pages activated at once.
     #[prost(uint64, tag = "21")]
     pub workingset_activate: u64,
+    /// Times a shadow node was reclaimed.
     #[prost(uint64, tag = "22")]
     pub workingset_nodereclaim: u64,
+    /// Pages scanned on the active LRU list.
     #[prost(uint64, tag = "23")]
     pub pgrefill: u64,
+    /// Pages scanned on the inactive LRU list.
     #[prost(uint64, tag = "24")]
     pub pgscan: u64,
+    /// Pages reclaimed.
     #[prost(uint64, tag = "25")]
     pub pgsteal: u64,
+    /// Pages moved to the active LRU list.
     #[prost(uint64, tag = "26")]
     pub pgactivate: u64,
+    /// Pages moved to the inactive LRU list.
     #[prost(uint64, tag = "27")]
     pub pgdeactivate: u64,
+    /// Pages postponed for freeing under pressure (`MADV_FREE`).
     #[prost(uint64, tag = "28")]
     pub pglazyfree: u64,
+    /// Such lazily freed pages reclaimed.
     #[prost(uint64, tag = "29")]
     pub pglazyfreed: u64,
+    /// Transparent huge pages allocated on a fault.
     #[prost(uint64, tag = "30")]
     pub thp_fault_alloc: u64,
+    /// Transparent huge pages allocated by collapsing small pages.
     #[prost(uint64, tag = "31")]
     pub thp_collapse_alloc: u64,
     /// `memory.current`.
@@ -142,10 +179,13 @@ pub struct MemoryStat {
 /// `memory.events`: how often each boundary was hit.
 #[derive(Clone, PartialEq, Message)]
 pub struct MemoryEvents {
+    /// Reclaims while usage was under `memory.low` (the protection gave way).
     #[prost(uint64, tag = "1")]
     pub low: u64,
+    /// Times usage went over `memory.high` and the cgroup was throttled.
     #[prost(uint64, tag = "2")]
     pub high: u64,
+    /// Times usage was about to go over `memory.max`.
     #[prost(uint64, tag = "3")]
     pub max: u64,
     /// The cgroup ran out of memory.
@@ -167,16 +207,22 @@ pub struct IoStat {
 /// One device's line of `io.stat`.
 #[derive(Clone, PartialEq, Message)]
 pub struct IoEntry {
+    /// The device's major number.
     #[prost(uint64, tag = "1")]
     pub major: u64,
+    /// The device's minor number.
     #[prost(uint64, tag = "2")]
     pub minor: u64,
+    /// Bytes read.
     #[prost(uint64, tag = "3")]
     pub rbytes: u64,
+    /// Bytes written.
     #[prost(uint64, tag = "4")]
     pub wbytes: u64,
+    /// Read operations.
     #[prost(uint64, tag = "5")]
     pub rios: u64,
+    /// Write operations.
     #[prost(uint64, tag = "6")]
     pub wios: u64,
 }

@@ -20,8 +20,10 @@ pub struct PidsStat {
 /// The rdma controller (`rdma.current` / `rdma.max`).
 #[derive(Clone, PartialEq, Message)]
 pub struct RdmaStat {
+    /// Resources in use, per device (`rdma.current`).
     #[prost(message, repeated, tag = "1")]
     pub current: Vec<RdmaEntry>,
+    /// Limits, per device (`rdma.max`).
     #[prost(message, repeated, tag = "2")]
     pub limit: Vec<RdmaEntry>,
 }
@@ -29,10 +31,13 @@ pub struct RdmaStat {
 /// One rdma device's counters.
 #[derive(Clone, PartialEq, Message)]
 pub struct RdmaEntry {
+    /// The RDMA device.
     #[prost(string, tag = "1")]
     pub device: String,
+    /// HCA handles.
     #[prost(uint32, tag = "2")]
     pub hca_handles: u32,
+    /// HCA objects.
     #[prost(uint32, tag = "3")]
     pub hca_objects: u32,
 }
