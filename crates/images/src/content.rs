@@ -78,13 +78,13 @@ impl BlobWriter {
         let mut responses = match services.content().write(services.request(stream)).await {
             Ok(r) => r.into_inner(),
             Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
-            Err(s) => return Err(Error::from_status(context(), s)),
+            Err(s) => return Err(libcontainerd::raw::error_from_status(context(), s)),
         };
         match responses.message().await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(Error::internal(format!("{}: no answer", context()))),
             Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
-            Err(s) => return Err(Error::from_status(context(), s)),
+            Err(s) => return Err(libcontainerd::raw::error_from_status(context(), s)),
         }
         Ok(Open::Writer(Box::new(BlobWriter {
             services: services.clone(),
@@ -172,7 +172,7 @@ impl BlobWriter {
         if self.sender.send(message).await.is_err() {
             // containerd ended the stream: its status says why.
             return match self.responses.message().await {
-                Err(s) => Err(Error::from_status(context(), s)),
+                Err(s) => Err(libcontainerd::raw::error_from_status(context(), s)),
                 Ok(_) => Err(Error::internal(format!(
                     "{}: containerd closed the stream",
                     context()
@@ -185,7 +185,7 @@ impl BlobWriter {
                 "{}: containerd closed the stream",
                 context()
             ))),
-            Err(s) => Err(Error::from_status(context(), s)),
+            Err(s) => Err(libcontainerd::raw::error_from_status(context(), s)),
         }
     }
 
@@ -263,13 +263,13 @@ pub(crate) async fn read_small(services: &Services, what: &str, digest: &str) ->
             size: 0,
         }))
         .await
-        .map_err(|s| Error::from_status(context(), s))?
+        .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
         .into_inner();
     let mut data = Vec::with_capacity(info.size as usize);
     while let Some(chunk) = stream
         .message()
         .await
-        .map_err(|s| Error::from_status(context(), s))?
+        .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
     {
         data.extend_from_slice(&chunk.data);
         if data.len() as u64 > MAX_METADATA {
@@ -297,7 +297,7 @@ pub(crate) async fn info(services: &Services, digest: &str) -> Result<Option<Inf
     match result {
         Ok(r) => Ok(r.into_inner().info),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-        Err(s) => Err(Error::from_status(
+        Err(s) => Err(libcontainerd::raw::error_from_status(
             format!("get info of blob {digest} from the content store"),
             s,
         )),
@@ -325,6 +325,11 @@ pub(crate) async fn set_labels(
             update_mask: Some(prost_types::FieldMask { paths }),
         }))
         .await
-        .map_err(|s| Error::from_status(format!("label blob {digest} in the content store"), s))?;
+        .map_err(|s| {
+            libcontainerd::raw::error_from_status(
+                format!("label blob {digest} in the content store"),
+                s,
+            )
+        })?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use containerd_client::services::v1::{CreateRequest, DeleteRequest};
-use libcontainerd::{Client, Error, Result};
+use libcontainerd::{Client, Result};
 
 use crate::grpc::Services;
 
@@ -49,7 +49,7 @@ impl Lease {
                 labels,
             }))
             .await
-            .map_err(|s| Error::from_status(format!("create lease {id}"), s))?;
+            .map_err(|s| libcontainerd::raw::error_from_status(format!("create lease {id}"), s))?;
         Ok(Lease {
             services,
             id,
@@ -94,7 +94,10 @@ async fn delete(services: &Services, id: &str, sync: bool) -> Result<()> {
     match result {
         Ok(_) => Ok(()),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-        Err(s) => Err(Error::from_status(format!("delete lease {id}"), s)),
+        Err(s) => Err(libcontainerd::raw::error_from_status(
+            format!("delete lease {id}"),
+            s,
+        )),
     }
 }
 

@@ -72,7 +72,10 @@ pub async fn prepare_snapshot(
                 format!("prepare snapshot {id} in {snapshotter}: it already exists"),
             )
             .with_source(s),
-            _ => Error::from_status(format!("prepare snapshot {id} in {snapshotter}"), s),
+            _ => libcontainerd::raw::error_from_status(
+                format!("prepare snapshot {id} in {snapshotter}"),
+                s,
+            ),
         })?;
     mounts(&services, snapshotter, id).await
 }
@@ -91,7 +94,10 @@ async fn mounts(services: &Services, snapshotter: &str, key: &str) -> Result<Vec
         }))
         .await
         .map_err(|s| {
-            Error::from_status(format!("get mounts of snapshot {key} in {snapshotter}"), s)
+            libcontainerd::raw::error_from_status(
+                format!("get mounts of snapshot {key} in {snapshotter}"),
+                s,
+            )
         })?
         .into_inner()
         .mounts)
@@ -129,7 +135,12 @@ pub async fn read_files(
                 labels: HashMap::new(),
             }))
             .await
-            .map_err(|s| Error::from_status(format!("view image {image} in {snapshotter}"), s))?
+            .map_err(|s| {
+                libcontainerd::raw::error_from_status(
+                    format!("view image {image} in {snapshotter}"),
+                    s,
+                )
+            })?
             .into_inner()
             .mounts;
         let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();

@@ -263,7 +263,7 @@ async fn stream_blobs(services: &Services, plan: &Plan, sender: &mpsc::Sender<It
                 size: 0,
             }))
             .await
-            .map_err(|s| Error::from_status(context(), s))?
+            .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
             .into_inner();
         let size = blob.size.max(0) as u64;
         sender
@@ -274,7 +274,7 @@ async fn stream_blobs(services: &Services, plan: &Plan, sender: &mpsc::Sender<It
         while let Some(chunk) = stream
             .message()
             .await
-            .map_err(|s| Error::from_status(context(), s))?
+            .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
         {
             sent += chunk.data.len() as u64;
             if sent > size {

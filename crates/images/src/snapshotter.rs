@@ -25,7 +25,7 @@ pub async fn available(client: &Client) -> Result<Vec<(String, Option<String>)>>
         .introspection()
         .plugins(services.request(PluginsRequest { filters: vec![] }))
         .await
-        .map_err(|s| Error::from_status("list containerd's plugins", s))?
+        .map_err(|s| libcontainerd::raw::error_from_status("list containerd's plugins", s))?
         .into_inner()
         .plugins;
     Ok(plugins

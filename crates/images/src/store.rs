@@ -65,7 +65,7 @@ pub(crate) async fn get_record(services: &Services, name: &str) -> Result<ImageR
         .await
         .map_err(|s| match s.code() {
             tonic::Code::NotFound => Error::not_found(format!("no such image: {name}")),
-            _ => Error::from_status(format!("get image {name}"), s),
+            _ => libcontainerd::raw::error_from_status(format!("get image {name}"), s),
         })?;
     let image = response
         .into_inner()
@@ -80,7 +80,7 @@ pub(crate) async fn list_records(services: &Services) -> Result<Vec<ImageRecord>
         .images()
         .list(services.request(ListImagesRequest { filters: vec![] }))
         .await
-        .map_err(|s| Error::from_status("list images", s))?
+        .map_err(|s| libcontainerd::raw::error_from_status("list images", s))?
         .into_inner()
         .images;
     let mut records = images
@@ -118,7 +118,10 @@ pub(crate) async fn put(services: &Services, name: &str, target: &Descriptor) ->
                 previous: Some(previous),
             })
         }
-        Err(s) => Err(Error::from_status(format!("create image {name}"), s)),
+        Err(s) => Err(libcontainerd::raw::error_from_status(
+            format!("create image {name}"),
+            s,
+        )),
     }
 }
 
@@ -134,7 +137,7 @@ async fn retarget(services: &Services, image: Image) -> Result<()> {
             source_date_epoch: None,
         }))
         .await
-        .map_err(|s| Error::from_status(format!("update image {name}"), s))?;
+        .map_err(|s| libcontainerd::raw::error_from_status(format!("update image {name}"), s))?;
     Ok(())
 }
 
@@ -151,7 +154,7 @@ pub(crate) async fn delete_record(services: &Services, name: &str, sync: bool) -
         .await
         .map_err(|s| match s.code() {
             tonic::Code::NotFound => Error::not_found(format!("no such image: {name}")),
-            _ => Error::from_status(format!("delete image {name}"), s),
+            _ => libcontainerd::raw::error_from_status(format!("delete image {name}"), s),
         })?;
     Ok(())
 }

@@ -149,7 +149,9 @@ async fn apply_layer(
             labels: HashMap::new(),
         }))
         .await
-        .map_err(|s| Error::from_status(format!("prepare snapshot in {snapshotter}"), s))?
+        .map_err(|s| {
+            libcontainerd::raw::error_from_status(format!("prepare snapshot in {snapshotter}"), s)
+        })?
         .into_inner()
         .mounts;
     let result = apply_and_commit(
@@ -186,7 +188,7 @@ async fn apply_and_commit(
             sync_fs: false,
         }))
         .await
-        .map_err(|s| Error::from_status("apply", s))?
+        .map_err(|s| libcontainerd::raw::error_from_status("apply", s))?
         .into_inner()
         .applied
         .ok_or_else(|| Error::internal("apply: containerd returned no descriptor"))?;
@@ -212,7 +214,10 @@ async fn apply_and_commit(
             remove(services, snapshotter, key).await;
             Ok(())
         }
-        Err(s) => Err(Error::from_status(format!("commit snapshot {chain_id}"), s)),
+        Err(s) => Err(libcontainerd::raw::error_from_status(
+            format!("commit snapshot {chain_id}"),
+            s,
+        )),
     }
 }
 
@@ -232,7 +237,7 @@ pub(crate) async fn stat(
     match result {
         Ok(r) => Ok(r.into_inner().info),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-        Err(s) => Err(Error::from_status(
+        Err(s) => Err(libcontainerd::raw::error_from_status(
             format!("stat snapshot {key} in {snapshotter}"),
             s,
         )),
@@ -256,6 +261,11 @@ pub(crate) async fn try_remove(services: &Services, snapshotter: &str, key: &str
             key: key.to_string(),
         }))
         .await
-        .map_err(|s| Error::from_status(format!("remove snapshot {key} from {snapshotter}"), s))?;
+        .map_err(|s| {
+            libcontainerd::raw::error_from_status(
+                format!("remove snapshot {key} from {snapshotter}"),
+                s,
+            )
+        })?;
     Ok(())
 }

@@ -153,7 +153,7 @@ impl Error {
     /// it: containerd dying during a call surfaces as `Unknown` ("transport error", a broken pipe or
     /// a reset) or `Cancelled` ("connection closed"), which would otherwise read as an answer of
     /// containerd's.
-    pub fn from_status(context: impl fmt::Display, status: tonic::Status) -> Self {
+    pub(crate) fn from_status(context: impl fmt::Display, status: tonic::Status) -> Self {
         use tonic::Code;
         if let Some(failure) = transport_failure(&status) {
             let message = match failure {
