@@ -498,7 +498,7 @@ async fn a_missing_command_is_not_found_and_leaks_no_process_or_fifo() {
 }
 
 #[tokio::test]
-async fn a_reused_exec_id_is_a_conflict_and_keeps_the_first() {
+async fn a_reused_exec_id_already_exists_and_keeps_the_first() {
     let env = TestEnv::new().await;
     let (c, task) = running(&env, "reuse", &["sleep", "600"]).await;
     let id = TestEnv::id("same");

@@ -87,7 +87,7 @@ async fn container_records_round_trip_and_delete_removes_the_bundle() {
 }
 
 #[tokio::test]
-async fn duplicate_ids_are_a_conflict_and_keep_the_first() {
+async fn duplicate_ids_already_exist_and_keep_the_first() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("dup");
     let spec = env.spec(&["true"]).build().unwrap();
