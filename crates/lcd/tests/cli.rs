@@ -238,8 +238,9 @@ fn bad_rootfs_is_rejected() {
             .expect_error(125, &[missing, "does not exist"]);
         lcd.run(&[cmd, &file, "true"])
             .expect_error(125, &[file.as_str(), "not a directory"]);
-        lcd.run(&[cmd, "busybox", "true"])
-            .expect_error(125, &["busybox", "not a rootfs path"]);
+        // A bare word is an image: none is stored, and --pull never keeps lcd from fetching it.
+        lcd.run(&[cmd, "--pull", "never", "busybox", "true"])
+            .expect_error(125, &["no such image: busybox"]);
     }
     lcd.assert_clean();
 }

@@ -1,13 +1,20 @@
-//! `lcd create`: make a container from a rootfs directory and flags, without starting it. `run` is
-//! this followed by `start`'s second half, so the container and its spec are made here for both.
+//! `lcd create`: make a container from an image or a rootfs directory and flags, without starting
+//! it. `run` is this followed by `start`'s second half, so the container and its spec are made here
+//! for both.
+//!
+//! The argument is a rootfs directory when it is a path (starts with `/` or `.`), used in place as
+//! `ctr --rootfs` and `podman --rootfs` do; anything else is an image reference, run on a
+//! copy-on-write snapshot of its own (pulled first if missing, as `--pull` says).
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::oci_spec::runtime::Spec;
 use libcontainerd::spec::{parse_bytes, parse_user, SpecBuilder};
-use libcontainerd::{Container, Id};
+use libcontainerd::{Client, Container, ErrorKind, Id};
+use libcontainerd_images::{prepare, RunOptions};
 
 use crate::cli::CreateArgs;
 use crate::context::Ctx;
@@ -24,11 +31,15 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
 
 /// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps.
 pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container> {
-    let rootfs = resolve_rootfs(&args.rootfs)?;
     let id = match &args.name {
         Some(name) => Id::new(name.as_str())?,
         None => state::generate_id()?,
     };
+    if !is_rootfs_path(&args.rootfs) {
+        let client = ctx.client().await?;
+        return create_from_image(ctx, &client, args, &id).await;
+    }
+    let rootfs = resolve_rootfs(&args.rootfs)?;
     let spec = build_spec(args, &rootfs)?;
     let mut labels = HashMap::new();
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
@@ -41,14 +52,75 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
         .await?)
 }
 
-/// A ROOTFS argument is a directory path; docker reads a bare word as an image name, which lcd has
-/// no store for, so say so instead of guessing.
-fn resolve_rootfs(arg: &str) -> Result<PathBuf> {
-    if !arg.contains('/') {
-        bail!(
-            "{arg:?} is not a rootfs path: give a directory (e.g. ./{arg}); make one with `lcd rootfs busybox DIR`"
-        );
+/// A rootfs is a path; `127.0.0.1:5000/app` and `library/busybox` are images.
+fn is_rootfs_path(arg: &str) -> bool {
+    arg.starts_with('/') || arg.starts_with('.')
+}
+
+/// A container on a snapshot of image `args.rootfs`, pulled first as `--pull` says.
+async fn create_from_image(
+    ctx: &Ctx,
+    client: &Client,
+    args: &CreateArgs,
+    id: &Id,
+) -> Result<Container> {
+    let image = args.rootfs.as_str();
+    if args.pull == "always" {
+        super::pull::fetch(client, image, None, false, false).await?;
     }
+    let options = RunOptions {
+        entrypoint: args.entrypoint.as_ref().map(|e| {
+            // `--entrypoint ""` clears it; otherwise one word, as docker takes it.
+            if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            }
+        }),
+        args: args.command.clone(),
+        env: args.env.iter().filter_map(|e| env_entry(e)).collect(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        ..RunOptions::default()
+    };
+    let prepared = match prepare(client, image, id, &options).await {
+        Err(e)
+            if e.kind() == ErrorKind::NotFound
+                && args.pull == "missing"
+                && is_missing_image(&e) =>
+        {
+            // docker says so on stderr; lcd only on a terminal, where its errors stay one line.
+            if std::io::stderr().is_terminal() {
+                eprintln!("Unable to find image '{image}' locally");
+            }
+            super::pull::fetch(client, image, None, false, false).await?;
+            prepare(client, image, id, &options).await?
+        }
+        prepared => prepared?,
+    };
+    let spec = match apply_options(prepared.spec.clone(), args) {
+        Ok(spec) => spec,
+        Err(e) => {
+            prepared.abandon(client).await;
+            return Err(e);
+        }
+    };
+    let mut labels = HashMap::new();
+    if args.interactive {
+        labels.insert(LABEL_STDIN.to_string(), "1".to_string());
+    }
+    Ok(prepared
+        .create(client, id, &spec, &ctx.runtime(), &labels)
+        .await?)
+}
+
+/// Whether `prepare` failed because the image is not stored (not, say, a missing snapshot).
+fn is_missing_image(e: &libcontainerd::Error) -> bool {
+    e.message().starts_with("no such image")
+}
+
+/// A rootfs argument must be an existing directory.
+fn resolve_rootfs(arg: &str) -> Result<PathBuf> {
     let path = Path::new(arg);
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {}
@@ -62,8 +134,13 @@ fn resolve_rootfs(arg: &str) -> Result<PathBuf> {
 /// target, which feeds it every command line clap accepts.
 pub fn build_spec(args: &CreateArgs, rootfs: &Path) -> Result<Spec> {
     let mut builder = SpecBuilder::new(rootfs);
-    if !args.command.is_empty() {
-        builder = builder.args(args.command.iter().cloned());
+    match args.entrypoint.as_deref().filter(|e| !e.is_empty()) {
+        Some(entrypoint) => {
+            let argv = std::iter::once(entrypoint.to_string()).chain(args.command.iter().cloned());
+            builder = builder.args(argv);
+        }
+        None if !args.command.is_empty() => builder = builder.args(args.command.iter().cloned()),
+        None => {}
     }
     for entry in args.env.iter().filter_map(|e| env_entry(e)) {
         builder = builder.env(entry);
@@ -75,6 +152,12 @@ pub fn build_spec(args: &CreateArgs, rootfs: &Path) -> Result<Spec> {
         let (uid, gid) = parse_user(user)?;
         builder = builder.user(uid, gid);
     }
+    apply_options(builder, args)
+}
+
+/// The flags that mean the same for an image and a rootfs directory: hostname, limits, read-only,
+/// terminal (the command, env, working dir and user come from the image's rules or the flags).
+fn apply_options(mut builder: SpecBuilder, args: &CreateArgs) -> Result<Spec> {
     if let Some(hostname) = &args.hostname {
         builder = builder.hostname(hostname.clone());
     }

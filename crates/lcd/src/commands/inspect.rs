@@ -63,6 +63,8 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
             "FinishedAt": match state { State::Exited { finished_at: Some(t), .. } => Some(libcontainerd::time::rfc3339(t)), _ => None },
         },
         "Rootfs": container.labels().get(LABEL_ROOTFS),
+        "Image": container.snapshot().and_then(|s| s.image.as_deref()),
+        "Snapshot": container.snapshot().map(|s| serde_json::json!({"Snapshotter": s.snapshotter, "Key": s.key})),
         "BundleDir": container.bundle_dir(),
         "LogPath": log.exists().then_some(log),
         "Labels": container.labels(),

@@ -13,18 +13,26 @@ mod create;
 mod daemon;
 mod events;
 mod exec;
+mod image;
+mod images;
+mod import;
 mod inspect;
 mod kill;
+mod load;
 mod logs;
 mod pause;
 mod ps;
+mod pull;
 mod rm;
+mod rmi;
 mod rootfs;
 mod run;
+mod save;
 mod start;
 mod stats;
 mod stop;
 mod stress;
+mod tag;
 mod top;
 mod update;
 mod version;
@@ -70,5 +78,13 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Version(args) => version::version(&ctx, args).await,
         Command::Rootfs(args) => rootfs::rootfs(args),
         Command::Stress(args) => stress::stress(&ctx, args).await,
+        Command::Pull(args) => pull::pull(&ctx, args).await,
+        Command::Load(args) => load::load(&ctx, args).await,
+        Command::Import(args) => import::import(&ctx, args).await,
+        Command::Save(args) => save::save(&ctx, args).await,
+        Command::Images(args) => images::images(&ctx, args).await,
+        Command::Tag(args) => tag::tag(&ctx, args).await,
+        Command::Rmi(args) => rmi::rmi(&ctx, args).await,
+        Command::Image(args) => image::image(&ctx, args).await,
     }
 }

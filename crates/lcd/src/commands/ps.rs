@@ -106,7 +106,7 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<i32> {
     } else {
         out.push_str(&format!(
             "{:<18} {:<28} {:<24} {:<26} {}\n",
-            "CONTAINER ID", "COMMAND", "CREATED", "STATUS", "ROOTFS"
+            "CONTAINER ID", "COMMAND", "CREATED", "STATUS", "IMAGE/ROOTFS"
         ));
         for r in &rows {
             let created = r
@@ -125,11 +125,7 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<i32> {
                 quote_truncated(&command_of(&r.info), 26),
                 created,
                 status_text(&r.state, now),
-                r.info
-                    .labels
-                    .get(LABEL_ROOTFS)
-                    .map(String::as_str)
-                    .unwrap_or("")
+                where_from(&r.info)
             ));
         }
     }
@@ -161,5 +157,19 @@ fn ps_json(r: &Row, now: SystemTime) -> serde_json::Value {
         "pid": pid,
         "exit_code": exit_code,
         "rootfs": r.info.labels.get(LABEL_ROOTFS),
+        "image": image_of(&r.info),
     })
+}
+
+/// The IMAGE/ROOTFS column: the image a container was made from (docker's short form), or the
+/// rootfs directory it runs in.
+fn where_from(info: &libcontainerd::ContainerInfo) -> String {
+    match image_of(info) {
+        Some(image) => libcontainerd_images::reference::familiar(image),
+        None => info.labels.get(LABEL_ROOTFS).cloned().unwrap_or_default(),
+    }
+}
+
+fn image_of(info: &libcontainerd::ContainerInfo) -> Option<&str> {
+    info.snapshot.as_ref().and_then(|s| s.image.as_deref())
 }

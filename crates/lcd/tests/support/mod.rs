@@ -389,6 +389,13 @@ impl Lcd {
             .env_remove("LCD_ADDRESS")
             .env_remove("LCD_CONTAINERD")
             .env_remove("LCD_LOG")
+            // Tests talk only to 127.0.0.0/8: an image pull that would leave the machine (a test
+            // naming an image nobody stored) goes to a proxy on loopback that refuses it instead.
+            // The pull never uses a proxy for loopback registries, so local ones still work.
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
             .stdin(Stdio::null());
         // Another containerd to test against (.ci/containerd-1.7 sets it, and PATH for its shim).
         if let Some(binary) = std::env::var_os("LCD_TEST_CONTAINERD") {

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+mod images;
+
+pub use images::*;
+
 /// A docker-style command line for containerd.
 #[derive(Debug, Parser)]
 #[command(name = "lcd", version, about, propagate_version = true)]
@@ -44,7 +48,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create and run a container from a root filesystem directory.
+    /// Create and run a container from an image or a root filesystem directory.
     Run(RunArgs),
     /// Create a container without starting it; prints its id.
     Create(CreateArgs),
@@ -86,6 +90,22 @@ pub enum Command {
     Version(FormatArgs),
     /// Make root filesystems.
     Rootfs(RootfsArgs),
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// Load images from a tar archive (docker-save or OCI layout) or stdin.
+    Load(LoadArgs),
+    /// Make an image of a root filesystem (a directory, a tar archive or stdin).
+    Import(ImportArgs),
+    /// Save images to a tar archive (docker-save format).
+    Save(SaveArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Remove images.
+    Rmi(RmiArgs),
+    /// Manage images.
+    Image(ImageArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
 }
@@ -185,10 +205,18 @@ pub struct CreateArgs {
     /// Maximum number of processes.
     #[arg(long)]
     pub pids_limit: Option<i64>,
+    /// Run this instead of the image's entrypoint (drops its Cmd too; "" clears it).
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Pull the image: missing (if not stored), always, or never.
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
-    /// The root filesystem: a directory path (it must contain a '/', e.g. ./rootfs).
+    /// An image (busybox, 127.0.0.1:5000/app:1), or a root filesystem directory used in place
+    /// (a path starting with / or ., e.g. ./rootfs).
+    #[arg(value_name = "IMAGE|ROOTFS")]
     pub rootfs: String,
     /// The command and its arguments (default: sh).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -1,0 +1,117 @@
+//! The image commands' arguments (docker's names): `pull`, `load`, `import`, `save`, `images`,
+//! `tag`, `rmi`, and `image SUBCOMMAND` for the same under one roof.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args, Clone)]
+pub struct PullArgs {
+    /// Platform to pull from a multi-platform image (os/arch[/variant]; default: this host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image's name.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Speak plain HTTP to the registry (loopback registries fall back to it anyway).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// The image: NAME[:TAG] or NAME@DIGEST.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from this tar archive instead of stdin (docker-save or OCI layout, plain or gzip).
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Print only the loaded images' names.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A root filesystem: a directory, a tar archive (plain or gzip), or - for stdin.
+    pub source: String,
+    /// The image's name: NAME[:TAG].
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only the image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Full image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: text or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Only images of this repository (NAME or NAME:TAG).
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image to name again.
+    pub source: String,
+    /// The new name: NAME[:TAG].
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove the image even when containers use it.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// The images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Show images' details as JSON.
+    Inspect(ImageInspectArgs),
+    /// Remove images.
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// Load images from a tar archive.
+    Load(LoadArgs),
+    /// Save images to a tar archive.
+    Save(SaveArgs),
+    /// Make an image of a root filesystem.
+    Import(ImportArgs),
+}

@@ -1,0 +1,44 @@
+//! `lcd load`: import images from a docker-save or OCI layout archive (a file or stdin).
+
+use anyhow::{Context as _, Result};
+use libcontainerd_images::{import, ImportOptions, Reference};
+
+use crate::cli::LoadArgs;
+use crate::context::Ctx;
+
+/// `lcd load [-i FILE]`: prints `Loaded image: NAME` per image, as docker does.
+pub async fn load(ctx: &Ctx, args: LoadArgs) -> Result<i32> {
+    let client = ctx.client().await?;
+    let images = match &args.input {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+            import(
+                &client,
+                std::io::BufReader::new(file),
+                &ImportOptions::default(),
+            )
+            .await?
+        }
+        None => {
+            use std::io::IsTerminal;
+            if std::io::stdin().is_terminal() {
+                anyhow::bail!("requested load from stdin, but stdin is a terminal: give -i FILE or pipe an archive in");
+            }
+            import(&client, std::io::stdin(), &ImportOptions::default()).await?
+        }
+    };
+    for image in images {
+        for name in image.names {
+            let shown = Reference::parse(&name)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| name.clone());
+            if args.quiet {
+                println!("{shown}");
+            } else {
+                println!("Loaded image: {shown}");
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,193 @@
+//! `lcd pull`: fetch an image from a registry and unpack it, with a progress line per layer on a
+//! terminal (nothing but the result when piped), as docker prints it.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use libcontainerd::Client;
+use libcontainerd_images::pull::{pull as pull_image, Progress, ProgressState, PullOptions};
+use libcontainerd_images::{Platform, Reference};
+
+use crate::cli::PullArgs;
+use crate::context::Ctx;
+
+/// `lcd pull`.
+pub async fn pull(ctx: &Ctx, args: PullArgs) -> Result<i32> {
+    let client = ctx.client().await?;
+    let name = fetch(
+        &client,
+        &args.name,
+        args.platform.as_deref(),
+        args.plain_http,
+        args.quiet,
+    )
+    .await?;
+    println!("{name}");
+    Ok(0)
+}
+
+/// Pull `reference`, drawing progress on stderr unless `quiet` or stderr is not a terminal; the
+/// stored name. Also what `run --pull` calls.
+pub async fn fetch(
+    client: &Client,
+    reference: &str,
+    platform: Option<&str>,
+    plain_http: bool,
+    quiet: bool,
+) -> Result<String> {
+    let parsed = Reference::parse(reference)?;
+    let mut options = PullOptions {
+        plain_http,
+        ..PullOptions::default()
+    };
+    if let Some(platform) = platform {
+        options.platform = parse_platform(platform)?;
+    }
+    let bars = (!quiet && std::io::stderr().is_terminal()).then(Bars::default);
+    if let Some(bars) = &bars {
+        eprintln!(
+            "{}: Pulling from {}",
+            parsed.tag().unwrap_or("latest"),
+            parsed.path()
+        );
+        let bars = bars.clone();
+        options.progress = Some(Arc::new(move |p: &Progress| bars.update(p)));
+    }
+    let pulled = pull_image(client, reference, &options).await?;
+    if bars.is_some() {
+        let status = if pulled.downloaded == 0 {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        eprintln!("Digest: {}", pulled.target.digest);
+        eprintln!("Status: {status} {}", parsed.familiar());
+    }
+    Ok(pulled.name)
+}
+
+/// `os/arch[/variant]`.
+pub fn parse_platform(text: &str) -> Result<Platform> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform::new(os, arch, None)),
+        [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+            Ok(Platform::new(os, arch, Some(variant)))
+        }
+        _ => anyhow::bail!("invalid platform {text:?}: give os/arch[/variant], e.g. linux/amd64"),
+    }
+}
+
+/// One line per layer, redrawn in place: `<digest>: Downloading  1.2MB/3.4MB`.
+#[derive(Clone, Default)]
+struct Bars {
+    lines: Arc<Mutex<BarState>>,
+}
+
+#[derive(Default)]
+struct BarState {
+    layers: BTreeMap<usize, Progress>,
+    drawn: usize,
+}
+
+impl Bars {
+    fn update(&self, progress: &Progress) {
+        let mut state = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        state.layers.insert(progress.layer, progress.clone());
+        let mut out = String::new();
+        if state.drawn > 0 {
+            // Back to the first line of the block, then redraw it all.
+            out.push_str(&format!("\x1b[{}A", state.drawn));
+        }
+        for p in state.layers.values() {
+            out.push_str(&format!("\x1b[2K{}\n", line(p)));
+        }
+        state.drawn = state.layers.len();
+        let _ = std::io::stderr().write_all(out.as_bytes());
+    }
+}
+
+fn line(p: &Progress) -> String {
+    let short = p
+        .digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect::<String>();
+    match p.state {
+        ProgressState::Waiting => format!("{short}: Waiting"),
+        ProgressState::Present => format!("{short}: Already exists"),
+        ProgressState::Done => format!("{short}: Pull complete"),
+        ProgressState::Downloading | ProgressState::Resuming => {
+            let width = 40usize;
+            let filled = if p.total == 0 {
+                0
+            } else {
+                ((p.done as f64 / p.total as f64) * width as f64) as usize
+            }
+            .min(width);
+            format!(
+                "{short}: {} [{}>{}] {}/{}",
+                if p.state == ProgressState::Resuming {
+                    "Resuming   "
+                } else {
+                    "Downloading"
+                },
+                "=".repeat(filled),
+                " ".repeat(width - filled),
+                human(p.done),
+                human(p.total)
+            )
+        }
+    }
+}
+
+/// Docker's sizes: decimal units, three significant digits.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_dockers() {
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(999), "999B");
+        assert_eq!(human(1_234_567), "1.235MB");
+        assert_eq!(human(4_000_000), "4MB");
+    }
+
+    #[test]
+    fn platforms_parse() {
+        assert_eq!(
+            parse_platform("linux/amd64").unwrap(),
+            Platform::new("linux", "amd64", None)
+        );
+        assert_eq!(
+            parse_platform("linux/arm/v7").unwrap(),
+            Platform::new("linux", "arm", Some("v7"))
+        );
+        for bad in ["", "linux", "linux/", "/amd64", "a/b/c/d"] {
+            assert!(parse_platform(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Images through `lcd`, as a docker user types them: import a directory, run it copy-on-write,
+//! list, tag, save, remove, load, inspect; pull from a real registry on 127.0.0.1 and run what
+//! was pulled. Every bad input is one line and exit 125.
+
+mod support;
+
+// The images crate's fixture image (busybox, a user `app`, a whiteout, /app/hello.txt) and its
+// test registry (Debian's docker-registry on 127.0.0.1, pushed to through the HTTP API).
+#[allow(dead_code)]
+#[path = "../../images/tests/common/image.rs"]
+mod image;
+#[allow(dead_code)]
+#[path = "../../images/tests/common/registry.rs"]
+mod registry;
+
+use support::Lcd;
+
+#[test]
+fn an_imported_directory_runs_copy_on_write_and_round_trips_through_save_and_load() {
+    let lcd = Lcd::new("img");
+    let id = lcd
+        .run(&["import", lcd.rootfs(), "busybox"])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    let images = lcd.run(&["images"]).ok().to_string();
+    assert!(images.starts_with("REPOSITORY"), "{images}");
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with("busybox ") && l.contains(" latest ") && l.contains(short)),
+        "{images}"
+    );
+    assert_eq!(lcd.run(&["images", "-q"]).ok(), format!("{short}\n"));
+
+    // The container writes to its own snapshot, never to the directory the image came from.
+    let out = lcd.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /x && cat /x",
+    ]);
+    assert_eq!(out.ok(), "hi\n", "{out}");
+    assert!(
+        !lcd.rootfs.join("x").exists(),
+        "the run wrote to the rootfs"
+    );
+
+    // An image in use stays unless forced.
+    lcd.run(&["run", "-d", "--name", "user", "busybox", "sleep", "600"])
+        .ok();
+    let ps = lcd.ps_of("user");
+    assert_eq!(ps["image"], "docker.io/library/busybox:latest", "{ps}");
+    lcd.run(&["rmi", "busybox"])
+        .expect_error(125, &["container user uses it"]);
+    lcd.run(&["rm", "-f", "user"]).ok();
+
+    lcd.run(&["tag", "busybox", "bb:1"]).ok();
+    let archive = lcd.path("bb.tar");
+    let archive = archive.to_str().expect("utf-8");
+    lcd.run(&["save", "-o", archive, "bb:1"]).ok();
+    let out = lcd.run(&["rmi", "bb:1", "busybox"]);
+    assert_eq!(
+        out.ok(),
+        "Untagged: bb:1\nUntagged: busybox:latest\n",
+        "{out}"
+    );
+    assert_eq!(lcd.run(&["images", "-q"]).ok(), "");
+    assert_eq!(
+        lcd.run(&["load", "-i", archive]).ok(),
+        "Loaded image: bb:1\n"
+    );
+    // --entrypoint replaces the command; the words after the image are its arguments.
+    let out = lcd.run(&["run", "--rm", "--entrypoint", "echo", "bb:1", "from", "bb"]);
+    assert_eq!(out.ok(), "from bb\n", "{out}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(lcd.run(&["image", "inspect", "bb:1"]).ok()).expect("json");
+    assert_eq!(inspect[0]["Id"], id.as_str(), "{inspect}");
+
+    // Bad input: one line, 125, nothing made.
+    lcd.run(&["run", "--pull", "never", "--rm", "nosuch", "true"])
+        .expect_error(125, &["no such image: nosuch"]);
+    lcd.run(&["import", &lcd.path("missing").display().to_string(), "x"])
+        .expect_error(125, &["no such file or directory"]);
+    lcd.run(&["rmi", "nosuch"])
+        .expect_error(125, &["no such image"]);
+    lcd.run(&["tag", "bb:1", "Not/Valid"])
+        .expect_error(125, &["Not/Valid"]);
+    lcd.run(&["load", "-i", lcd.rootfs()])
+        .expect_error(125, &[]);
+    lcd.run(&["rmi", "bb:1"]).ok();
+    lcd.assert_clean();
+}
+
+#[test]
+fn pull_from_a_local_registry_and_run() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fixture = image::Fixture::new(None);
+    let registry = runtime.block_on(async {
+        let registry = registry::Registry::start(None).await;
+        let manifest = registry
+            .push_image("fixture/app", &fixture, &fixture.app)
+            .await;
+        registry
+            .push_manifest("fixture/app", "1", registry::OCI_MANIFEST, &manifest)
+            .await;
+        registry
+    });
+    let lcd = Lcd::bare("pull");
+    let name = format!("{}/fixture/app:1", registry.addr);
+    let out = lcd.run(&["pull", &name]);
+    assert_eq!(out.ok(), format!("{name}\n"), "{out}");
+    // The image's own entrypoint, command, user and working dir.
+    let out = lcd.run(&["run", "--rm", &name]);
+    assert_eq!(out.ok(), image::HELLO, "{out}");
+    let out = lcd.run(&["run", "--rm", &name, "id -u; pwd"]);
+    assert_eq!(out.ok(), "1000\n/app\n", "{out}");
+    // --pull missing (the default) fetches what is not stored; a tag the registry lacks fails.
+    lcd.run(&["rmi", &name]).ok();
+    let out = lcd.run(&["run", "--rm", &name]);
+    assert_eq!(out.ok(), image::HELLO, "{out}");
+    let missing = format!("{}/fixture/app:2", registry.addr);
+    lcd.run(&["run", "--rm", &missing])
+        .expect_error(125, &["fixture/app:2"]);
+    lcd.run(&["pull", "not a reference"]).expect_error(125, &[]);
+    registry.stop();
+    lcd.assert_clean();
+}
