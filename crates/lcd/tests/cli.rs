@@ -992,3 +992,39 @@ fn help_and_unknown_flags() {
     // Nothing above needed a containerd.
     lcd.run(&["daemon", "status"]).expect_code(3);
 }
+
+/// `lcd run --rm ROOTFS seq 1 1000000 | head -1`: once the reader of lcd's stdout is gone, the
+/// container must not block on output nobody reads; lcd returns its status and removes it.
+#[test]
+fn a_closed_stdout_neither_blocks_the_container_nor_lcd() {
+    use std::io::BufRead;
+    let lcd = Lcd::new("headpipe");
+    let mut cmd = lcd.command(["run", "--rm", lcd.rootfs(), "seq", "1", "1000000"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn lcd");
+    let mut first = String::new();
+    {
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut first).expect("first line");
+        // Dropping the reader closes the pipe, as `head -1` exiting does.
+    }
+    assert_eq!(first, "1\n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lcd did not return after its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(
+        lcd.ids(),
+        Vec::<String>::new(),
+        "--rm removed the container"
+    );
+    lcd.assert_clean();
+}
