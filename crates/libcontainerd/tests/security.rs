@@ -510,7 +510,7 @@ async fn measure_seccomp_cost() {
         let json = serde_json::to_vec(&bound).unwrap();
         println!("spec json with seccomp {label}: {} bytes", json.len());
     }
-    for round in 0..2 {
+    for round in 0..3 {
         for (label, seccomp) in [
             ("default", Seccomp::Default),
             ("unconfined", Seccomp::Unconfined),

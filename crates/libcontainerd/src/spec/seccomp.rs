@@ -967,6 +967,55 @@ mod tests {
         }
     }
 
+    /// The built-in profile against docker's own file, resolved by this module as moby does, for
+    /// several capability sets, architectures and kernels. Docker's file is not part of this
+    /// repository: point LCD_DOCKER_SECCOMP_PROFILE at moby's profiles/seccomp/default.json.
+    #[test]
+    fn same_effect_as_dockers_file() {
+        let Some(path) = std::env::var_os("LCD_DOCKER_SECCOMP_PROFILE") else {
+            eprintln!("skipped: set LCD_DOCKER_SECCOMP_PROFILE to moby's default.json");
+            return;
+        };
+        let docker = std::fs::read_to_string(path).unwrap();
+        let all: Vec<String> = crate::spec::caps::CAPABILITIES
+            .iter()
+            .map(|(_, n, _)| n.to_string())
+            .collect();
+        let cap_sets = [
+            default_caps(),
+            with("CAP_SYS_ADMIN"),
+            with("CAP_SYS_PTRACE"),
+            with("CAP_BPF"),
+            all,
+            Vec::new(),
+        ];
+        for arch in ["x86_64", "aarch64"] {
+            for kernel in [Some((6, 18, 0)), Some((4, 4, 0))] {
+                let host = Host { arch, kernel };
+                for caps in &cap_sets {
+                    let ours = default_profile(caps, &host).unwrap();
+                    let theirs = load_docker_profile("docker", &docker, caps, &host).unwrap();
+                    assert_eq!(ours.architectures(), theirs.architectures(), "{arch}");
+                    assert_eq!(ours.default_action(), theirs.default_action());
+                    assert_eq!(ours.default_errno_ret(), theirs.default_errno_ret());
+                    // A missing valueTwo is 0 to the runtime.
+                    let normal = |p: &LinuxSeccomp| {
+                        let mut e: Vec<String> = entries(p)
+                            .into_iter()
+                            .map(|e| format!("{e:?}").replace(r#",\"valueTwo\":0"#, ""))
+                            .collect();
+                        e.sort();
+                        e
+                    };
+                    let (a, b) = (normal(&ours), normal(&theirs));
+                    let only_ours: Vec<_> = a.iter().filter(|e| !b.contains(e)).collect();
+                    let only_theirs: Vec<_> = b.iter().filter(|e| !a.contains(e)).collect();
+                    assert_eq!(a, b, "{arch} {kernel:?} {caps:?}: only ours {only_ours:?}, only docker's {only_theirs:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn resolve_follows_dockers_privileged_rule() {
         let caps = default_caps();
