@@ -184,6 +184,8 @@ mod tests {
             .cwd("/home")
             .user(1000, 1000)
             .terminal(true)
+            // Off by default (docker's default); set here so inheriting it is checked.
+            .no_new_privileges(true)
             .build()
             .unwrap()
     }

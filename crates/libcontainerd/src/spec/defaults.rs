@@ -1,29 +1,10 @@
-//! The defaults runc and containerd put in every Linux spec: Docker's capability set, the masked
-//! and read-only paths, the mounts and the device cgroup rules.
+//! The defaults runc, containerd and docker put in every Linux spec: the masked and read-only
+//! paths, the mounts and the device cgroup rules. (Docker's capability set is in `caps`, its
+//! seccomp profile in `seccomp`.)
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Capability, LinuxDeviceCgroup, LinuxDeviceType, Mount};
-
-/// Docker's default capability set (moby `oci/caps.DefaultCapabilities`).
-pub(super) fn default_capabilities() -> [Capability; 14] {
-    [
-        Capability::Chown,
-        Capability::DacOverride,
-        Capability::Fsetid,
-        Capability::Fowner,
-        Capability::Mknod,
-        Capability::NetRaw,
-        Capability::Setgid,
-        Capability::Setuid,
-        Capability::Setfcap,
-        Capability::Setpcap,
-        Capability::NetBindService,
-        Capability::SysChroot,
-        Capability::Kill,
-        Capability::AuditWrite,
-    ]
-}
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Mount};
 
 /// Paths runc hides from the container (bind-mounts /dev/null or an empty tmpfs over them) because
 /// they leak host information or allow host-wide side effects. `/sys/devices/virtual/powercap` is
@@ -40,7 +21,29 @@ pub(super) const MASKED_PATHS: &[&str] = &[
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
     "/proc/scsi",
+    // Interrupt counts per CPU leak host activity (docker, GHSA-6fw5-f8r9-fgfm).
+    "/proc/interrupts",
 ];
+
+/// [`MASKED_PATHS`] and, as docker does, each CPU's `thermal_throttle` directory the host has
+/// (its counters are a side channel too, GHSA-6fw5-f8r9-fgfm).
+pub(super) fn masked_paths() -> Vec<String> {
+    let mut paths = strings(MASKED_PATHS);
+    let mut throttles: Vec<(u32, String)> = std::fs::read_dir("/sys/devices/system/cpu")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let n: u32 = name.to_str()?.strip_prefix("cpu")?.parse().ok()?;
+            let path = entry.path().join("thermal_throttle");
+            path.exists().then(|| (n, path.display().to_string()))
+        })
+        .collect();
+    throttles.sort();
+    paths.extend(throttles.into_iter().map(|(_, path)| path));
+    paths
+}
 
 /// Paths that stay visible but read-only: writing to them would change the host kernel.
 pub(super) const READONLY_PATHS: &[&str] = &[
@@ -60,6 +63,18 @@ pub(super) fn mount(destination: &str, typ: &str, source: &str, options: &[&str]
     m.set_destination(PathBuf::from(destination))
         .set_typ(Some(typ.to_string()))
         .set_source(Some(PathBuf::from(source)))
+        .set_options(Some(strings(options)))
+        .set_uid_mappings(None)
+        .set_gid_mappings(None);
+    m
+}
+
+/// A read-only-or-not bind mount of the host path `source` at `destination`.
+pub(super) fn bind_mount(destination: &str, source: &std::path::Path, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination))
+        .set_typ(Some("bind".to_string()))
+        .set_source(Some(source.to_path_buf()))
         .set_options(Some(strings(options)))
         .set_uid_mappings(None)
         .set_gid_mappings(None);

@@ -1,34 +1,46 @@
 //! The OCI runtime spec a container runs with.
 //!
 //! [`SpecBuilder`] produces the default Linux spec that `runc spec` and containerd's
-//! `populateDefaultUnixSpec` + `WithDefaultUnixDevices` produce, with Docker's default capability set,
-//! plus the handful of knobs a docker-style `run` needs (command, env, user, limits, ...).
+//! `populateDefaultUnixSpec` + `WithDefaultUnixDevices` produce, with Docker's secure defaults
+//! (its capability set and its default seccomp profile), plus the knobs of a docker-style `run`:
+//! command, env, user and groups, capabilities, seccomp, privileged, devices, ulimits, sysctls,
+//! resource limits, an init process.
 //!
 //! Every field is set explicitly: `oci_spec`'s `Default` impls are a demo config (hostname "youki",
 //! every capability set filled, a readonly `rootfs` relative path, a cgroup namespace) and must not
 //! leak into what containerd receives.
+//!
+//! Every option is checked by [`SpecBuilder::build`], before anything is created: a bad one is an
+//! [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) whose one-line message names it.
 
+mod caps;
 mod defaults;
+mod devices;
 mod parse;
+mod seccomp;
+mod user;
 mod validate;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, LinuxResources, PosixRlimitBuilder, PosixRlimitType, Process,
-    Root, Spec, User,
+    Capabilities, Linux, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxMemory, LinuxNamespace,
+    LinuxNamespaceType, LinuxPids, LinuxResources, Mount, PosixRlimit, Process, Root, Spec, User,
 };
 
-use defaults::{
-    default_capabilities, default_device_rules, default_mounts, strings, MASKED_PATHS,
-    READONLY_PATHS,
-};
-pub use parse::{parse_bytes, parse_user};
+pub use caps::{capability_mask, normalize_capability};
+use defaults::{default_device_rules, default_mounts, masked_paths, strings, READONLY_PATHS};
+use devices::DeviceMapping;
+pub use parse::{parse_bytes, parse_device, parse_ulimit, parse_user};
+pub use seccomp::Seccomp;
+pub use user::{read_in_root, resolve_groups, resolve_in_root, resolve_user, ExecUser};
+pub use validate::INIT_PATH;
 pub(crate) use validate::{apply_env, MIN_MEMORY};
 use validate::{
-    cpu_quota, default_hostname, merge_env, validate_args, validate_cwd, validate_hostname,
-    validate_memory, validate_rootfs, CPU_PERIOD,
+    cpu_quota, default_hostname, merge_env, validate_args, validate_cpu_shares, validate_cpuset,
+    validate_cwd, validate_hostname, validate_init, validate_memory_set, validate_oom_score_adj,
+    validate_rootfs, validate_sysctl, CPU_PERIOD,
 };
 
 use crate::error::{Error, Result};
@@ -43,8 +55,17 @@ pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec
 /// Where the runtime mounts a snapshot root, relative to the bundle (containerd's convention).
 pub const SNAPSHOT_ROOTFS: &str = "rootfs";
 
+/// Docker's default capability set, by name (`CAP_CHOWN`, ...), in docker's order.
+pub const DEFAULT_CAPABILITIES: [&str; 14] = caps::DEFAULT_CAPABILITIES;
+
+/// The default seccomp profile's data (this library's own JSON form of docker's default profile).
+pub const DEFAULT_SECCOMP_DATA: &str = seccomp::DEFAULT_PROFILE_DATA;
+
 /// The runtime-spec version runc and containerd write into default specs.
 const OCI_VERSION: &str = "1.0.2-dev";
+
+/// Docker's default `/dev/shm` size, as containerd writes it.
+const DEFAULT_SHM_SIZE: &str = "size=65536k";
 
 /// Builds the OCI runtime spec for one container. Setters never fail; [`SpecBuilder::build`] validates.
 #[derive(Debug, Clone)]
@@ -57,19 +78,39 @@ pub struct SpecBuilder {
     cwd: String,
     uid: u32,
     gid: u32,
+    /// A user spec resolved against the passwd and group files of a root filesystem.
+    user_lookup: Option<(String, PathBuf)>,
+    group_add: Vec<String>,
     hostname: Option<String>,
     readonly_rootfs: bool,
     terminal: bool,
     memory_limit: Option<i64>,
+    memory_swap: Option<i64>,
+    memory_reservation: Option<i64>,
+    oom_kill_disable: Option<bool>,
     cpus: Option<f64>,
+    cpu_shares: Option<u64>,
+    cpuset_cpus: Option<String>,
     pids_limit: Option<i64>,
+    seccomp: Seccomp,
+    no_new_privileges: bool,
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    privileged: bool,
+    devices: Vec<DeviceMapping>,
+    ulimits: Vec<(String, i64, i64)>,
+    sysctls: Vec<(String, String)>,
+    oom_score_adj: Option<i32>,
+    shm_size: Option<i64>,
+    init: Option<PathBuf>,
 }
 
 impl SpecBuilder {
     /// Defaults for a container with its root at `rootfs` (an absolute path on the host): `sh` as
-    /// root in `/`, no terminal, no resource limits. The spec names no container: the cgroups path
-    /// and the default hostname come from the id when [`Client::new_container`] creates one (see
-    /// [`for_container`]), so one spec can serve many containers.
+    /// root in `/`, no terminal, no resource limits, docker's default capabilities and seccomp
+    /// profile. The spec names no container: the cgroups path and the default hostname come from
+    /// the id when [`Client::new_container`] creates one (see [`for_container`]), so one spec can
+    /// serve many containers.
     ///
     /// [`Client::new_container`]: crate::Client::new_container
     pub fn new(rootfs: impl Into<PathBuf>) -> Self {
@@ -81,12 +122,30 @@ impl SpecBuilder {
             cwd: "/".to_string(),
             uid: 0,
             gid: 0,
+            user_lookup: None,
+            group_add: Vec::new(),
             hostname: None,
             readonly_rootfs: false,
             terminal: false,
             memory_limit: None,
+            memory_swap: None,
+            memory_reservation: None,
+            oom_kill_disable: None,
             cpus: None,
+            cpu_shares: None,
+            cpuset_cpus: None,
             pids_limit: None,
+            seccomp: Seccomp::Default,
+            no_new_privileges: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            devices: Vec::new(),
+            ulimits: Vec::new(),
+            sysctls: Vec::new(),
+            oom_score_adj: None,
+            shm_size: None,
+            init: None,
         }
     }
 
@@ -123,10 +182,32 @@ impl SpecBuilder {
         self
     }
 
-    /// The numeric user and group the process runs as (default `0:0`).
+    /// The numeric user and group the process runs as (default `0:0`), taken as they are: no
+    /// supplementary groups. Replaces an earlier [`user_from_rootfs`](Self::user_from_rootfs).
     pub fn user(mut self, uid: u32, gid: u32) -> Self {
         self.uid = uid;
         self.gid = gid;
+        self.user_lookup = None;
+        self
+    }
+
+    /// Run as `spec` (`docker run --user`: `name`, `uid`, `name:group`, `uid:gid`, `name:gid`,
+    /// `uid:group`; empty is root) resolved against the `/etc/passwd` and `/etc/group` of the root
+    /// filesystem at `rootfs` (a host directory; symlinks in it are resolved inside it), as docker
+    /// does with runc's rules (see [`resolve_user`]): a user's primary group comes from passwd
+    /// (`-u 65534` in busybox is `65534:65534`) and its supplementary groups from group. As docker,
+    /// the process's groups are the primary gid, those, and [`group_add`](Self::group_add)'s.
+    /// Resolved by [`build`](Self::build); an unknown name is an error there.
+    pub fn user_from_rootfs(mut self, spec: impl Into<String>, rootfs: impl Into<PathBuf>) -> Self {
+        self.user_lookup = Some((spec.into(), rootfs.into()));
+        self
+    }
+
+    /// An additional group (`docker run --group-add`): a gid (`.group_add(1234)`), or a group
+    /// name looked up in the root filesystem's `/etc/group` (the one given to
+    /// [`user_from_rootfs`](Self::user_from_rootfs), else this builder's rootfs directory).
+    pub fn group_add(mut self, group: impl ToString) -> Self {
+        self.group_add.push(group.to_string());
         self
     }
 
@@ -149,9 +230,30 @@ impl SpecBuilder {
         self
     }
 
-    /// Hard memory limit in bytes (`docker run --memory`); at least 6 MiB.
+    /// Hard memory limit in bytes (`docker run --memory`): at least 6 MiB; 0 is no limit.
     pub fn memory_limit(mut self, bytes: i64) -> Self {
         self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Memory plus swap in bytes (`--memory-swap`); -1 is unlimited swap, 0 the default. Needs a
+    /// memory limit and is at least it. (Unlike docker, no limit means the runtime's default, not
+    /// twice the memory limit.)
+    pub fn memory_swap(mut self, bytes: i64) -> Self {
+        self.memory_swap = Some(bytes);
+        self
+    }
+
+    /// Memory soft limit in bytes (`--memory-reservation`): at least 6 MiB and at most the memory
+    /// limit; 0 is none.
+    pub fn memory_reservation(mut self, bytes: i64) -> Self {
+        self.memory_reservation = Some(bytes);
+        self
+    }
+
+    /// Disable the OOM killer for the container (`--oom-kill-disable`; cgroup v1 only).
+    pub fn oom_kill_disable(mut self, yes: bool) -> Self {
+        self.oom_kill_disable = Some(yes);
         self
     }
 
@@ -161,14 +263,117 @@ impl SpecBuilder {
         self
     }
 
-    /// Maximum number of processes/threads in the container (`docker run --pids-limit`).
+    /// Relative CPU weight (`--cpu-shares`; 2 to 262144, docker's default 1024; 0 is the default).
+    pub fn cpu_shares(mut self, shares: u64) -> Self {
+        self.cpu_shares = Some(shares);
+        self
+    }
+
+    /// The CPUs the container may run on (`--cpuset-cpus`, e.g. `0-3` or `0,2`).
+    pub fn cpuset_cpus(mut self, cpus: impl Into<String>) -> Self {
+        self.cpuset_cpus = Some(cpus.into());
+        self
+    }
+
+    /// Maximum number of processes/threads in the container (`docker run --pids-limit`); 0 or -1
+    /// (any value up to 0) is unlimited, as in docker.
     pub fn pids_limit(mut self, n: i64) -> Self {
         self.pids_limit = Some(n);
         self
     }
 
+    /// The seccomp filter (default: docker's default profile; see [`Seccomp`]).
+    pub fn seccomp(mut self, seccomp: Seccomp) -> Self {
+        self.seccomp = seccomp;
+        self
+    }
+
+    /// Set `no_new_privs` (`--security-opt no-new-privileges`): setuid binaries and file
+    /// capabilities give nothing. Default: off, as in docker.
+    pub fn no_new_privileges(mut self, yes: bool) -> Self {
+        self.no_new_privileges = yes;
+        self
+    }
+
+    /// Add a capability (`--cap-add`): `NET_ADMIN`, `CAP_NET_ADMIN`, any case, or `ALL`. Docker's
+    /// rules: `cap_add("ALL")` is every capability but the dropped ones; the default seccomp
+    /// profile opens the syscalls of the capabilities the container ends up with.
+    pub fn cap_add(mut self, name: impl Into<String>) -> Self {
+        self.cap_add.push(name.into());
+        self
+    }
+
+    /// Drop a capability (`--cap-drop`), or `ALL`: then exactly the added ones remain.
+    pub fn cap_drop(mut self, name: impl Into<String>) -> Self {
+        self.cap_drop.push(name.into());
+        self
+    }
+
+    /// A privileged container (`--privileged`), as docker makes it: every capability, no seccomp
+    /// filter (unless a profile of its own is given), every host device (the nodes under `/dev`,
+    /// and a device cgroup that allows all), writable `/sys` and cgroup mounts, no masked or
+    /// read-only paths. Dropping capabilities from it is refused (docker silently ignores the drop).
+    pub fn privileged(mut self, yes: bool) -> Self {
+        self.privileged = yes;
+        self
+    }
+
+    /// Give the container the host device `host` at `container_path` (`--device`), with device
+    /// cgroup permissions `perms` (some of `r`, `w`, `m`). The host node is read when the spec is
+    /// built (type, major, minor, mode, owner); a directory gives every device under it.
+    pub fn device(
+        mut self,
+        host: impl Into<PathBuf>,
+        container_path: impl Into<PathBuf>,
+        perms: impl Into<String>,
+    ) -> Self {
+        self.devices.push(DeviceMapping {
+            host: host.into(),
+            container: container_path.into(),
+            perms: perms.into(),
+        });
+        self
+    }
+
+    /// A resource limit (`--ulimit name=soft:hard`) by docker's names: `nofile`, `nproc`, `core`,
+    /// `memlock`, `stack`, `cpu`, ...; -1 is unlimited. A later one of the same name replaces an
+    /// earlier one; `nofile` replaces the default 1024:1024.
+    pub fn ulimit(mut self, name: impl Into<String>, soft: i64, hard: i64) -> Self {
+        self.ulimits.push((name.into(), soft, hard));
+        self
+    }
+
+    /// A namespaced kernel parameter (`--sysctl`): `net.*`, `fs.mqueue.*`, or the IPC ones
+    /// (`kernel.shm*`, `kernel.msg*`, `kernel.sem`); others would change the host and are refused.
+    pub fn sysctl(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sysctls.push((key.into(), value.into()));
+        self
+    }
+
+    /// The process's OOM score adjustment (`--oom-score-adj`, -1000 to 1000).
+    pub fn oom_score_adj(mut self, adj: i32) -> Self {
+        self.oom_score_adj = Some(adj);
+        self
+    }
+
+    /// The size of `/dev/shm` in bytes (`--shm-size`; default 64 MiB).
+    pub fn shm_size(mut self, bytes: i64) -> Self {
+        self.shm_size = Some(bytes);
+        self
+    }
+
+    /// Run an init as PID 1 (`docker run --init`): the host binary at `path` (statically linked,
+    /// e.g. Debian's `/usr/bin/tini-static`) is bind-mounted read-only at [`INIT_PATH`] and the
+    /// command becomes `/sbin/docker-init -- <args>`, so zombies are reaped and signals forwarded.
+    pub fn init(mut self, path: impl Into<PathBuf>) -> Self {
+        self.init = Some(path.into());
+        self
+    }
+
     /// Validate the options and produce the spec. Every error is [`ErrorKind::InvalidArgument`]
-    /// and names the offending option.
+    /// and names the offending option. Reads the host where options need it (devices, the init
+    /// binary, a profile file, the rootfs's user files, this host's capabilities and kernel), and
+    /// writes nothing.
     ///
     /// [`ErrorKind::InvalidArgument`]: crate::error::ErrorKind::InvalidArgument
     pub fn build(self) -> Result<Spec> {
@@ -184,29 +389,72 @@ impl SpecBuilder {
         }
         let env = merge_env(self.terminal, &self.env)?;
 
-        let mut resources = LinuxResources::default();
-        resources.set_devices(Some(default_device_rules()));
-        if let Some(bytes) = self.memory_limit {
-            validate_memory(bytes)?;
-            let mut memory = LinuxMemory::default();
-            memory.set_limit(Some(bytes));
-            resources.set_memory(Some(memory));
+        // Capabilities, then the seccomp filter that follows them.
+        let normalize = |option: &str, names: &[String]| -> Result<Vec<String>> {
+            names
+                .iter()
+                .map(|n| normalize_capability(option, n))
+                .collect()
+        };
+        let adds = normalize("cap_add", &self.cap_add)?;
+        let drops = normalize("cap_drop", &self.cap_drop)?;
+        if self.privileged && !drops.is_empty() {
+            return Err(Error::invalid(format!(
+                "privileged: cap_drop {} contradicts it: a privileged container has every capability (docker silently ignores the drop); drop privileged, or use cap_drop without it",
+                drops.join(",")
+            )));
         }
-        if let Some(cpus) = self.cpus {
-            let quota = cpu_quota(cpus)?;
-            let mut cpu = LinuxCpu::default();
-            cpu.set_quota(Some(quota)).set_period(Some(CPU_PERIOD));
-            resources.set_cpu(Some(cpu));
+        let caps = caps::effective_set(&adds, &drops, self.privileged, &caps::HostCaps::read())?;
+        let seccomp = seccomp::resolve(
+            &self.seccomp,
+            self.privileged,
+            &caps,
+            &seccomp::Host::current(),
+        )?;
+
+        let resources = self.resources()?;
+        let (devices, device_rules) = self.devices()?;
+        let mut resources = resources;
+        resources.set_devices(Some(device_rules));
+
+        let rlimits = self.rlimits()?;
+        let mut sysctls = HashMap::new();
+        for (key, value) in &self.sysctls {
+            validate_sysctl(key, value)?;
+            sysctls.insert(key.clone(), value.clone());
         }
-        if let Some(n) = self.pids_limit {
-            if n <= 0 {
+        if let Some(adj) = self.oom_score_adj {
+            validate_oom_score_adj(adj)?;
+        }
+        let user = self.process_user()?;
+
+        let mut args = self.args.clone();
+        let mut mounts = default_mounts();
+        if let Some(init) = &self.init {
+            validate_init(init)?;
+            args = [INIT_PATH.to_string(), "--".to_string()]
+                .into_iter()
+                .chain(args)
+                .collect();
+            mounts.push(defaults::bind_mount(INIT_PATH, init, &["bind", "ro"]));
+        }
+        if let Some(bytes) = self.shm_size {
+            if bytes <= 0 {
                 return Err(Error::invalid(format!(
-                    "pids limit must be positive, got {n}"
+                    "shm_size must be positive, got {bytes}"
                 )));
             }
-            let mut pids = LinuxPids::default();
-            pids.set_limit(n);
-            resources.set_pids(Some(pids));
+            set_option(
+                &mut mounts,
+                "/dev/shm",
+                DEFAULT_SHM_SIZE,
+                &format!("size={bytes}"),
+            );
+        }
+        if self.privileged {
+            // Docker: a writable /sys, and cgroups writable unless asked otherwise.
+            remove_option(&mut mounts, "/sys", "ro");
+            remove_option(&mut mounts, "/sys/fs/cgroup", "ro");
         }
 
         let mut root = Root::default();
@@ -214,13 +462,26 @@ impl SpecBuilder {
             // containerd omits `readonly` when false; Root::default() would say true.
             .set_readonly(self.readonly_rootfs.then_some(true));
 
-        let process = build_process(self.terminal, self.uid, self.gid, self.args, env, self.cwd)?;
-        let linux = build_linux(resources);
+        let mut process = build_process(self.terminal, user, args, env, self.cwd.clone(), &caps);
+        process
+            .set_rlimits(Some(rlimits))
+            .set_oom_score_adj(self.oom_score_adj)
+            // Docker writes noNewPrivileges only when set.
+            .set_no_new_privileges(self.no_new_privileges.then_some(true));
+
+        let mut linux = build_linux(resources);
+        linux
+            .set_seccomp(seccomp)
+            .set_devices((!devices.is_empty()).then_some(devices))
+            .set_sysctl((!sysctls.is_empty()).then_some(sysctls));
+        if self.privileged {
+            linux.set_masked_paths(None).set_readonly_paths(None);
+        }
 
         let mut spec = Spec::default();
         spec.set_version(OCI_VERSION.to_string())
             .set_root(Some(root))
-            .set_mounts(Some(default_mounts()))
+            .set_mounts(Some(mounts))
             .set_process(Some(process))
             .set_hostname(self.hostname)
             .set_domainname(None)
@@ -232,6 +493,182 @@ impl SpecBuilder {
             .set_vm(None)
             .set_zos(None);
         Ok(spec)
+    }
+
+    /// Memory, CPU and pids limits, checked as docker checks them.
+    fn resources(&self) -> Result<LinuxResources> {
+        let mut resources = LinuxResources::default();
+        validate_memory_set(self.memory_limit, self.memory_swap, self.memory_reservation)?;
+        let positive = |v: Option<i64>| v.filter(|&b| b != 0);
+        let swap = self.memory_swap.filter(|&s| s != 0);
+        if positive(self.memory_limit).is_some()
+            || swap.is_some()
+            || positive(self.memory_reservation).is_some()
+            || self.oom_kill_disable.is_some()
+        {
+            let mut memory = LinuxMemory::default();
+            memory
+                .set_limit(positive(self.memory_limit))
+                .set_swap(swap)
+                .set_reservation(positive(self.memory_reservation))
+                .set_disable_oom_killer(self.oom_kill_disable);
+            resources.set_memory(Some(memory));
+        }
+        let mut cpu = LinuxCpu::default();
+        let mut cpu_set = false;
+        if let Some(cpus) = self.cpus {
+            let quota = cpu_quota(cpus)?;
+            cpu.set_quota(Some(quota)).set_period(Some(CPU_PERIOD));
+            cpu_set = true;
+        }
+        if let Some(shares) = self.cpu_shares.filter(|&s| s != 0) {
+            validate_cpu_shares(shares)?;
+            cpu.set_shares(Some(shares));
+            cpu_set = true;
+        }
+        if let Some(list) = &self.cpuset_cpus {
+            let online = std::fs::read_to_string("/sys/devices/system/cpu/online").ok();
+            validate_cpuset(list, online.as_deref())?;
+            cpu.set_cpus(Some(list.trim().to_string()));
+            cpu_set = true;
+        }
+        if cpu_set {
+            resources.set_cpu(Some(cpu));
+        }
+        if let Some(n) = self.pids_limit {
+            let mut pids = LinuxPids::default();
+            // Docker: 0 and negative values mean unlimited, which runc spells -1.
+            pids.set_limit(if n <= 0 { -1 } else { n });
+            resources.set_pids(Some(pids));
+        }
+        Ok(resources)
+    }
+
+    /// The device nodes to create and the device cgroup rules, in order: deny all, the defaults,
+    /// the mappings' (or, privileged, every host device and allow-all).
+    fn devices(&self) -> Result<(Vec<LinuxDevice>, Vec<oci_spec::runtime::LinuxDeviceCgroup>)> {
+        let mut devices = Vec::new();
+        let mut rules = default_device_rules();
+        if self.privileged {
+            devices = devices::host_devices(Path::new("/dev"))?;
+            rules = vec![devices::allow_all()];
+        }
+        for mapping in &self.devices {
+            devices::validate_perms("device", &mapping.perms)?;
+            for (what, path) in [("host", &mapping.host), ("container", &mapping.container)] {
+                if !path.is_absolute() || path.to_str().is_none() {
+                    return Err(Error::invalid(format!(
+                        "device {}: the {what} path {} must be an absolute utf-8 path",
+                        mapping.host.display(),
+                        path.display()
+                    )));
+                }
+            }
+            // Docker: in a privileged container a device at its own path is already there.
+            if self.privileged && mapping.host == mapping.container {
+                continue;
+            }
+            let (mapped, mapped_rules) = devices::from_mapping(mapping)?;
+            devices.extend(mapped);
+            if !self.privileged {
+                rules.extend(mapped_rules);
+            }
+        }
+        Ok((devices, rules))
+    }
+
+    /// The default `nofile` 1024:1024, with the ulimits applied by name (a later one wins).
+    fn rlimits(&self) -> Result<Vec<PosixRlimit>> {
+        let mut rlimits = vec![validate::ulimit("nofile", 1024, 1024)?];
+        for (name, soft, hard) in &self.ulimits {
+            let rlimit = validate::ulimit(name, *soft, *hard)?;
+            match rlimits.iter_mut().find(|r| r.typ() == rlimit.typ()) {
+                Some(existing) => *existing = rlimit,
+                None => rlimits.push(rlimit),
+            }
+        }
+        Ok(rlimits)
+    }
+
+    /// The process's user: numeric, or looked up in a rootfs, with the added groups.
+    fn process_user(&self) -> Result<User> {
+        let (uid, gid, mut additional) = match &self.user_lookup {
+            Some((spec, root)) => {
+                let (passwd, group) = user::user_files(root).map_err(|e| e.context("user"))?;
+                let found = resolve_user(passwd.as_deref(), group.as_deref(), spec)
+                    .map_err(|e| e.context("user"))?;
+                // Docker: the primary gid first, then the supplementary groups.
+                let mut groups = vec![found.gid];
+                groups.extend(found.additional_gids);
+                (found.uid, found.gid, groups)
+            }
+            None => (self.uid, self.gid, Vec::new()),
+        };
+        if !self.group_add.is_empty() {
+            let names_need_files = self
+                .group_add
+                .iter()
+                .any(|g| !g.bytes().all(|b| b.is_ascii_digit()));
+            let root = match &self.user_lookup {
+                Some((_, root)) => Some(root.clone()),
+                None if !self.on_snapshot => Some(self.rootfs.clone()),
+                None => None,
+            };
+            let group = match root {
+                Some(root) if names_need_files => {
+                    user::read_in_root(&root, "/etc/group").map_err(|e| e.context("group_add"))?
+                }
+                _ => None,
+            };
+            if additional.is_empty() {
+                additional.push(gid);
+            }
+            for added in resolve_groups(group.as_deref(), &self.group_add)? {
+                if !additional.contains(&added) {
+                    additional.push(added);
+                }
+            }
+        }
+        let mut user = User::default();
+        user.set_uid(uid)
+            .set_gid(gid)
+            .set_umask(None)
+            .set_additional_gids((!additional.is_empty()).then_some(additional))
+            .set_username(None);
+        Ok(user)
+    }
+}
+
+/// Replace mount option `old` of the mount at `destination` with `new`.
+fn set_option(mounts: &mut [Mount], destination: &str, old: &str, new: &str) {
+    for mount in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new(destination))
+    {
+        let options: Vec<String> = mount
+            .options()
+            .iter()
+            .flatten()
+            .map(|o| if o == old { new.to_string() } else { o.clone() })
+            .collect();
+        mount.set_options(Some(options));
+    }
+}
+
+/// Remove mount option `option` from the mount at `destination`.
+fn remove_option(mounts: &mut [Mount], destination: &str, option: &str) {
+    for mount in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new(destination))
+    {
+        let options: Vec<String> = mount
+            .options()
+            .iter()
+            .flatten()
+            .filter(|o| *o != option)
+            .cloned()
+            .collect();
+        mount.set_options(Some(options));
     }
 }
 
@@ -268,20 +705,13 @@ pub fn for_container(spec: &Spec, namespace: &Id, id: &Id) -> Result<Spec> {
 
 fn build_process(
     terminal: bool,
-    uid: u32,
-    gid: u32,
+    user: User,
     args: Vec<String>,
     env: Vec<String>,
     cwd: String,
-) -> Result<Process> {
-    let mut user = User::default();
-    user.set_uid(uid)
-        .set_gid(gid)
-        .set_umask(None)
-        .set_additional_gids(None)
-        .set_username(None);
-
-    let caps: Capabilities = default_capabilities().into_iter().collect();
+    caps: &[String],
+) -> Process {
+    let caps: Capabilities = caps::to_oci(caps);
     let mut capabilities = LinuxCapabilities::default();
     // LinuxCapabilities::default() fills inheritable and ambient too; leaving them unset is what
     // keeps a non-root process from carrying capabilities across execve.
@@ -291,14 +721,6 @@ fn build_process(
         .set_permitted(Some(caps))
         .set_inheritable(None)
         .set_ambient(None);
-
-    // PosixRlimit has no setters; its builder cannot fail with every field given.
-    let nofile = PosixRlimitBuilder::default()
-        .typ(PosixRlimitType::RlimitNofile)
-        .hard(1024u64)
-        .soft(1024u64)
-        .build()
-        .map_err(|e| Error::internal(format!("build rlimit: {e}")).with_source(e))?;
 
     let mut process = Process::default();
     process
@@ -310,15 +732,15 @@ fn build_process(
         .set_env(Some(env))
         .set_cwd(PathBuf::from(cwd))
         .set_capabilities(Some(capabilities))
-        .set_rlimits(Some(vec![nofile]))
-        .set_no_new_privileges(Some(true))
+        .set_rlimits(None)
+        .set_no_new_privileges(None)
         .set_apparmor_profile(None)
         .set_oom_score_adj(None)
         .set_selinux_label(None)
         .set_io_priority(None)
         .set_scheduler(None)
         .set_exec_cpu_affinity(None);
-    Ok(process)
+    process
 }
 
 fn build_linux(resources: LinuxResources) -> Linux {
@@ -351,7 +773,7 @@ fn build_linux(resources: LinuxResources) -> Linux {
         .set_devices(None)
         .set_seccomp(None)
         .set_rootfs_propagation(None)
-        .set_masked_paths(Some(strings(MASKED_PATHS)))
+        .set_masked_paths(Some(masked_paths()))
         .set_readonly_paths(Some(strings(READONLY_PATHS)))
         .set_mount_label(None)
         .set_intel_rdt(None)
@@ -390,7 +812,7 @@ mod tests {
     use super::validate::MIN_MEMORY;
     use super::*;
     use crate::error::ErrorKind;
-    use oci_spec::runtime::LinuxDeviceType;
+    use oci_spec::runtime::{LinuxDeviceType, PosixRlimitType};
 
     fn builder() -> SpecBuilder {
         SpecBuilder::new("/var/lib/x/rootfs")
@@ -434,10 +856,11 @@ mod tests {
         assert_eq!(process.cwd(), &PathBuf::from("/"));
         assert_eq!(process.terminal(), Some(false));
         assert_eq!((process.user().uid(), process.user().gid()), (0, 0));
-        assert_eq!(process.no_new_privileges(), Some(true));
+        // Docker's default: no_new_privs only when asked for (containerd's own default sets it).
+        assert_eq!(process.no_new_privileges(), None);
         assert_eq!(env_of(&spec), vec![format!("PATH={DEFAULT_PATH}")]);
         let caps = process.capabilities().as_ref().unwrap();
-        let want: Capabilities = default_capabilities().into_iter().collect();
+        let want: Capabilities = caps::to_oci(&strings(&DEFAULT_CAPABILITIES));
         assert_eq!(want.len(), 14);
         assert_eq!(caps.bounding().as_ref(), Some(&want));
         assert_eq!(caps.effective().as_ref(), Some(&want));
@@ -494,6 +917,7 @@ mod tests {
         let masked = linux.masked_paths().as_ref().unwrap();
         assert!(masked.contains(&"/proc/kcore".to_string()));
         assert!(masked.contains(&"/sys/firmware".to_string()));
+        assert!(masked.contains(&"/proc/interrupts".to_string()));
         let readonly = linux.readonly_paths().as_ref().unwrap();
         assert!(readonly.contains(&"/proc/sys".to_string()));
         assert!(readonly.contains(&"/proc/sysrq-trigger".to_string()));
@@ -542,7 +966,6 @@ mod tests {
                 "capabilities",
                 "cwd",
                 "env",
-                "noNewPrivileges",
                 "rlimits",
                 "terminal",
                 "user"
@@ -561,7 +984,17 @@ mod tests {
                 "maskedPaths",
                 "namespaces",
                 "readonlyPaths",
-                "resources"
+                "resources",
+                "seccomp"
+            ]
+        );
+        assert_eq!(
+            keys(&json["linux"]["seccomp"]),
+            [
+                "architectures",
+                "defaultAction",
+                "defaultErrnoRet",
+                "syscalls"
             ]
         );
         assert_eq!(keys(&json["linux"]["resources"]), ["devices"]);
@@ -707,15 +1140,12 @@ mod tests {
         assert_invalid(builder().cpus(f64::INFINITY).build(), "cpus");
         assert_invalid(builder().cpus(0.001).build(), "cpus");
         assert_invalid(builder().cpus(1e20).build(), "cpus");
-        assert_invalid(builder().memory_limit(0).build(), "memory");
         assert_invalid(builder().memory_limit(-5).build(), "memory");
         assert_invalid(
             builder().memory_limit(MIN_MEMORY - 1).build(),
             "minimum memory limit allowed is 6MB",
         );
         assert!(builder().memory_limit(MIN_MEMORY).build().is_ok());
-        assert_invalid(builder().pids_limit(0).build(), "pids");
-        assert_invalid(builder().pids_limit(-1).build(), "pids");
         assert!(builder().hostname("h".repeat(64)).build().is_ok());
     }
 
@@ -798,6 +1228,468 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("use numeric ids"));
+    }
+
+    fn caps_of(spec: &Spec) -> u64 {
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        let effective = caps.effective().clone().unwrap();
+        assert_eq!(caps.bounding().clone().unwrap(), effective);
+        assert_eq!(caps.permitted().clone().unwrap(), effective);
+        let names: Vec<String> = effective
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        capability_mask(&names)
+    }
+
+    fn syscall_names(spec: &Spec) -> Vec<String> {
+        let seccomp = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
+        seccomp
+            .syscalls()
+            .clone()
+            .unwrap()
+            .iter()
+            .filter(|s| s.args().is_none() && s.errno_ret().is_none())
+            .flat_map(|s| s.names().clone())
+            .collect()
+    }
+
+    fn mount_options(spec: &Spec, destination: &str) -> Vec<String> {
+        spec.mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new(destination))
+            .unwrap()
+            .options()
+            .clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn seccomp_and_capabilities_by_default_and_on_request() {
+        let spec = builder().build().unwrap();
+        assert_eq!(caps_of(&spec), 0xa80425fb);
+        let names = syscall_names(&spec);
+        assert!(names.contains(&"openat".to_string()) && !names.contains(&"mount".to_string()));
+
+        let spec = builder().cap_add("sys_admin").build().unwrap();
+        assert!(syscall_names(&spec).contains(&"mount".to_string()));
+        assert_eq!(
+            caps_of(&builder().cap_add("NET_ADMIN").build().unwrap()),
+            0xa80435fb
+        );
+        let none = builder().cap_drop("ALL").build().unwrap();
+        assert_eq!(caps_of(&none), 0);
+        // Without CAP_SYS_CHROOT the profile no longer allows chroot.
+        assert!(!syscall_names(&none).contains(&"chroot".to_string()));
+
+        let unconfined = builder().seccomp(Seccomp::Unconfined).build().unwrap();
+        assert!(unconfined.linux().as_ref().unwrap().seccomp().is_none());
+        let nnp = builder().no_new_privileges(true).build().unwrap();
+        assert_eq!(
+            nnp.process().as_ref().unwrap().no_new_privileges(),
+            Some(true)
+        );
+
+        let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#;
+        let custom = builder()
+            .seccomp(Seccomp::Json(profile.into()))
+            .build()
+            .unwrap();
+        let seccomp = custom.linux().as_ref().unwrap().seccomp().clone().unwrap();
+        assert_eq!(
+            seccomp.syscalls().as_ref().unwrap()[0].names(),
+            &["mkdir".to_string()]
+        );
+    }
+
+    #[test]
+    fn privileged_is_dockers_privileged() {
+        let spec = builder().privileged(true).build().unwrap();
+        let host = caps::HostCaps::read();
+        let want = caps::effective_set(&[], &[], true, &host).unwrap();
+        assert_eq!(caps_of(&spec), capability_mask(&want));
+        assert!(caps_of(&spec) & (1 << 21) != 0, "CAP_SYS_ADMIN");
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert!(linux.masked_paths().is_none() && linux.readonly_paths().is_none());
+        let rules = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        assert_eq!(rules, vec![devices::allow_all()]);
+        let nodes = linux.devices().clone().unwrap();
+        assert!(nodes.iter().any(|d| d.path() == Path::new("/dev/null")));
+        assert!(!mount_options(&spec, "/sys").contains(&"ro".to_string()));
+        assert!(!mount_options(&spec, "/sys/fs/cgroup").contains(&"ro".to_string()));
+        assert!(mount_options(&builder().build().unwrap(), "/sys").contains(&"ro".to_string()));
+        // A profile of its own still applies.
+        let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#;
+        let spec = builder()
+            .privileged(true)
+            .seccomp(Seccomp::Json(profile.into()))
+            .build()
+            .unwrap();
+        assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
+        assert!(builder()
+            .privileged(true)
+            .cap_add("NET_ADMIN")
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn limits_groups_devices_and_init_land_in_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nnogroup:x:65534:\naudio:x:29:nobody\nvideo:x:44:\n",
+        )
+        .unwrap();
+        let spec = SpecBuilder::new(root)
+            .user_from_rootfs("nobody", root)
+            .group_add("video")
+            .group_add(1234)
+            .ulimit("nofile", 100, 200)
+            .ulimit("nproc", -1, -1)
+            .ulimit("nofile", 300, 400)
+            .sysctl("net.ipv4.ip_forward", "1")
+            .sysctl("kernel.shmmax", "65536")
+            .oom_score_adj(-500)
+            .shm_size(1 << 20)
+            .memory_limit(64 << 20)
+            .memory_swap(128 << 20)
+            .memory_reservation(32 << 20)
+            .oom_kill_disable(true)
+            .cpu_shares(512)
+            .cpuset_cpus("0")
+            .pids_limit(-1)
+            .device("/dev/null", "/dev/mynull", "rw")
+            .build()
+            .unwrap();
+        let process = spec.process().as_ref().unwrap();
+        let user = process.user();
+        assert_eq!((user.uid(), user.gid()), (65534, 65534));
+        assert_eq!(
+            user.additional_gids().clone().unwrap(),
+            [65534, 29, 44, 1234]
+        );
+        let rlimits: Vec<(PosixRlimitType, u64, u64)> = process
+            .rlimits()
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|r| (r.typ(), r.soft(), r.hard()))
+            .collect();
+        assert_eq!(
+            rlimits,
+            [
+                (PosixRlimitType::RlimitNofile, 300, 400),
+                (PosixRlimitType::RlimitNproc, u64::MAX, u64::MAX)
+            ]
+        );
+        assert_eq!(process.oom_score_adj(), Some(-500));
+        assert!(mount_options(&spec, "/dev/shm").contains(&"size=1048576".to_string()));
+        assert!(!mount_options(&spec, "/dev/shm").contains(&DEFAULT_SHM_SIZE.to_string()));
+
+        let linux = spec.linux().as_ref().unwrap();
+        let sysctl = linux.sysctl().clone().unwrap();
+        assert_eq!(
+            sysctl.get("net.ipv4.ip_forward").map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(sysctl.len(), 2);
+        let resources = linux.resources().as_ref().unwrap();
+        let memory = resources.memory().unwrap();
+        assert_eq!(memory.limit(), Some(64 << 20));
+        assert_eq!(memory.swap(), Some(128 << 20));
+        assert_eq!(memory.reservation(), Some(32 << 20));
+        assert_eq!(memory.disable_oom_killer(), Some(true));
+        let cpu = resources.cpu().as_ref().unwrap();
+        assert_eq!(
+            (cpu.shares(), cpu.cpus().as_deref()),
+            (Some(512), Some("0"))
+        );
+        assert_eq!(resources.pids().unwrap().limit(), -1);
+        let device = &linux.devices().clone().unwrap()[0];
+        assert_eq!(device.path(), Path::new("/dev/mynull"));
+        let rule = resources.devices().clone().unwrap().pop().unwrap();
+        assert_eq!(
+            (rule.major(), rule.minor(), rule.access().as_deref()),
+            (Some(1), Some(3), Some("rw"))
+        );
+
+        // Unlimited, docker's way: memory 0 and pids 0 set no limit.
+        let spec = builder().memory_limit(0).pids_limit(0).build().unwrap();
+        let resources = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert!(resources.memory().is_none());
+        assert_eq!(resources.pids().unwrap().limit(), -1);
+
+        // A numeric user is taken as is; group_add then starts from its gid.
+        let spec = builder().user(5, 6).group_add(7).build().unwrap();
+        let user = spec.process().as_ref().unwrap().user().clone();
+        assert_eq!(user.additional_gids().clone().unwrap(), [6, 7]);
+        let spec = builder().user(5, 6).build().unwrap();
+        assert!(spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .user()
+            .additional_gids()
+            .is_none());
+
+        // An init is mounted and runs first.
+        let init = Path::new(rootfs_busybox());
+        let spec = builder().args(["sleep", "1"]).init(init).build().unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(
+            process.args().clone().unwrap(),
+            ["/sbin/docker-init", "--", "sleep", "1"]
+        );
+        let mount = spec.mounts().as_ref().unwrap().last().unwrap().clone();
+        assert_eq!(mount.destination(), Path::new(INIT_PATH));
+        assert_eq!(mount.source().as_deref(), Some(init));
+        assert_eq!(mount.typ().as_deref(), Some("bind"));
+        assert_eq!(mount.options().clone().unwrap(), ["bind", "ro"]);
+    }
+
+    fn rootfs_busybox() -> &'static str {
+        crate::rootfs::DEFAULT_BUSYBOX
+    }
+
+    #[test]
+    fn bad_security_options_are_refused_naming_the_option() {
+        assert_invalid(
+            builder().cap_add("SYS_EVERYTHING").build(),
+            "cap_add: unknown capability \"SYS_EVERYTHING\"",
+        );
+        assert_invalid(
+            builder().cap_drop("").build(),
+            "cap_drop: unknown capability",
+        );
+        assert_invalid(
+            builder().privileged(true).cap_drop("ALL").build(),
+            "privileged: cap_drop ALL contradicts it",
+        );
+        assert_invalid(
+            builder().seccomp(Seccomp::Json("{oops".into())).build(),
+            "seccomp profile: malformed profile",
+        );
+        assert_invalid(
+            builder()
+                .seccomp(Seccomp::File("/nonexistent/profile.json".into()))
+                .build(),
+            "seccomp: cannot read profile /nonexistent/profile.json",
+        );
+        assert_invalid(
+            builder()
+                .device("/dev/nonexistent-xyz", "/dev/x", "rwm")
+                .build(),
+            "device /dev/nonexistent-xyz",
+        );
+        assert_invalid(
+            builder().device("/dev/null", "/dev/x", "rwx").build(),
+            "device: invalid permissions \"rwx\"",
+        );
+        assert_invalid(
+            builder().device("/dev/null", "dev/x", "rwm").build(),
+            "must be an absolute utf-8 path",
+        );
+        assert_invalid(
+            builder().ulimit("nofile", 200, 100).build(),
+            "ulimit nofile: soft limit must be less than or equal to hard limit: 200 > 100",
+        );
+        assert_invalid(
+            builder().ulimit("nofile", -1, 100).build(),
+            "-1 (unlimited) > 100",
+        );
+        assert_invalid(
+            builder().ulimit("as", 1, 1).build(),
+            "ulimit: unknown limit \"as\"",
+        );
+        assert_invalid(
+            builder().ulimit("nproc", -2, 5).build(),
+            "ulimit nproc: soft limit -2 is negative",
+        );
+        assert_invalid(
+            builder().sysctl("kernel.hostname", "x").build(),
+            "sysctl kernel.hostname is not allowed",
+        );
+        assert_invalid(
+            builder().sysctl("vm.swappiness", "1").build(),
+            "not namespaced",
+        );
+        assert_invalid(
+            builder().sysctl("kernel.shm_next_id", "1").build(),
+            "not allowed",
+        );
+        assert_invalid(builder().sysctl("net.a=b", "1").build(), "malformed");
+        assert!(builder().sysctl("fs.mqueue.msg_max", "5").build().is_ok());
+        assert!(builder().sysctl("kernel.sem", "1 2 3 4").build().is_ok());
+        assert_invalid(
+            builder().oom_score_adj(1001).build(),
+            "oom_score_adj 1001 is out of range",
+        );
+        assert_invalid(builder().shm_size(0).build(), "shm_size must be positive");
+        assert_invalid(
+            builder().memory_swap(1 << 30).build(),
+            "memory_swap needs a memory limit",
+        );
+        assert_invalid(
+            builder()
+                .memory_limit(64 << 20)
+                .memory_swap(32 << 20)
+                .build(),
+            "memory_swap 33554432 is less than the memory limit",
+        );
+        assert_invalid(
+            builder().memory_limit(64 << 20).memory_swap(-2).build(),
+            "memory_swap -2 is invalid",
+        );
+        assert!(builder()
+            .memory_limit(64 << 20)
+            .memory_swap(-1)
+            .build()
+            .is_ok());
+        assert_invalid(
+            builder().memory_reservation(1024).build(),
+            "minimum memory reservation allowed is 6MB",
+        );
+        assert_invalid(
+            builder()
+                .memory_limit(16 << 20)
+                .memory_reservation(32 << 20)
+                .build(),
+            "memory_reservation 33554432 is above the memory limit",
+        );
+        assert_invalid(
+            builder().cpu_shares(1).build(),
+            "cpu_shares 1 is out of range",
+        );
+        assert_invalid(builder().cpu_shares(262_145).build(), "cpu_shares");
+        assert_invalid(
+            builder().cpuset_cpus("0-").build(),
+            "cpuset_cpus \"0-\" is not a CPU list",
+        );
+        assert_invalid(
+            builder().cpuset_cpus("99999").build(),
+            "CPU 99999 is not available",
+        );
+        assert_invalid(
+            builder().init("/nonexistent/tini").build(),
+            "init /nonexistent/tini: cannot use it",
+        );
+        assert_invalid(
+            builder().init("tini").build(),
+            "init tini must be an absolute path",
+        );
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        assert_invalid(builder().init(plain.path()).build(), "is not executable");
+        assert_invalid(
+            builder().init("/usr/bin").build(),
+            "init /usr/bin is not a regular file",
+        );
+        assert_invalid(
+            builder()
+                .user_from_rootfs("ghost", "/nonexistent-root")
+                .build(),
+            "user: unable to find user ghost",
+        );
+        assert_invalid(
+            builder().group_add("ghosts").build(),
+            "group_add: unable to find group ghosts",
+        );
+        assert_invalid(builder().group_add("").build(), "group_add");
+        // Each message is one line.
+        let err = builder()
+            .seccomp(Seccomp::Json("{\n\n oops".into()))
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_dynamic_init_is_refused() {
+        // The test binary itself is dynamically linked; busybox-static is not.
+        let me = std::env::current_exe().unwrap();
+        let bytes = std::fs::read(&me).unwrap();
+        assert!(validate::elf_interpreter(&bytes));
+        assert!(!validate::elf_interpreter(
+            &std::fs::read(rootfs_busybox()).unwrap()
+        ));
+        assert!(!validate::elf_interpreter(b"#!/bin/sh\n"));
+        assert!(!validate::elf_interpreter(b"\x7fELF\x02\x01"));
+        assert_invalid(builder().init(&me).build(), "is dynamically linked");
+    }
+
+    #[test]
+    fn parse_ulimit_and_device_take_dockers_forms() {
+        assert_eq!(
+            parse_ulimit("nofile=100:200").unwrap(),
+            ("nofile".into(), 100, 200)
+        );
+        assert_eq!(parse_ulimit("nproc=50").unwrap(), ("nproc".into(), 50, 50));
+        assert_eq!(parse_ulimit("core=-1").unwrap(), ("core".into(), -1, -1));
+        assert_eq!(
+            parse_ulimit("memlock=infinity:infinity").unwrap(),
+            ("memlock".into(), -1, -1)
+        );
+        for bad in [
+            "nofile",
+            "nofile=",
+            "nofile=a",
+            "nofile=1:2:3",
+            "nofile=1:x",
+        ] {
+            let err = parse_ulimit(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert!(err.to_string().starts_with("invalid ulimit"), "{err}");
+        }
+        let d = |s: &str| {
+            let (h, c, p) = parse_device(s).unwrap();
+            (h.display().to_string(), c.display().to_string(), p)
+        };
+        assert_eq!(
+            d("/dev/fuse"),
+            ("/dev/fuse".into(), "/dev/fuse".into(), "rwm".into())
+        );
+        assert_eq!(
+            d("/dev/fuse:r"),
+            ("/dev/fuse".into(), "/dev/fuse".into(), "r".into())
+        );
+        assert_eq!(
+            d("/dev/null:/dev/mynull"),
+            ("/dev/null".into(), "/dev/mynull".into(), "rwm".into())
+        );
+        assert_eq!(
+            d("/dev/null:/dev/mynull:rw"),
+            ("/dev/null".into(), "/dev/mynull".into(), "rw".into())
+        );
+        assert!(parse_device("a:b:c:d").is_err());
+        assert!(parse_device(":/dev/x").is_err());
     }
 
     #[test]

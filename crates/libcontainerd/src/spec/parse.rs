@@ -93,3 +93,56 @@ pub(super) fn parse_id(user: &str, what: &str, text: &str) -> Result<u32> {
     }
     Ok(id)
 }
+
+/// Parse `docker run --ulimit NAME=SOFT[:HARD]` into the arguments of
+/// [`SpecBuilder::ulimit`](super::SpecBuilder::ulimit): a missing hard limit is the soft one, and
+/// `-1` or `infinity` is unlimited. The name and the order of the limits are checked by the builder.
+pub fn parse_ulimit(s: &str) -> Result<(String, i64, i64)> {
+    let invalid = |why: &str| Error::invalid(format!("invalid ulimit {s:?}: {why}"));
+    let (name, limits) = s
+        .split_once('=')
+        .ok_or_else(|| invalid("expected NAME=SOFT[:HARD], e.g. nofile=1024:2048"))?;
+    let value = |v: &str| -> Result<i64> {
+        if v == "infinity" || v == "unlimited" {
+            return Ok(-1);
+        }
+        v.parse::<i64>()
+            .map_err(|_| invalid(&format!("{v:?} is not a number (or -1, infinity)")))
+    };
+    let (soft, hard) = match limits.split(':').collect::<Vec<_>>()[..] {
+        [soft] => (value(soft)?, value(soft)?),
+        [soft, hard] => (value(soft)?, value(hard)?),
+        _ => return Err(invalid("at most two limits, SOFT:HARD")),
+    };
+    Ok((name.to_string(), soft, hard))
+}
+
+/// Parse `docker run --device HOST[:CONTAINER][:PERMS]` into the arguments of
+/// [`SpecBuilder::device`](super::SpecBuilder::device), as docker's CLI does: the container path
+/// defaults to the host path, the permissions to `rwm`.
+pub fn parse_device(s: &str) -> Result<(std::path::PathBuf, std::path::PathBuf, String)> {
+    let is_perms = |p: &str| super::devices::validate_perms("device", p).is_ok();
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, container, perms) = match parts[..] {
+        [host] => (host, host, "rwm"),
+        [host, second] if is_perms(second) => (host, host, second),
+        [host, container] => (host, container, "rwm"),
+        [host, container, perms] => (host, container, perms),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid device {s:?}: expected HOST[:CONTAINER][:PERMS]"
+            )))
+        }
+    };
+    if host.is_empty() {
+        return Err(Error::invalid(format!(
+            "invalid device {s:?}: the host path is empty"
+        )));
+    }
+    let container = if container.is_empty() {
+        host
+    } else {
+        container
+    };
+    Ok((host.into(), container.into(), perms.to_string()))
+}
