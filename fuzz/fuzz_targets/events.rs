@@ -1,8 +1,9 @@
 //! Event decoding and the monitor's bookkeeping, fed hostile envelopes.
 //!
-//! The decoder (`events/decode.rs`) and the table (`events/table.rs`) are crate-private, so they are
-//! compiled here from the library's own source files, with the crate paths they use (`crate::task`,
-//! `crate::time`, `super::…`) provided below: the code under test is the library's, byte for byte.
+//! The decoder (`events/decode.rs`) and the table with its reconcile (`events/table.rs`,
+//! `events/reconcile.rs` and the modules they use) are crate-private, so they are compiled here from
+//! the library's own source files, with the crate paths they use (`crate::task`, `crate::time`,
+//! `super::…`) provided below: the code under test is the library's, byte for byte.
 //!
 //! Each input is a sequence of operations: an envelope payload (a well-formed event of a random type
 //! with random fields, or random bytes under a known or random type URL), an empty envelope, a
@@ -36,20 +37,39 @@ mod task {
 #[path = "../../crates/libcontainerd/src/time.rs"]
 mod time;
 
-// The two private modules of `crate::events`, from the library's source. They sit at the crate root
-// here, so their `super::` is this file, which provides what `crate::events` does.
+// The private modules of `crate::events` that make the decisions, from the library's source. They sit
+// at the crate root here, so their `super::` is this file, which provides what `crate::events` does.
 #[allow(dead_code)]
 #[path = "../../crates/libcontainerd/src/events/decode.rs"]
 mod decode;
 
 #[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/delivery.rs"]
+mod delivery;
+
+#[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/tombs.rs"]
+mod tombs;
+
+#[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/waiters.rs"]
+mod waiters;
+
+#[allow(dead_code)]
 #[path = "../../crates/libcontainerd/src/events/table.rs"]
 mod table;
+
+#[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/reconcile.rs"]
+mod reconcile;
 
 use libcontainerd::events::{EventInfo, EventType, UNKNOWN_EXIT_CODE};
 
 use decode::{decode, DecodeError, Decoded, TaskEvent};
-use table::{Delivery, Registered, Snapshot, Table};
+use delivery::Delivery;
+use reconcile::Snapshot;
+use table::Table;
+use waiters::Registered;
 use task::{ExitStatus, TaskInfo, TaskStatus};
 
 /// Few ids, so that events collide on the same processes.

@@ -19,15 +19,34 @@
 //! gap. A second marker, published once the list is back, tells when every event that could predate the
 //! list has been read; only then are the list's findings applied.
 
-mod decode;
-mod dispatch;
+// The public handle and what it hands out.
 mod monitor;
+mod options;
+mod state;
+mod wait;
+// The background reader: the subscription and reconnect loop, the snapshot it takes after
+// (re)subscribing, the per-container delivery to the backend.
+mod dispatch;
+mod reconnect;
+mod session;
+mod snapshot;
+mod subscription;
+// The decisions, pure bookkeeping: decoding, the table of processes and its dedup of exits, the
+// reconcile with a snapshot, the waits and the memory of forgotten processes.
+mod decode;
+mod delivery;
+mod reconcile;
 mod table;
+mod tombs;
+mod waiters;
 
 use std::fmt;
 use std::time::SystemTime;
 
-pub use monitor::{EventMonitor, ExitWait, MonitorOptions, MonitorState};
+pub use monitor::EventMonitor;
+pub use options::MonitorOptions;
+pub use state::MonitorState;
+pub use wait::ExitWait;
 
 /// The exit code reported for a process whose real exit status was lost (it ended and was deleted
 /// while the monitor was disconnected); [`EventInfo::error`] then says why. Docker uses the same value.
