@@ -8,7 +8,8 @@
 //! Each input is a sequence of operations: an envelope payload (a well-formed event of a random type
 //! with random fields, or random bytes under a known or random type URL), an empty envelope, a
 //! reconnect snapshot, or an exit waiter. Checked, besides "no panic, no hang":
-//! - a well-formed event decodes to exactly its fields, whatever type-URL spelling carries it;
+//! - a well-formed event decodes to exactly its fields, whatever type-URL spelling carries it (a pid
+//!   of -1, as containerd sends one it could not read, decodes as 0: unknown);
 //! - the table never delivers the same exit twice: a second exit for a (container, process) with the
 //!   same pid needs a new process under that id (create, start, exec, a listed task) in between;
 //! - an exit delivered with an error ("status lost") carries the unknown exit code 255.
@@ -90,8 +91,21 @@ fn process(u: &mut Unstructured<'_>) -> ArbResult<String> {
     Ok(u.choose(&PROCESSES)?.to_string())
 }
 
+/// A small pid, or `u32::MAX`: the -1 containerd sends when it could not read a pid file.
 fn pid(u: &mut Unstructured<'_>) -> ArbResult<u32> {
-    u.int_in_range(0..=3)
+    Ok(match u.int_in_range(0..=4)? {
+        4 => u32::MAX,
+        n => n,
+    })
+}
+
+/// What the decoder makes of an event's pid: one containerd could not learn is 0, unknown.
+fn decoded_pid(raw: u32) -> u32 {
+    if raw == u32::MAX {
+        0
+    } else {
+        raw
+    }
 }
 
 fn exit_code(u: &mut Unstructured<'_>) -> ArbResult<u32> {
@@ -156,7 +170,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             };
             let want = task(TaskEvent::Create {
                 container_id: e.container_id.clone(),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
             });
             (TaskCreate::full_name(), e.encode_to_vec(), want)
         }
@@ -167,7 +181,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             };
             let want = task(TaskEvent::Start {
                 container_id: e.container_id.clone(),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
             });
             (TaskStart::full_name(), e.encode_to_vec(), want)
         }
@@ -182,7 +196,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             let want = task(TaskEvent::Exit {
                 container_id: e.container_id.clone(),
                 process_id: normalised(&e.container_id, &e.id),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
                 status: status(e.exit_status, e.exited_at.as_ref()),
             });
             (TaskExit::full_name(), e.encode_to_vec(), want)
@@ -216,7 +230,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             let want = task(TaskEvent::ExecStarted {
                 container_id: e.container_id.clone(),
                 exec_id: e.exec_id.clone(),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
             });
             (TaskExecStarted::full_name(), e.encode_to_vec(), want)
         }
@@ -249,7 +263,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             let want = task(TaskEvent::Delete {
                 container_id: e.container_id.clone(),
                 process_id: normalised(&e.container_id, &e.id),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
                 status: status(e.exit_status, e.exited_at.as_ref()),
             });
             (TaskDelete::full_name(), e.encode_to_vec(), want)

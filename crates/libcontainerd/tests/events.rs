@@ -617,6 +617,65 @@ async fn handler_errors_bad_payloads_and_other_namespaces_do_not_disturb_the_str
     env.cleanup().await;
 }
 
+/// containerd publishes a task's exit with pid 0 when it cannot learn the pid: its cleanup after a
+/// dead shim whose binary's `delete` failed sends pid 0 and status 255. Such an exit, published here
+/// by hand for a task the monitor saw start, is delivered once with the pid the monitor knows; the
+/// task's real exit later is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_published_without_a_pid_is_delivered_with_the_known_pid() {
+    let _shared = FD_SENSITIVE.read().await;
+    let env = TestEnv::new().await;
+    let rec = Arc::new(Recorder::default());
+    let monitor = monitor(&env, &rec).await;
+    let (container, task) = run(&env, "nopid", &["sleep", "600"]).await;
+    rec.wait_event("nopid", EventType::Start).await;
+    let id = TestEnv::id("nopid");
+    let by_pid = monitor.wait_exit_pid(&id, &id, task.pid());
+
+    let exit = containerd_client::events::TaskExit {
+        container_id: "nopid".into(),
+        id: "nopid".into(),
+        pid: 0,
+        exit_status: 255,
+        exited_at: Some(prost_types::Timestamp::from(SystemTime::now())),
+    };
+    EventsClient::new(env.client.channel())
+        .publish(request(
+            &env,
+            PublishRequest {
+                topic: "/tasks/exit".into(),
+                event: Some(prost_types::Any {
+                    type_url: "containerd.events.TaskExit".into(),
+                    value: prost::Message::encode_to_vec(&exit),
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(LONG, by_pid).await.unwrap().unwrap();
+    assert_eq!(status.code, 255);
+    rec.wait_event("nopid", EventType::Exit).await;
+    let exits = rec.exits("nopid", "nopid");
+    assert_eq!(exits.len(), 1, "{exits:#?}");
+    assert_eq!(exits[0].info.pid, task.pid(), "{:?}", exits[0].info);
+    assert_eq!(exits[0].info.exit_code, 255);
+
+    // The task's real exit is the same process's: a duplicate.
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
+    assert_eq!(task.wait().await.unwrap().code, 137);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rec.exits("nopid", "nopid").len(),
+        1,
+        "{:#?}",
+        rec.of("nopid")
+    );
+
+    remove(&container, &task).await;
+    monitor.stop();
+    env.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_resolve_from_the_stream_and_fail_once_stopped() {
     let _shared = FD_SENSITIVE.read().await;

@@ -110,7 +110,9 @@ impl Table {
                         "delivering an exit the event stream missed"
                     );
                     let found = Found::Recovered { error: None };
-                    out.extend(self.exit(&key(container_id, process_id), proc.pid, status, found));
+                    // An entry made without a pid learns it from containerd.
+                    let pid = if proc.pid != 0 { proc.pid } else { info.pid };
+                    out.extend(self.exit(&key(container_id, process_id), pid, status, found));
                 }
             }
             Observed::Gone => {
@@ -245,5 +247,20 @@ mod tests {
         let snapshot = Snapshot::default();
         assert!(t.reconcile(&snapshot, since, true).is_empty());
         assert_eq!(kinds(&t.apply(exit("new", "new", 10, 0))).len(), 1);
+    }
+
+    #[test]
+    fn an_entry_without_a_pid_takes_containerds_for_its_exit() {
+        let mut t = Table::new();
+        // A create event without a pid.
+        t.apply(create("c1", 0));
+        let since = t.seq();
+        let snapshot = Snapshot {
+            tasks: vec![task("c1", 12, TaskStatus::Stopped, Some(3))],
+            execs: HashMap::new(),
+        };
+        let d = t.reconcile(&snapshot, since, true);
+        assert_eq!(kinds(&d), [(EventType::Exit, "c1".into(), 3)]);
+        assert_eq!(d[0].info.pid, 12);
     }
 }

@@ -284,7 +284,8 @@ impl Table {
     }
 
     /// Decide on an exit: the first for a process is delivered (and resolves its waiters), any later
-    /// one is a duplicate and dropped.
+    /// one is a duplicate and dropped. `pid` 0 is unknown: the exit is then delivered with the pid the
+    /// table knows for the process, if any.
     pub(crate) fn exit(
         &mut self,
         key: &Key,
@@ -293,6 +294,7 @@ impl Table {
         found: Found,
     ) -> Option<Delivery> {
         let seq = self.seq;
+        let mut pid = pid;
         let known = self
             .containers
             .get_mut(&key.0)
@@ -311,9 +313,13 @@ impl Table {
                 }
                 p.life = Life::Exited(status);
                 p.seq = seq;
+                // Whichever side knows it: the event (for an entry made without a pid) or the table
+                // (containerd reports the exit of a task whose shim died with the pid it could read
+                // from the shim's files, or none).
                 if p.pid == 0 {
                     p.pid = pid;
                 }
+                pid = p.pid;
             }
             None => {
                 if self.tombs.matches(key, pid) {
@@ -530,6 +536,33 @@ pub(crate) mod tests {
         assert!(t.apply(exit("c1", "c1", 10, 0)).is_empty());
         let d = t.apply(exit("c1", "c1", 20, 4));
         assert_eq!(kinds(&d), [(EventType::Exit, "c1".into(), 4)]);
+    }
+
+    #[test]
+    fn an_exit_or_delete_without_a_pid_carries_the_known_one() {
+        let mut t = Table::new();
+        t.apply(create("c1", 10));
+        t.apply(start("c1", 10));
+        t.apply(exec_started("c1", "e1", 11));
+        let Registered::Pending(mut by_pid) = t.register("c1", "c1", Some(10)) else {
+            panic!("pending")
+        };
+        let Registered::Pending(mut other_pid) = t.register("c1", "c1", Some(99)) else {
+            panic!("pending")
+        };
+        // As containerd reports the exit of a task whose shim died and left no readable pid file.
+        let d = t.apply(exit("c1", "c1", 0, 255));
+        assert_eq!(kinds(&d), [(EventType::Exit, "c1".into(), 255)]);
+        assert_eq!(d[0].info.pid, 10);
+        assert_eq!(by_pid.try_recv().unwrap().code, 255);
+        assert!(other_pid.try_recv().is_err(), "not the exit of pid 99");
+        // A delete without a pid delivers the exit it carries with the known pid too.
+        let d = t.apply(delete("c1", "e1", 0, 137));
+        assert_eq!(kinds(&d), [(EventType::Exit, "e1".into(), 137)]);
+        assert_eq!(d[0].info.pid, 11);
+        // The real exits, late, are duplicates.
+        assert!(t.apply(exit("c1", "c1", 10, 137)).is_empty());
+        assert!(t.apply(exit("c1", "e1", 11, 137)).is_empty());
     }
 
     #[test]
