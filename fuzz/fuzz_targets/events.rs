@@ -481,6 +481,17 @@ fn run(data: &[u8]) -> ArbResult<()> {
                         delivered.rearm(&t.container_id, &t.container_id);
                     }
                 }
+                // The same for a listed exec the table may adopt (started: it has a pid).
+                for (key, info) in &snap.execs {
+                    let Some(info) = info else { continue };
+                    let adoptable = info.pid != 0 && !key.1.is_empty() && key.0 != key.1;
+                    if adoptable
+                        && (info.status != TaskStatus::Stopped
+                            || delivered.last_exit.get(key) != Some(&info.pid))
+                    {
+                        delivered.rearm(&key.0, &key.1);
+                    }
+                }
                 let _ = table.alive_execs();
             }
             // Someone waits for an exit.

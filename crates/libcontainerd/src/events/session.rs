@@ -14,6 +14,7 @@ use tonic::codec::Streaming;
 use super::decode::{decode, Decoded};
 use super::delivery::Delivery;
 use super::dispatch::Dispatcher;
+use super::execs::BundleRoot;
 use super::options::MonitorOptions;
 use super::reconcile::Snapshot;
 use super::reconnect::{wait_until_serving, Backoff};
@@ -58,6 +59,8 @@ pub(crate) struct Reader {
     marker: u64,
     /// Whether a first snapshot was applied; before it, stopped tasks are history, not news.
     baseline_done: bool,
+    /// Where the snapshots find the execs containerd does not list.
+    bundles: BundleRoot,
     max_backoff: Duration,
     last_sweep: Instant,
 }
@@ -84,6 +87,7 @@ impl Reader {
             namespace,
             marker: 0,
             baseline_done: false,
+            bundles: BundleRoot::default(),
             max_backoff: options.max_backoff,
             last_sweep: Instant::now(),
         }
@@ -217,7 +221,8 @@ impl Reader {
                     let table = self.shared.table();
                     (table.seq(), table.alive_execs())
                 };
-                *snapshot = Some(Box::pin(take_snapshot(self.client.clone(), execs)));
+                let taking = take_snapshot(self.client.clone(), execs, self.bundles.clone());
+                *snapshot = Some(Box::pin(taking));
                 *phase = Phase::Listing { since };
             }
             Phase::Settling { marker: want, .. } if marker >= *want => {
@@ -248,6 +253,7 @@ impl Reader {
             namespace = %self.namespace,
             subscription = self.shared.state.borrow().subscriptions,
             tasks = snapshot.tasks.len(),
+            execs = snapshot.execs.len(),
             "event subscription live"
         );
     }
