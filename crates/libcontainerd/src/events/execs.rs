@@ -81,11 +81,32 @@ pub(crate) async fn find_execs(
     }
     for task in tasks {
         if task.status != TaskStatus::Stopped && !found.contains_key(&task.container_id) {
-            let ids = running_exec_ids(client, &task.container_id).await?;
-            found.insert(task.container_id.clone(), ids);
+            match running_exec_ids(client, &task.container_id).await {
+                Ok(ids) => {
+                    found.insert(task.container_id.clone(), ids);
+                }
+                // containerd itself is unreachable: this snapshot is lost anyway.
+                Err(e) if containerd_unreachable(&e) => return Err(e),
+                // One task that cannot list its processes (its runtime fails `ps`) must not keep
+                // the monitor from going live: its execs stay unknown.
+                Err(error) => tracing::warn!(
+                    container = %task.container_id,
+                    %error,
+                    "cannot learn the execs of a task after reconnecting"
+                ),
+            }
         }
     }
     Ok(found)
+}
+
+/// Whether `error` says containerd cannot be reached (rather than that one call about one process
+/// failed).
+pub(crate) fn containerd_unreachable(error: &Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::Unavailable | ErrorKind::DeadlineExceeded | ErrorKind::Canceled
+    )
 }
 
 /// The bundle directory of the namespace (found now, else `cached`), and the exec ids in the bundle

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use super::delivery::Key;
-use super::execs::{find_execs, BundleRoot};
+use super::execs::{containerd_unreachable, find_execs, BundleRoot};
 use super::options::RPC_TIMEOUT;
 use super::reconcile::Snapshot;
 use crate::client::Client;
@@ -47,7 +47,8 @@ pub(crate) async fn take_snapshot(
     }
 }
 
-/// The state of each exec in `keys`, `None` for those containerd does not have.
+/// The state of each exec in `keys`, `None` for those containerd does not have; an exec whose state
+/// containerd fails to give is left out.
 async fn exec_states(
     client: &Client,
     keys: BTreeSet<Key>,
@@ -70,7 +71,21 @@ async fn exec_states(
         };
         let (key, state) =
             joined.map_err(|e| Error::internal(format!("ask for an exec's state: {e}")))?;
-        states.insert(key, state?);
+        match state {
+            Ok(state) => {
+                states.insert(key, state);
+            }
+            // containerd itself is unreachable: this snapshot is lost anyway.
+            Err(e) if containerd_unreachable(&e) => return Err(e),
+            // One process containerd cannot report on (its shim fails) must not keep the monitor
+            // from going live: left out, it is neither adopted nor taken for gone.
+            Err(error) => tracing::warn!(
+                container = %key.0,
+                exec = %key.1,
+                %error,
+                "cannot learn the state of an exec after reconnecting"
+            ),
+        }
     }
 }
 
