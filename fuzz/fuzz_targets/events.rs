@@ -1,13 +1,15 @@
 //! Event decoding and the monitor's bookkeeping, fed hostile envelopes.
 //!
-//! The decoder (`events/decode.rs`) and the table (`events/table.rs`) are crate-private, so they are
-//! compiled here from the library's own source files, with the crate paths they use (`crate::task`,
-//! `crate::time`, `super::…`) provided below: the code under test is the library's, byte for byte.
+//! The decoder (`events/decode.rs`) and the table with its reconcile (`events/table.rs`,
+//! `events/reconcile.rs` and the modules they use) are crate-private, so they are compiled here from
+//! the library's own source files, with the crate paths they use (`crate::task`, `crate::time`,
+//! `super::…`) provided below: the code under test is the library's, byte for byte.
 //!
 //! Each input is a sequence of operations: an envelope payload (a well-formed event of a random type
 //! with random fields, or random bytes under a known or random type URL), an empty envelope, a
 //! reconnect snapshot, or an exit waiter. Checked, besides "no panic, no hang":
-//! - a well-formed event decodes to exactly its fields, whatever type-URL spelling carries it;
+//! - a well-formed event decodes to exactly its fields, whatever type-URL spelling carries it (a pid
+//!   of -1, as containerd sends one it could not read, decodes as 0: unknown);
 //! - the table never delivers the same exit twice: a second exit for a (container, process) with the
 //!   same pid needs a new process under that id (create, start, exec, a listed task) in between;
 //! - an exit delivered with an error ("status lost") carries the unknown exit code 255.
@@ -36,20 +38,39 @@ mod task {
 #[path = "../../crates/libcontainerd/src/time.rs"]
 mod time;
 
-// The two private modules of `crate::events`, from the library's source. They sit at the crate root
-// here, so their `super::` is this file, which provides what `crate::events` does.
+// The private modules of `crate::events` that make the decisions, from the library's source. They sit
+// at the crate root here, so their `super::` is this file, which provides what `crate::events` does.
 #[allow(dead_code)]
 #[path = "../../crates/libcontainerd/src/events/decode.rs"]
 mod decode;
 
 #[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/delivery.rs"]
+mod delivery;
+
+#[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/tombs.rs"]
+mod tombs;
+
+#[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/waiters.rs"]
+mod waiters;
+
+#[allow(dead_code)]
 #[path = "../../crates/libcontainerd/src/events/table.rs"]
 mod table;
+
+#[allow(dead_code)]
+#[path = "../../crates/libcontainerd/src/events/reconcile.rs"]
+mod reconcile;
 
 use libcontainerd::events::{EventInfo, EventType, UNKNOWN_EXIT_CODE};
 
 use decode::{decode, DecodeError, Decoded, TaskEvent};
-use table::{Delivery, Registered, Snapshot, Table};
+use delivery::Delivery;
+use reconcile::Snapshot;
+use table::Table;
+use waiters::Registered;
 use task::{ExitStatus, TaskInfo, TaskStatus};
 
 /// Few ids, so that events collide on the same processes.
@@ -70,8 +91,21 @@ fn process(u: &mut Unstructured<'_>) -> ArbResult<String> {
     Ok(u.choose(&PROCESSES)?.to_string())
 }
 
+/// A small pid, or `u32::MAX`: the -1 containerd sends when it could not read a pid file.
 fn pid(u: &mut Unstructured<'_>) -> ArbResult<u32> {
-    u.int_in_range(0..=3)
+    Ok(match u.int_in_range(0..=4)? {
+        4 => u32::MAX,
+        n => n,
+    })
+}
+
+/// What the decoder makes of an event's pid: one containerd could not learn is 0, unknown.
+fn decoded_pid(raw: u32) -> u32 {
+    if raw == u32::MAX {
+        0
+    } else {
+        raw
+    }
 }
 
 fn exit_code(u: &mut Unstructured<'_>) -> ArbResult<u32> {
@@ -136,7 +170,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             };
             let want = task(TaskEvent::Create {
                 container_id: e.container_id.clone(),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
             });
             (TaskCreate::full_name(), e.encode_to_vec(), want)
         }
@@ -147,7 +181,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             };
             let want = task(TaskEvent::Start {
                 container_id: e.container_id.clone(),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
             });
             (TaskStart::full_name(), e.encode_to_vec(), want)
         }
@@ -162,7 +196,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             let want = task(TaskEvent::Exit {
                 container_id: e.container_id.clone(),
                 process_id: normalised(&e.container_id, &e.id),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
                 status: status(e.exit_status, e.exited_at.as_ref()),
             });
             (TaskExit::full_name(), e.encode_to_vec(), want)
@@ -196,7 +230,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             let want = task(TaskEvent::ExecStarted {
                 container_id: e.container_id.clone(),
                 exec_id: e.exec_id.clone(),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
             });
             (TaskExecStarted::full_name(), e.encode_to_vec(), want)
         }
@@ -229,7 +263,7 @@ fn event(u: &mut Unstructured<'_>) -> ArbResult<(String, Vec<u8>, Decoded)> {
             let want = task(TaskEvent::Delete {
                 container_id: e.container_id.clone(),
                 process_id: normalised(&e.container_id, &e.id),
-                pid: e.pid,
+                pid: decoded_pid(e.pid),
                 status: status(e.exit_status, e.exited_at.as_ref()),
             });
             (TaskDelete::full_name(), e.encode_to_vec(), want)
@@ -445,6 +479,17 @@ fn run(data: &[u8]) -> ArbResult<()> {
                         || delivered.last_exit.get(&key) != Some(&t.pid)
                     {
                         delivered.rearm(&t.container_id, &t.container_id);
+                    }
+                }
+                // The same for a listed exec the table may adopt (started: it has a pid).
+                for (key, info) in &snap.execs {
+                    let Some(info) = info else { continue };
+                    let adoptable = info.pid != 0 && !key.1.is_empty() && key.0 != key.1;
+                    if adoptable
+                        && (info.status != TaskStatus::Stopped
+                            || delivered.last_exit.get(key) != Some(&info.pid))
+                    {
+                        delivered.rearm(&key.0, &key.1);
                     }
                 }
                 let _ = table.alive_execs();

@@ -8,10 +8,29 @@
 //!
 //! Exits are delivered exactly once per process. containerd's stream is not enough for that: events
 //! published while the client is disconnected are lost, and the shim drops an exit it cannot publish
-//! for about 15 s. So after every reconnect the monitor lists the namespace's tasks (and asks for the
-//! execs it knew running) and delivers the exits it missed, with the real exit status while containerd
-//! still has it; duplicates and late exits are dropped. [`EventMonitor::wait_exit`] is fed by the same
-//! decisions, so a caller can wait for an exit without polling.
+//! for about 15 s. So after every reconnect the monitor lists the namespace's tasks and their execs
+//! and delivers the exits it missed, with the real exit status while containerd still has it;
+//! duplicates and late exits are dropped. [`EventMonitor::wait_exit`] is fed by the same decisions, so
+//! a caller can wait for an exit without polling.
+//!
+//! The execs, precisely. containerd has no call that lists a task's execs, so the monitor asks about
+//! the execs it knew running and the ones it finds. The runc shim keeps a pid file per exec, from the
+//! exec's start until its delete, in the task's bundle directory; the monitor locates the namespace's
+//! bundle directories through the working directory of the shim of a running task (at this or an
+//! earlier connect). That needs containerd's pid namespace and the right to read the shim's `/proc`
+//! entry, as root has; without them, `ListPids` still names the execs running in a running task.
+//! After a reconnect:
+//! - an exec that started while the monitor was disconnected and still runs becomes known, so its
+//!   exit is delivered once, whether it comes live or is found after a later reconnect;
+//! - an exec that started and exited while disconnected, and is not deleted yet, gets its exit
+//!   delivered once, with its real status and pid (a late `TaskExit` for it is dropped), provided the
+//!   bundle directory was located;
+//! - an exec that started, exited and was deleted (by someone else) while disconnected leaves no
+//!   trace in containerd: nothing is delivered for it. Nor for one that was only added: its start
+//!   comes on the stream later.
+//!
+//! `exec-added`, `exec-started` and the other non-exit events published while disconnected are not
+//! made up afterwards: only exits are reconciled.
 //!
 //! How the monitor proves its subscription is live (containerd 1.6 only answers a Subscribe with its
 //! first event): it publishes a marker to a topic private to the monitor and waits to read it back.
@@ -19,15 +38,35 @@
 //! gap. A second marker, published once the list is back, tells when every event that could predate the
 //! list has been read; only then are the list's findings applied.
 
-mod decode;
-mod dispatch;
+// The public handle and what it hands out.
 mod monitor;
+mod options;
+mod state;
+mod wait;
+// The background reader: the subscription and reconnect loop, the snapshot it takes after
+// (re)subscribing, the per-container delivery to the backend.
+mod dispatch;
+mod execs;
+mod reconnect;
+mod session;
+mod snapshot;
+mod subscription;
+// The decisions, pure bookkeeping: decoding, the table of processes and its dedup of exits, the
+// reconcile with a snapshot, the waits and the memory of forgotten processes.
+mod decode;
+mod delivery;
+mod reconcile;
 mod table;
+mod tombs;
+mod waiters;
 
 use std::fmt;
 use std::time::SystemTime;
 
-pub use monitor::{EventMonitor, ExitWait, MonitorOptions, MonitorState};
+pub use monitor::EventMonitor;
+pub use options::MonitorOptions;
+pub use state::MonitorState;
+pub use wait::ExitWait;
 
 /// The exit code reported for a process whose real exit status was lost (it ended and was deleted
 /// while the monitor was disconnected); [`EventInfo::error`] then says why. Docker uses the same value.

@@ -1,10 +1,13 @@
 //! Events against a real containerd: every event kind reaches the Backend with its fields, order per
-//! container over many parallel containers, a slow handler's isolation, and exits that survive
-//! containerd being SIGKILLed and down for longer than the shim retries.
+//! container over many parallel containers, a slow handler's isolation, exits that survive
+//! containerd being SIGKILLed and down for longer than the shim retries, and execs that started while
+//! the monitor alone was cut off from containerd.
 
 mod common;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,13 +15,16 @@ use common::TestEnv;
 use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
-    ExecProcessRequest, PauseTaskRequest, PublishRequest, ResumeTaskRequest, StartRequest,
+    DeleteProcessRequest, ExecProcessRequest, GetRequest, KillRequest, PauseTaskRequest,
+    PublishRequest, ResumeTaskRequest, StartRequest,
 };
 use libcontainerd::{
     Backend, BackendError, Client, ClientConfig, Container, ErrorKind, EventInfo, EventMonitor,
     EventType, MonitorOptions, Output, Runtime, StdioConfig, Task,
 };
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
 
 /// Tests that compare the process's open file descriptors take this exclusively; every other test
 /// shares it, so they still run in parallel with each other.
@@ -250,6 +256,171 @@ async fn restart_containerd(env: &TestEnv, monitor: &EventMonitor, down_for: Dur
         .ensure_running()
         .await
         .expect("restart containerd");
+    tokio::time::timeout(
+        LONG,
+        monitor.wait_state(|s| s.live && s.subscriptions > before),
+    )
+    .await
+    .expect("resubscribed in time")
+    .expect("monitor running");
+}
+
+/// Publish a `TaskExit` into the test's namespace, as containerd would.
+async fn publish_exit(env: &TestEnv, container: &str, process: &str, pid: u32, code: u32) {
+    let exit = containerd_client::events::TaskExit {
+        container_id: container.into(),
+        id: process.into(),
+        pid,
+        exit_status: code,
+        exited_at: Some(prost_types::Timestamp::from(SystemTime::now())),
+    };
+    EventsClient::new(env.client.channel())
+        .publish(request(
+            env,
+            PublishRequest {
+                topic: "/tasks/exit".into(),
+                event: Some(prost_types::Any {
+                    type_url: "containerd.events.TaskExit".into(),
+                    value: prost::Message::encode_to_vec(&exit),
+                }),
+            },
+        ))
+        .await
+        .expect("publish a TaskExit");
+}
+
+/// Wait until containerd reports exec `exec_id` of `container` stopped.
+async fn wait_exec_stopped(env: &TestEnv, container: &str, exec_id: &str) {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let process = tasks(env)
+            .get(request(
+                env,
+                GetRequest {
+                    container_id: container.into(),
+                    exec_id: exec_id.into(),
+                },
+            ))
+            .await
+            .expect("get the exec")
+            .into_inner()
+            .process
+            .expect("a process");
+        if process.status == containerd_client::types::v1::Status::Stopped as i32 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "exec {exec_id} did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn kill_exec(env: &TestEnv, container: &str, exec_id: &str) {
+    tasks(env)
+        .kill(request(
+            env,
+            KillRequest {
+                container_id: container.into(),
+                exec_id: exec_id.into(),
+                signal: 9,
+                all: false,
+            },
+        ))
+        .await
+        .expect("kill the exec");
+}
+
+async fn delete_exec(env: &TestEnv, container: &str, exec_id: &str) {
+    tasks(env)
+        .delete_process(request(
+            env,
+            DeleteProcessRequest {
+                container_id: container.into(),
+                exec_id: exec_id.into(),
+            },
+        ))
+        .await
+        .expect("delete the exec");
+}
+
+/// A unix-socket proxy to containerd that the test can cut. A monitor connected through it is
+/// disconnected while containerd goes on serving every other client, as in the moments after a
+/// containerd restart before the monitor has resubscribed: other clients start and end execs that the
+/// monitor's stream never reports.
+struct Proxy {
+    path: PathBuf,
+    cut: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    fn start(target: PathBuf, path: PathBuf) -> Proxy {
+        let listener = UnixListener::bind(&path).expect("bind the proxy socket");
+        let cut = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (cut, connections) = (Arc::clone(&cut), Arc::clone(&connections));
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    // While cut, every connection is refused at once (closed unanswered).
+                    if cut.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let Ok(mut outbound) = UnixStream::connect(&target).await else {
+                        continue;
+                    };
+                    let pipe = tokio::spawn(async move {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                    connections.lock().expect("connections").push(pipe);
+                }
+            }
+        });
+        Proxy {
+            path,
+            cut,
+            connections,
+            accept,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Close every proxied connection and refuse new ones.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for pipe in self.connections.lock().expect("connections").drain(..) {
+            pipe.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// Cut the monitor off and wait until it knows.
+async fn disconnect(proxy: &Proxy, monitor: &EventMonitor) {
+    proxy.cut();
+    tokio::time::timeout(LONG, monitor.wait_state(|s| !s.live))
+        .await
+        .expect("the monitor notices the cut in time")
+        .expect("monitor running");
+}
+
+/// Let the monitor reach containerd again and wait until it has resubscribed and reconciled.
+async fn reconnect(proxy: &Proxy, monitor: &EventMonitor) {
+    let before = monitor.state().subscriptions;
+    proxy.heal();
     tokio::time::timeout(
         LONG,
         monitor.wait_state(|s| s.live && s.subscriptions > before),
@@ -617,6 +788,65 @@ async fn handler_errors_bad_payloads_and_other_namespaces_do_not_disturb_the_str
     env.cleanup().await;
 }
 
+/// containerd publishes a task's exit with pid 0 when it cannot learn the pid: its cleanup after a
+/// dead shim whose binary's `delete` failed sends pid 0 and status 255. Such an exit, published here
+/// by hand for a task the monitor saw start, is delivered once with the pid the monitor knows; the
+/// task's real exit later is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_published_without_a_pid_is_delivered_with_the_known_pid() {
+    let _shared = FD_SENSITIVE.read().await;
+    let env = TestEnv::new().await;
+    let rec = Arc::new(Recorder::default());
+    let monitor = monitor(&env, &rec).await;
+    let (container, task) = run(&env, "nopid", &["sleep", "600"]).await;
+    rec.wait_event("nopid", EventType::Start).await;
+    let id = TestEnv::id("nopid");
+    let by_pid = monitor.wait_exit_pid(&id, &id, task.pid());
+
+    let exit = containerd_client::events::TaskExit {
+        container_id: "nopid".into(),
+        id: "nopid".into(),
+        pid: 0,
+        exit_status: 255,
+        exited_at: Some(prost_types::Timestamp::from(SystemTime::now())),
+    };
+    EventsClient::new(env.client.channel())
+        .publish(request(
+            &env,
+            PublishRequest {
+                topic: "/tasks/exit".into(),
+                event: Some(prost_types::Any {
+                    type_url: "containerd.events.TaskExit".into(),
+                    value: prost::Message::encode_to_vec(&exit),
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(LONG, by_pid).await.unwrap().unwrap();
+    assert_eq!(status.code, 255);
+    rec.wait_event("nopid", EventType::Exit).await;
+    let exits = rec.exits("nopid", "nopid");
+    assert_eq!(exits.len(), 1, "{exits:#?}");
+    assert_eq!(exits[0].info.pid, task.pid(), "{:?}", exits[0].info);
+    assert_eq!(exits[0].info.exit_code, 255);
+
+    // The task's real exit is the same process's: a duplicate.
+    task.kill(libcontainerd::Signal::KILL).await.unwrap();
+    assert_eq!(task.wait().await.unwrap().code, 137);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rec.exits("nopid", "nopid").len(),
+        1,
+        "{:#?}",
+        rec.of("nopid")
+    );
+
+    remove(&container, &task).await;
+    monitor.stop();
+    env.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_resolve_from_the_stream_and_fail_once_stopped() {
     let _shared = FD_SENSITIVE.read().await;
@@ -748,6 +978,139 @@ async fn an_exit_while_containerd_is_down_is_delivered_once_with_its_code() {
     remove(&container, &task).await;
     remove(&long_c, &long_t).await;
     monitor.stop();
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execs_started_while_the_monitor_was_disconnected_are_reconciled() {
+    let _shared = FD_SENSITIVE.read().await;
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(env.daemon.config().socket(), env.dir().join("proxy.sock"));
+    let through_proxy = Client::connect(ClientConfig::new(
+        proxy.path(),
+        env.namespace.clone(),
+        env.dir().join("bundles"),
+    ))
+    .await
+    .unwrap();
+    let rec = Arc::new(Recorder::default());
+    let backend: Arc<dyn Backend> = rec.clone();
+    let options = MonitorOptions::default().max_backoff(Duration::from_millis(200));
+    let monitor = EventMonitor::start_with(through_proxy, backend, options);
+    tokio::time::timeout(LONG, monitor.ready())
+        .await
+        .unwrap()
+        .unwrap();
+    let (boxed, box_task) = run(&env, "box", &["sleep", "600"]).await;
+    let (whole, whole_task) = run(&env, "whole", &["sleep", "600"]).await;
+    rec.wait_event("box", EventType::Start).await;
+    rec.wait_event("whole", EventType::Start).await;
+
+    disconnect(&proxy, &monitor).await;
+    // Started and exited while the monitor was away, not deleted: its exit is found.
+    let done = exec(&env, &boxed, "done", &["sh", "-c", "exit 5"]).await;
+    // Started while away, still running when the monitor is back: it becomes known.
+    let running = exec(&env, &boxed, "running", &["sleep", "600"]).await;
+    // Started, exited and deleted while away: it leaves no trace to find.
+    exec(&env, &boxed, "deleted", &["sh", "-c", "exit 6"]).await;
+    // Started while away, and its whole container ended while away.
+    let with_task = exec(&env, &whole, "w1", &["sleep", "600"]).await;
+    wait_exec_stopped(&env, "box", "done").await;
+    wait_exec_stopped(&env, "box", "deleted").await;
+    delete_exec(&env, "box", "deleted").await;
+    whole_task.kill(libcontainerd::Signal::KILL).await.unwrap();
+    assert_eq!(whole_task.wait().await.unwrap().code, 137);
+    wait_exec_stopped(&env, "whole", "w1").await;
+    let wait_done = monitor.wait_exit(&TestEnv::id("box"), &TestEnv::id("done"));
+    reconnect(&proxy, &monitor).await;
+
+    let status = tokio::time::timeout(LONG, wait_done)
+        .await
+        .expect("the exit of an exec that started and ended while the monitor was away is found")
+        .unwrap();
+    assert_eq!(status.code, 5);
+    rec.wait("the exits found by the reconcile", LONG, |_| {
+        rec_has_exit(&rec, "box", "done") && rec_has_exit(&rec, "whole", "w1")
+    })
+    .await;
+    let exits = rec.exits("box", "done");
+    assert_eq!(exits.len(), 1, "{exits:#?}");
+    let exit = &exits[0].info;
+    assert_eq!((exit.pid, exit.exit_code), (done, 5), "{exit:?}");
+    assert!(exit.error.is_none(), "the real status is known: {exit:?}");
+    assert_eq!(status.exited_at, exit.exited_at);
+    assert!(exit.exited_at.is_some());
+    // Only its exit: the exec-added and exec-started published while away are not made up.
+    let done_events: Vec<_> = rec
+        .of("box")
+        .into_iter()
+        .filter(|r| r.info.process_id == "done")
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(done_events, [EventType::Exit]);
+    // A container that ended while away: its exec's exit first, with its real status, then its own.
+    let whole_exits: Vec<_> = rec
+        .of("whole")
+        .into_iter()
+        .filter(|r| r.event == EventType::Exit)
+        .map(|r| (r.info.process_id.clone(), r.info.pid, r.info.exit_code))
+        .collect();
+    assert_eq!(
+        whole_exits,
+        [
+            ("w1".to_string(), with_task, 137),
+            ("whole".to_string(), whole_task.pid(), 137)
+        ]
+    );
+    assert_eq!(monitor.state().recovered_exits, 3);
+
+    // A late TaskExit for the exec found by the reconcile (the shim's retries bring one when
+    // containerd was down) is a duplicate.
+    publish_exit(&env, "box", "done", done, 5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rec.exits("box", "done").len(), 1, "{:#?}", rec.of("box"));
+
+    // The exec that was running is known now: its exit while the monitor is away again is found too.
+    let wait_running = monitor.wait_exit_pid(&TestEnv::id("box"), &TestEnv::id("running"), running);
+    disconnect(&proxy, &monitor).await;
+    kill_exec(&env, "box", "running").await;
+    wait_exec_stopped(&env, "box", "running").await;
+    reconnect(&proxy, &monitor).await;
+    let status = tokio::time::timeout(LONG, wait_running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code, 137);
+    rec.wait("the exit of running", LONG, |_| {
+        rec_has_exit(&rec, "box", "running")
+    })
+    .await;
+    let exits = rec.exits("box", "running");
+    assert_eq!(exits.len(), 1, "{exits:#?}");
+    assert_eq!((exits[0].info.pid, exits[0].info.exit_code), (running, 137));
+    assert_eq!(monitor.state().recovered_exits, 4);
+
+    // What was deleted while away is beyond reach (documented): no exit is made up for it.
+    assert!(rec.exits("box", "deleted").is_empty());
+    // Reconnecting again finds nothing new.
+    disconnect(&proxy, &monitor).await;
+    reconnect(&proxy, &monitor).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (c, p) in [
+        ("box", "done"),
+        ("box", "running"),
+        ("whole", "w1"),
+        ("whole", "whole"),
+    ] {
+        assert_eq!(rec.exits(c, p).len(), 1, "{c}/{p}: {:#?}", rec.of(c));
+    }
+    assert!(rec.exits("box", "box").is_empty());
+    assert_eq!(monitor.state().recovered_exits, 4);
+
+    remove(&boxed, &box_task).await;
+    remove(&whole, &whole_task).await;
+    monitor.stop();
+    drop(proxy);
     env.cleanup().await;
 }
 

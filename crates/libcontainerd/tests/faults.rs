@@ -938,6 +938,114 @@ async fn a_killed_shim_gives_one_exit_and_the_id_can_be_reused() {
     env.cleanup().await;
 }
 
+/// (pid, exit status) of each exit containerd published, filled in by a subscription of its own.
+type RawExits = Arc<Mutex<Vec<(u32, u32)>>>;
+
+/// containerd's own `TaskExit`s for container `id`, as a plain subscriber of the namespace sees them.
+/// To check what containerd reported, apart from what the monitor made of it.
+fn raw_exits(env: &TestEnv, id: &str) -> (RawExits, tokio::task::JoinHandle<()>) {
+    use containerd_client::services::v1::events_client::EventsClient;
+    use prost::Message;
+    let seen: RawExits = Arc::default();
+    let mut request = tonic::Request::new(containerd_client::services::v1::SubscribeRequest {
+        filters: vec![format!(
+            "namespace=={},topic==\"/tasks/exit\"",
+            env.namespace
+        )],
+    });
+    request.metadata_mut().insert(
+        "containerd-namespace",
+        env.namespace.parse().expect("namespace header"),
+    );
+    let mut events = EventsClient::new(env.client.channel());
+    let (id, record) = (id.to_string(), Arc::clone(&seen));
+    let reader = tokio::spawn(async move {
+        let mut stream = events
+            .subscribe(request)
+            .await
+            .expect("subscribe")
+            .into_inner();
+        while let Ok(Some(envelope)) = stream.message().await {
+            let Some(any) = envelope.event else { continue };
+            let exit = containerd_client::events::TaskExit::decode(any.value.as_slice())
+                .expect("a TaskExit");
+            if exit.container_id == id {
+                record
+                    .lock()
+                    .expect("raw exits")
+                    .push((exit.pid, exit.exit_status));
+            }
+        }
+    });
+    (seen, reader)
+}
+
+/// A shim killed after its `init.pid` was removed: containerd reports the task's exit without its pid
+/// (it takes the pid from what the shim binary's cleanup reads in that file, and 1.6 sends the -1 of
+/// the failed read, as a uint32). The monitor knows the pid from the task's start: the exit it
+/// delivers carries it, and is not taken for the exit of some other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_containerd_reports_without_a_pid_carries_the_known_pid() {
+    let env = TestEnv::new().await;
+    let rec = Arc::new(Recorder::default());
+    let monitor = monitor(&env, &rec).await;
+    let (raw, raw_reader) = raw_exits(&env, "np");
+    let container = new_container(&env, "np", &["sleep", "600"], &Runtime::default()).await;
+    let (task, output) = start_piped(&container).await.expect("start");
+    eventually("the monitor sees the start", BOUND, || {
+        let seen = rec
+            .events
+            .lock()
+            .expect("events")
+            .iter()
+            .any(|(c, e, _)| c == "np" && *e == EventType::Start);
+        (!seen).then(|| "no start event".to_string())
+    })
+    .await;
+    let by_pid = monitor.wait_exit_pid(&TestEnv::id("np"), &TestEnv::id("np"), task.pid());
+    let shim = parent_pid(task.pid()).expect("init has a parent");
+    let bundle = std::fs::read_link(format!("/proc/{shim}/cwd")).expect("the shim's bundle dir");
+    std::fs::remove_file(bundle.join("init.pid")).expect("remove the shim's init.pid");
+    kill(Pid::from_raw(shim as i32), Signal::SIGKILL).expect("SIGKILL the shim");
+
+    let status = tokio::time::timeout(BOUND, by_pid)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the exit did not resolve the wait for its pid in time; containerd reported {:?}, the backend got {:#?}",
+                raw.lock().expect("raw exits"),
+                rec.exits("np")
+            )
+        })
+        .expect("exit");
+    // Let late and duplicate exits arrive, if any.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    raw_reader.abort();
+    let raw = raw.lock().expect("raw exits").clone();
+    assert!(
+        raw.len() == 1 && [0, u32::MAX].contains(&raw[0].0),
+        "containerd reports the exit once, without a pid (else the fault missed): {raw:?}"
+    );
+    let exits = rec.exits("np");
+    assert_eq!(exits.len(), 1, "exactly one exit: {exits:#?}");
+    assert_eq!(exits[0].pid, task.pid(), "{:?}", exits[0]);
+    assert_eq!(exits[0].exit_code, raw[0].1);
+    assert_eq!(status.code, raw[0].1);
+    tokio::time::timeout(BOUND, output)
+        .await
+        .expect("output ends")
+        .expect("output");
+
+    match task.delete().await {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "{e}"),
+    }
+    container.delete().await.expect("delete container");
+    monitor.stop();
+    assert_clean(&env).await;
+    env.cleanup().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failing runtimes
 

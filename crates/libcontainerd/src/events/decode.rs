@@ -110,6 +110,21 @@ fn process_id(container_id: &str, id: String) -> String {
     }
 }
 
+/// The largest pid Linux hands out (`PID_MAX_LIMIT` on 64-bit: `pid_max` cannot be set higher).
+const PID_MAX_LIMIT: u32 = 1 << 22;
+
+/// An event's pid, 0 when containerd could not learn it. containerd sends 0, or -1 as a uint32 when
+/// a pid file could not be read: the exit and delete it publishes for a task whose shim died take the
+/// pid from the shim binary's cleanup, which reads the bundle's `init.pid` and ignores a failure. Such
+/// a pid must not be taken for another process's; "unknown" lets the table use the pid it knows.
+fn pid(raw: u32) -> u32 {
+    if raw > PID_MAX_LIMIT {
+        0
+    } else {
+        raw
+    }
+}
+
 fn status(code: u32, exited_at: Option<&prost_types::Timestamp>) -> ExitStatus {
     ExitStatus {
         code,
@@ -126,20 +141,20 @@ pub(crate) fn decode(event: Option<&Any>) -> Result<Decoded, DecodeError> {
         let e: TaskCreate = parse(any)?;
         task(TaskEvent::Create {
             container_id: e.container_id,
-            pid: e.pid,
+            pid: pid(e.pid),
         })
     } else if name == TaskStart::full_name() {
         let e: TaskStart = parse(any)?;
         task(TaskEvent::Start {
             container_id: e.container_id,
-            pid: e.pid,
+            pid: pid(e.pid),
         })
     } else if name == TaskExit::full_name() {
         let e: TaskExit = parse(any)?;
         task(TaskEvent::Exit {
             process_id: process_id(&e.container_id, e.id),
             container_id: e.container_id,
-            pid: e.pid,
+            pid: pid(e.pid),
             status: status(e.exit_status, e.exited_at.as_ref()),
         })
     } else if name == TaskOom::full_name() {
@@ -158,7 +173,7 @@ pub(crate) fn decode(event: Option<&Any>) -> Result<Decoded, DecodeError> {
         task(TaskEvent::ExecStarted {
             container_id: e.container_id,
             exec_id: e.exec_id,
-            pid: e.pid,
+            pid: pid(e.pid),
         })
     } else if name == TaskPaused::full_name() {
         let e: TaskPaused = parse(any)?;
@@ -175,7 +190,7 @@ pub(crate) fn decode(event: Option<&Any>) -> Result<Decoded, DecodeError> {
         task(TaskEvent::Delete {
             process_id: process_id(&e.container_id, e.id),
             container_id: e.container_id,
-            pid: e.pid,
+            pid: pid(e.pid),
             status: status(e.exit_status, e.exited_at.as_ref()),
         })
     } else if name == TaskIo::full_name() || name == TaskCheckpointed::full_name() {
@@ -240,6 +255,35 @@ mod tests {
                 assert_eq!(status.exited_at, None);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pid_containerd_could_not_read_is_unknown() {
+        for (raw, want) in [
+            (u32::MAX, 0),
+            (PID_MAX_LIMIT + 1, 0),
+            (PID_MAX_LIMIT, PID_MAX_LIMIT),
+        ] {
+            let exit = TaskExit {
+                container_id: "c1".into(),
+                pid: raw,
+                exit_status: 137,
+                ..Default::default()
+            };
+            match decode(Some(&any(&exit, false))).unwrap() {
+                Decoded::Task(TaskEvent::Exit { pid, .. }) => assert_eq!(pid, want, "{raw}"),
+                other => panic!("{other:?}"),
+            }
+            let delete = TaskDelete {
+                container_id: "c1".into(),
+                pid: raw,
+                ..Default::default()
+            };
+            match decode(Some(&any(&delete, false))).unwrap() {
+                Decoded::Task(TaskEvent::Delete { pid, .. }) => assert_eq!(pid, want, "{raw}"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 

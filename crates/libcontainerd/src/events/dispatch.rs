@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 
-use super::table::Delivery;
+use super::delivery::Delivery;
 use super::{Backend, EventType};
 
 /// Hands deliveries to per-container workers. Owned by the monitor's reader task.

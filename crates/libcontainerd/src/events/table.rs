@@ -1,181 +1,31 @@
-//! What the monitor knows about the namespace's processes, and the decisions made from it: which
-//! events to forward, which exit is a duplicate, which exits a reconnect missed, who waits for what.
+//! What the monitor knows about the namespace's processes, and the decisions made from the stream:
+//! which events to forward, which exit is a duplicate, which exit a delete or a replaced task tells of.
+//! Reconciling with containerd's view after a reconnect is in `reconcile`; the waits in `waiters`.
 //!
 //! Pure bookkeeping, no I/O, so the rules are unit-tested here. The monitor keeps it under a mutex that
 //! is only held for these synchronous calls (never across an RPC or an await).
 
-use std::collections::{HashMap, VecDeque};
-
-use tokio::sync::oneshot;
+use std::collections::HashMap;
 
 use super::decode::TaskEvent;
-use super::{EventInfo, EventType, UNKNOWN_EXIT_CODE};
-use crate::task::{ExitStatus, TaskInfo, TaskStatus};
-
-/// (container id, process id).
-pub(crate) type Key = (String, String);
-
-/// How many forgotten processes are remembered to recognise late duplicate exits. A late exit comes
-/// seconds after the first, so a few thousand entries cover far more than any realistic window while
-/// bounding memory.
-const TOMBSTONES: usize = 4096;
-
-const LOST_DISCONNECTED: &str =
-    "exit status lost: the process ended and was removed while the event stream was disconnected";
-const LOST_REPLACED: &str =
-    "exit status lost: the task was replaced by a new one before its exit was reported";
-const LOST_WITH_TASK: &str =
-    "exit status lost: the exec process ended with its task before its exit was reported";
-
-/// An event to hand to the backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Delivery {
-    pub(crate) event: EventType,
-    pub(crate) info: EventInfo,
-    /// An exit the stream did not report: found in a snapshot or a delete, or synthesised.
-    pub(crate) recovered: bool,
-}
-
-/// How an exit became known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Found {
-    /// A `TaskExit` event.
-    Event,
-    /// Anything else; `error` when the real status is lost.
-    Recovered { error: Option<&'static str> },
-}
-
-impl Delivery {
-    fn new(event: EventType, container_id: &str, process_id: &str, pid: u32) -> Delivery {
-        Delivery {
-            event,
-            info: EventInfo {
-                container_id: container_id.to_string(),
-                process_id: process_id.to_string(),
-                pid,
-                ..Default::default()
-            },
-            recovered: false,
-        }
-    }
-
-    fn exit(key: &Key, pid: u32, status: ExitStatus, found: Found) -> Delivery {
-        let (recovered, error) = match found {
-            Found::Event => (false, None),
-            Found::Recovered { error } => (true, error),
-        };
-        Delivery {
-            event: EventType::Exit,
-            info: EventInfo {
-                container_id: key.0.clone(),
-                process_id: key.1.clone(),
-                pid,
-                exit_code: status.code,
-                exited_at: status.exited_at,
-                error: error.map(str::to_string),
-            },
-            recovered,
-        }
-    }
-
-    /// The container whose worker handles it.
-    pub(crate) fn container_id(&self) -> &str {
-        &self.info.container_id
-    }
-}
-
-/// What containerd reported when the monitor (re)connected.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Snapshot {
-    /// Every task (init process) of the namespace.
-    pub(crate) tasks: Vec<TaskInfo>,
-    /// The execs the monitor asked about; `None` when containerd no longer has the process.
-    pub(crate) execs: HashMap<Key, Option<TaskInfo>>,
-}
+use super::delivery::{key, unknown_status, Delivery, Found, Key, LOST_REPLACED, LOST_WITH_TASK};
+use super::tombs::{Tomb, Tombs};
+use super::waiters::{Registered, Waiters};
+use super::EventType;
+use crate::task::ExitStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Life {
+pub(crate) enum Life {
     Alive,
     Exited(ExitStatus),
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Proc {
-    pid: u32,
-    life: Life,
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    pub(crate) life: Life,
     /// The table's event sequence number when this entry last changed.
-    seq: u64,
-}
-
-/// What a snapshot says about a process the monitor knows.
-enum Observed<'a> {
-    /// The same process (same pid), in this state.
-    Same(&'a TaskInfo),
-    /// containerd no longer has it, or has another process under its id.
-    Gone,
-    /// The snapshot does not say.
-    Unknown,
-}
-
-/// A forgotten process: enough to drop its late exits and answer late waiters.
-#[derive(Debug, Clone, Copy)]
-struct Tomb {
-    pid: u32,
-    status: ExitStatus,
-}
-
-/// A bounded memory of forgotten processes: the oldest is dropped first.
-#[derive(Default)]
-struct Tombs {
-    map: HashMap<Key, (u64, Tomb)>,
-    order: VecDeque<(Key, u64)>,
-    next: u64,
-}
-
-impl Tombs {
-    fn insert(&mut self, key: Key, tomb: Tomb) {
-        self.next += 1;
-        self.map.insert(key.clone(), (self.next, tomb));
-        self.order.push_back((key, self.next));
-        while self.order.len() > TOMBSTONES {
-            if let Some((old, generation)) = self.order.pop_front() {
-                // Only the latest insertion of a key owns the map entry.
-                if self.map.get(&old).is_some_and(|(g, _)| *g == generation) {
-                    self.map.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn get(&self, key: &Key) -> Option<Tomb> {
-        self.map.get(key).map(|(_, t)| *t)
-    }
-
-    /// Whether an exit of `pid` for `key` is one already delivered (pid 0 means unknown: match).
-    fn matches(&self, key: &Key, pid: u32) -> bool {
-        self.get(key)
-            .is_some_and(|t| pid == 0 || t.pid == 0 || t.pid == pid)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-}
-
-struct Waiter {
-    pid: Option<u32>,
-    tx: oneshot::Sender<ExitStatus>,
-}
-
-/// The outcome of [`Table::register`].
-pub(crate) enum Registered {
-    /// The exit is already known.
-    Ready(ExitStatus),
-    /// Resolved when the exit is decided; dropped (an error) when the monitor stops.
-    Pending(oneshot::Receiver<ExitStatus>),
-    /// The monitor has stopped.
-    Closed,
+    pub(crate) seq: u64,
 }
 
 /// The monitor's knowledge; see the module documentation.
@@ -184,20 +34,8 @@ pub(crate) struct Table {
     /// container id → process id → process.
     containers: HashMap<String, HashMap<String, Proc>>,
     tombs: Tombs,
-    waiters: HashMap<Key, Vec<Waiter>>,
+    waiters: Waiters,
     seq: u64,
-    closed: bool,
-}
-
-fn unknown_status() -> ExitStatus {
-    ExitStatus {
-        code: UNKNOWN_EXIT_CODE,
-        exited_at: None,
-    }
-}
-
-fn key(container_id: &str, process_id: &str) -> Key {
-    (container_id.to_string(), process_id.to_string())
 }
 
 impl Table {
@@ -211,17 +49,32 @@ impl Table {
         self.seq
     }
 
+    /// Count one more change (an event, a reconcile): entries set from now on carry the new number.
+    pub(crate) fn tick(&mut self) {
+        self.seq += 1;
+    }
+
     /// How many processes and tombstones are held (for bounds checks).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.containers.values().map(HashMap::len).sum::<usize>() + self.tombs.len()
     }
 
-    fn get(&self, container_id: &str, process_id: &str) -> Option<Proc> {
+    /// The ids of the containers with known processes.
+    pub(crate) fn container_ids(&self) -> Vec<String> {
+        self.containers.keys().cloned().collect()
+    }
+
+    /// Whether an exit of `pid` for `key` is that of a process already forgotten (see [`Tombs`]).
+    pub(crate) fn is_forgotten(&self, key: &Key, pid: u32) -> bool {
+        self.tombs.matches(key, pid)
+    }
+
+    pub(crate) fn get(&self, container_id: &str, process_id: &str) -> Option<Proc> {
         self.containers.get(container_id)?.get(process_id).copied()
     }
 
-    fn set(&mut self, container_id: &str, process_id: &str, pid: u32, life: Life) {
+    pub(crate) fn set(&mut self, container_id: &str, process_id: &str, pid: u32, life: Life) {
         let seq = self.seq;
         self.containers
             .entry(container_id.to_string())
@@ -249,7 +102,7 @@ impl Table {
 
     /// The container's processes, execs first (sorted) and the init process last, so that exits
     /// synthesised for a whole container end with the init process's, as when a container ends.
-    fn processes_of(&self, container_id: &str) -> Vec<(String, Proc)> {
+    pub(crate) fn processes_of(&self, container_id: &str) -> Vec<(String, Proc)> {
         let Some(procs) = self.containers.get(container_id) else {
             return vec![];
         };
@@ -358,7 +211,7 @@ impl Table {
     }
 
     /// Deliver a lost exit for a process still thought alive, then forget it.
-    fn end_process(
+    pub(crate) fn end_process(
         &mut self,
         container_id: &str,
         process_id: &str,
@@ -431,9 +284,17 @@ impl Table {
     }
 
     /// Decide on an exit: the first for a process is delivered (and resolves its waiters), any later
-    /// one is a duplicate and dropped.
-    fn exit(&mut self, key: &Key, pid: u32, status: ExitStatus, found: Found) -> Option<Delivery> {
+    /// one is a duplicate and dropped. `pid` 0 is unknown: the exit is then delivered with the pid the
+    /// table knows for the process, if any.
+    pub(crate) fn exit(
+        &mut self,
+        key: &Key,
+        pid: u32,
+        status: ExitStatus,
+        found: Found,
+    ) -> Option<Delivery> {
         let seq = self.seq;
+        let mut pid = pid;
         let known = self
             .containers
             .get_mut(&key.0)
@@ -452,9 +313,13 @@ impl Table {
                 }
                 p.life = Life::Exited(status);
                 p.seq = seq;
+                // Whichever side knows it: the event (for an entry made without a pid) or the table
+                // (containerd reports the exit of a task whose shim died with the pid it could read
+                // from the shim's files, or none).
                 if p.pid == 0 {
                     p.pid = pid;
                 }
+                pid = p.pid;
             }
             None => {
                 if self.tombs.matches(key, pid) {
@@ -466,158 +331,8 @@ impl Table {
                 self.tombs.insert(key.clone(), Tomb { pid, status });
             }
         }
-        self.resolve(key, pid, status);
+        self.waiters.resolve(key, pid, status);
         Some(Delivery::exit(key, pid, status, found))
-    }
-
-    fn resolve(&mut self, key: &Key, pid: u32, status: ExitStatus) {
-        let Some(waiters) = self.waiters.remove(key) else {
-            return;
-        };
-        let keep: Vec<Waiter> = waiters
-            .into_iter()
-            .filter_map(|w| {
-                if w.pid.is_none_or(|want| want == pid || pid == 0) {
-                    let _ = w.tx.send(status);
-                    None
-                } else {
-                    Some(w)
-                }
-            })
-            .filter(|w| !w.tx.is_closed())
-            .collect();
-        if !keep.is_empty() {
-            self.waiters.insert(key.clone(), keep);
-        }
-    }
-
-    /// The execs the monitor thinks are running, to ask containerd about after a reconnect.
-    pub(crate) fn alive_execs(&self) -> Vec<Key> {
-        let mut keys = vec![];
-        for (c, procs) in &self.containers {
-            for (p, proc) in procs {
-                if p != c && proc.life == Life::Alive {
-                    keys.push(key(c, p));
-                }
-            }
-        }
-        keys
-    }
-
-    /// Bring the table in line with what containerd reported after a (re)connect, delivering the exits
-    /// the stream missed. `since` is the sequence number at which the subscription was known live:
-    /// entries changed after it are the stream's business (it reports them in order, and they may be
-    /// newer than the snapshot). Tasks the monitor never saw that have stopped get an exit only when
-    /// `deliver_unknown_stops` (after a reconnect; on the first connect they are history the caller
-    /// learns from `list_tasks`).
-    pub(crate) fn reconcile(
-        &mut self,
-        snapshot: &Snapshot,
-        since: u64,
-        deliver_unknown_stops: bool,
-    ) -> Vec<Delivery> {
-        self.seq += 1;
-        let listed: HashMap<&str, &TaskInfo> = snapshot
-            .tasks
-            .iter()
-            .map(|t| (t.container_id.as_str(), t))
-            .collect();
-        let mut out = Vec::new();
-        let mut known: Vec<String> = self.containers.keys().cloned().collect();
-        known.sort();
-        for container_id in known {
-            let task = listed.get(container_id.as_str()).copied();
-            self.reconcile_container(&container_id, task, snapshot, since, &mut out);
-        }
-        for task in &snapshot.tasks {
-            self.adopt(task, deliver_unknown_stops, &mut out);
-        }
-        out
-    }
-
-    fn reconcile_container(
-        &mut self,
-        container_id: &str,
-        task: Option<&TaskInfo>,
-        snapshot: &Snapshot,
-        since: u64,
-        out: &mut Vec<Delivery>,
-    ) {
-        for (process_id, proc) in self.processes_of(container_id) {
-            if proc.seq > since {
-                continue;
-            }
-            let observed = if process_id == container_id {
-                match task {
-                    None => Observed::Gone,
-                    Some(t) if proc.pid == 0 || t.pid == proc.pid => Observed::Same(t),
-                    Some(_) => Observed::Gone,
-                }
-            } else {
-                match snapshot.execs.get(&key(container_id, &process_id)) {
-                    Some(Some(t)) if t.pid == proc.pid => Observed::Same(t),
-                    Some(_) => Observed::Gone,
-                    None if task.is_none() => Observed::Gone,
-                    None => Observed::Unknown,
-                }
-            };
-            self.settle(container_id, &process_id, proc, observed, out);
-        }
-    }
-
-    fn settle(
-        &mut self,
-        container_id: &str,
-        process_id: &str,
-        proc: Proc,
-        observed: Observed<'_>,
-        out: &mut Vec<Delivery>,
-    ) {
-        match observed {
-            Observed::Unknown => {}
-            Observed::Same(info) => {
-                if proc.life == Life::Alive && info.status == TaskStatus::Stopped {
-                    let status = info.exit_status.unwrap_or_else(unknown_status);
-                    tracing::info!(
-                        container = container_id,
-                        process = process_id,
-                        code = status.code,
-                        "delivering an exit the event stream missed"
-                    );
-                    let found = Found::Recovered { error: None };
-                    out.extend(self.exit(&key(container_id, process_id), proc.pid, status, found));
-                }
-            }
-            Observed::Gone => {
-                self.end_process(container_id, process_id, LOST_DISCONNECTED, out);
-            }
-        }
-    }
-
-    /// A listed task with no entry: one that started (and maybe ended) while the monitor was not
-    /// listening. Track it; deliver its exit if it already stopped and `deliver_stops`.
-    fn adopt(&mut self, task: &TaskInfo, deliver_stops: bool, out: &mut Vec<Delivery>) {
-        let c = task.container_id.as_str();
-        if self.get(c, c).is_some() || self.tombs.matches(&key(c, c), task.pid) {
-            return;
-        }
-        if task.status != TaskStatus::Stopped {
-            self.set(c, c, task.pid, Life::Alive);
-            return;
-        }
-        let status = task.exit_status.unwrap_or_else(unknown_status);
-        if deliver_stops {
-            tracing::info!(
-                container = c,
-                code = status.code,
-                "delivering the exit of a task that ran while the event stream was disconnected"
-            );
-            self.set(c, c, task.pid, Life::Alive);
-            let found = Found::Recovered { error: None };
-            out.extend(self.exit(&key(c, c), task.pid, status, found));
-        } else {
-            self.set(c, c, task.pid, Life::Exited(status));
-        }
     }
 
     /// Register interest in the exit of `process_id` of `container_id` (of process `pid`, if given).
@@ -628,7 +343,7 @@ impl Table {
         process_id: &str,
         pid: Option<u32>,
     ) -> Registered {
-        if self.closed {
+        if self.waiters.is_closed() {
             return Registered::Closed;
         }
         if let Some(p) = self.get(container_id, process_id) {
@@ -644,57 +359,66 @@ impl Table {
                 return Registered::Ready(tomb.status);
             }
         }
-        let (tx, rx) = oneshot::channel();
-        let waiters = self.waiters.entry(k).or_default();
-        waiters.retain(|w| !w.tx.is_closed());
-        waiters.push(Waiter { pid, tx });
-        Registered::Pending(rx)
+        self.waiters.add(k, pid)
     }
 
     /// Drop waiters whose futures were dropped.
     pub(crate) fn prune_waiters(&mut self) {
-        self.waiters.retain(|_, ws| {
-            ws.retain(|w| !w.tx.is_closed());
-            !ws.is_empty()
-        });
+        self.waiters.prune();
     }
 
     /// The monitor stopped: pending waits fail, new ones fail at once.
     pub(crate) fn close(&mut self) {
-        self.closed = true;
-        self.waiters.clear();
+        self.waiters.close();
+    }
+
+    /// The execs the monitor thinks are running, to ask containerd about after a reconnect.
+    pub(crate) fn alive_execs(&self) -> Vec<Key> {
+        let mut keys = vec![];
+        for (c, procs) in &self.containers {
+            for (p, proc) in procs {
+                if p != c && proc.life == Life::Alive {
+                    keys.push(key(c, p));
+                }
+            }
+        }
+        keys
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::super::tombs::TOMBSTONES;
+    use super::super::UNKNOWN_EXIT_CODE;
     use super::*;
+    use crate::task::{TaskInfo, TaskStatus};
     use std::time::{Duration, UNIX_EPOCH};
+    use tokio::sync::oneshot;
 
-    fn st(code: u32) -> ExitStatus {
+    pub(crate) fn st(code: u32) -> ExitStatus {
         ExitStatus {
             code,
             exited_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
         }
     }
 
-    fn create(c: &str, pid: u32) -> TaskEvent {
+    pub(crate) fn create(c: &str, pid: u32) -> TaskEvent {
         TaskEvent::Create {
             container_id: c.into(),
             pid,
         }
     }
 
-    fn start(c: &str, pid: u32) -> TaskEvent {
+    pub(crate) fn start(c: &str, pid: u32) -> TaskEvent {
         TaskEvent::Start {
             container_id: c.into(),
             pid,
         }
     }
 
-    fn exit(c: &str, p: &str, pid: u32, code: u32) -> TaskEvent {
+    pub(crate) fn exit(c: &str, p: &str, pid: u32, code: u32) -> TaskEvent {
         TaskEvent::Exit {
             container_id: c.into(),
             process_id: p.into(),
@@ -703,7 +427,7 @@ mod tests {
         }
     }
 
-    fn delete(c: &str, p: &str, pid: u32, code: u32) -> TaskEvent {
+    pub(crate) fn delete(c: &str, p: &str, pid: u32, code: u32) -> TaskEvent {
         TaskEvent::Delete {
             container_id: c.into(),
             process_id: p.into(),
@@ -712,7 +436,7 @@ mod tests {
         }
     }
 
-    fn exec_started(c: &str, e: &str, pid: u32) -> TaskEvent {
+    pub(crate) fn exec_started(c: &str, e: &str, pid: u32) -> TaskEvent {
         TaskEvent::ExecStarted {
             container_id: c.into(),
             exec_id: e.into(),
@@ -720,7 +444,7 @@ mod tests {
         }
     }
 
-    fn task(c: &str, pid: u32, status: TaskStatus, code: Option<u32>) -> TaskInfo {
+    pub(crate) fn task(c: &str, pid: u32, status: TaskStatus, code: Option<u32>) -> TaskInfo {
         TaskInfo {
             container_id: c.into(),
             pid,
@@ -729,7 +453,7 @@ mod tests {
         }
     }
 
-    fn kinds(d: &[Delivery]) -> Vec<(EventType, String, u32)> {
+    pub(crate) fn kinds(d: &[Delivery]) -> Vec<(EventType, String, u32)> {
         d.iter()
             .map(|d| (d.event, d.info.process_id.clone(), d.info.exit_code))
             .collect()
@@ -815,103 +539,38 @@ mod tests {
     }
 
     #[test]
+    fn an_exit_or_delete_without_a_pid_carries_the_known_one() {
+        let mut t = Table::new();
+        t.apply(create("c1", 10));
+        t.apply(start("c1", 10));
+        t.apply(exec_started("c1", "e1", 11));
+        let Registered::Pending(mut by_pid) = t.register("c1", "c1", Some(10)) else {
+            panic!("pending")
+        };
+        let Registered::Pending(mut other_pid) = t.register("c1", "c1", Some(99)) else {
+            panic!("pending")
+        };
+        // As containerd reports the exit of a task whose shim died and left no readable pid file.
+        let d = t.apply(exit("c1", "c1", 0, 255));
+        assert_eq!(kinds(&d), [(EventType::Exit, "c1".into(), 255)]);
+        assert_eq!(d[0].info.pid, 10);
+        assert_eq!(by_pid.try_recv().unwrap().code, 255);
+        assert!(other_pid.try_recv().is_err(), "not the exit of pid 99");
+        // A delete without a pid delivers the exit it carries with the known pid too.
+        let d = t.apply(delete("c1", "e1", 0, 137));
+        assert_eq!(kinds(&d), [(EventType::Exit, "e1".into(), 137)]);
+        assert_eq!(d[0].info.pid, 11);
+        // The real exits, late, are duplicates.
+        assert!(t.apply(exit("c1", "c1", 10, 137)).is_empty());
+        assert!(t.apply(exit("c1", "e1", 11, 137)).is_empty());
+    }
+
+    #[test]
     fn an_unknown_process_exit_is_delivered_once() {
         let mut t = Table::new();
         assert_eq!(t.apply(exit("x", "x", 5, 1)).len(), 1);
         assert!(t.apply(exit("x", "x", 5, 1)).is_empty());
         assert_eq!(t.containers.len(), 0, "remembered only as a tombstone");
-    }
-
-    #[test]
-    fn reconcile_delivers_missed_exits_with_the_real_status() {
-        let mut t = Table::new();
-        // Known before the disconnect: c1 running, c2 running with an exec, c3 running.
-        for (c, pid) in [("c1", 10), ("c2", 20), ("c3", 30)] {
-            t.apply(create(c, pid));
-            t.apply(start(c, pid));
-        }
-        t.apply(exec_started("c2", "e1", 21));
-        let since = t.seq();
-        assert_eq!(t.alive_execs(), vec![key("c2", "e1")]);
-        let snapshot = Snapshot {
-            tasks: vec![
-                task("c1", 10, TaskStatus::Stopped, Some(7)),
-                task("c2", 20, TaskStatus::Running, None),
-                // c3 is gone: deleted while disconnected.
-                // c4: created and stopped while disconnected.
-                task("c4", 40, TaskStatus::Stopped, Some(2)),
-                // c5: created while disconnected and still running.
-                task("c5", 50, TaskStatus::Running, None),
-            ],
-            execs: HashMap::from([(
-                key("c2", "e1"),
-                Some(task("c2", 21, TaskStatus::Stopped, Some(5))),
-            )]),
-        };
-        let d = t.reconcile(&snapshot, since, true);
-        let mut got = kinds(&d);
-        got.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
-        assert_eq!(
-            got,
-            [
-                (EventType::Exit, "c1".into(), 7),
-                (EventType::Exit, "c3".into(), UNKNOWN_EXIT_CODE),
-                (EventType::Exit, "c4".into(), 2),
-                (EventType::Exit, "e1".into(), 5),
-            ]
-        );
-        assert!(d.iter().all(|d| d.recovered));
-        let c3 = d.iter().find(|d| d.info.process_id == "c3").unwrap();
-        assert_eq!(c3.info.error.as_deref(), Some(LOST_DISCONNECTED));
-        // The real exits arriving late (the shim's retries) are dropped.
-        assert!(t.apply(exit("c1", "c1", 10, 7)).is_empty());
-        assert!(t.apply(exit("c2", "e1", 21, 5)).is_empty());
-        assert!(t.apply(exit("c4", "c4", 40, 2)).is_empty());
-        // A second reconcile with the same picture changes nothing.
-        assert!(t.reconcile(&snapshot, t.seq(), true).is_empty());
-        // c5 is tracked: an exit lost in a later disconnect is found.
-        let later = Snapshot {
-            tasks: vec![task("c5", 50, TaskStatus::Stopped, Some(1))],
-            execs: HashMap::new(),
-        };
-        let d = t.reconcile(&later, t.seq(), true);
-        assert_eq!(
-            kinds(&d)
-                .into_iter()
-                .filter(|k| k.1 == "c5")
-                .collect::<Vec<_>>(),
-            [(EventType::Exit, "c5".into(), 1)]
-        );
-    }
-
-    #[test]
-    fn the_first_snapshot_is_history_not_news() {
-        let mut t = Table::new();
-        let snapshot = Snapshot {
-            tasks: vec![
-                task("old", 10, TaskStatus::Stopped, Some(3)),
-                task("run", 11, TaskStatus::Running, None),
-            ],
-            execs: HashMap::new(),
-        };
-        assert!(t.reconcile(&snapshot, t.seq(), false).is_empty());
-        // But a wait for it resolves at once, and the running one is tracked.
-        match t.register("old", "old", None) {
-            Registered::Ready(s) => assert_eq!(s.code, 3),
-            _ => panic!("should be ready"),
-        }
-        assert_eq!(kinds(&t.apply(exit("run", "run", 11, 0))).len(), 1);
-    }
-
-    #[test]
-    fn entries_the_stream_changed_after_the_sync_are_left_to_the_stream() {
-        let mut t = Table::new();
-        let since = t.seq();
-        // Created after the subscription was live, so possibly after the list was taken.
-        t.apply(create("new", 10));
-        let snapshot = Snapshot::default();
-        assert!(t.reconcile(&snapshot, since, true).is_empty());
-        assert_eq!(kinds(&t.apply(exit("new", "new", 10, 0))).len(), 1);
     }
 
     #[test]
