@@ -274,7 +274,7 @@ async fn publish_exit(env: &TestEnv, container: &str, process: &str, pid: u32, c
         exit_status: code,
         exited_at: Some(prost_types::Timestamp::from(SystemTime::now())),
     };
-    EventsClient::new(env.client.channel())
+    EventsClient::new(libcontainerd::raw::channel(&env.client))
         .publish(request(
             env,
             PublishRequest {
@@ -810,7 +810,7 @@ async fn an_exit_published_without_a_pid_is_delivered_with_the_known_pid() {
         exit_status: 255,
         exited_at: Some(prost_types::Timestamp::from(SystemTime::now())),
     };
-    EventsClient::new(env.client.channel())
+    EventsClient::new(libcontainerd::raw::channel(&env.client))
         .publish(request(
             &env,
             PublishRequest {

@@ -957,7 +957,7 @@ fn raw_exits(env: &TestEnv, id: &str) -> (RawExits, tokio::task::JoinHandle<()>)
         "containerd-namespace",
         env.namespace.parse().expect("namespace header"),
     );
-    let mut events = EventsClient::new(env.client.channel());
+    let mut events = EventsClient::new(libcontainerd::raw::channel(&env.client));
     let (id, record) = (id.to_string(), Arc::clone(&seen));
     let reader = tokio::spawn(async move {
         let mut stream = events
