@@ -130,3 +130,57 @@ fn pull_from_a_local_registry_and_run() {
     registry.stop();
     lcd.assert_clean();
 }
+
+/// Interop with containerd's own client on the same containerd: what `ctr images import` stored,
+/// lcd runs; what lcd loaded, `ctr run` runs.
+#[test]
+fn images_move_between_ctr_and_lcd() {
+    let lcd = Lcd::new("ctr");
+    lcd.run(&["import", lcd.rootfs(), "bb:1"]).ok();
+    let archive = lcd.path("bb.tar");
+    let archive = archive.to_str().expect("utf-8");
+    lcd.run(&["save", "-o", archive, "bb:1"]).ok();
+    lcd.run(&["rmi", "bb:1"]).ok();
+    let socket = lcd.exec_root().join("containerd/containerd.sock");
+    let ctr = |args: &[&str]| {
+        let out = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(["--namespace", &lcd.ns])
+            .args(args)
+            .output()
+            .expect("run ctr");
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // ctr imports (and unpacks); lcd runs it.
+    ctr(&["images", "import", archive]);
+    let out = lcd.run(&["run", "--rm", "--pull", "never", "bb:1", "echo", "from ctr"]);
+    assert_eq!(out.ok(), "from ctr\n", "{out}");
+    lcd.run(&["rmi", "bb:1"]).ok();
+    // lcd loads; ctr runs it.
+    lcd.run(&["load", "-i", archive]).ok();
+    let out = ctr(&[
+        "run",
+        "--rm",
+        "docker.io/library/bb:1",
+        "ctr-run",
+        "echo",
+        "from lcd",
+    ]);
+    assert_eq!(out, "from lcd\n");
+    lcd.run(&["rmi", "bb:1"]).ok();
+    lcd.assert_clean();
+    // ctr's runc keeps its state under containerd's default root, and its container's cgroup
+    // parent stays: remove both (rmdir: only if empty).
+    let _ = std::fs::remove_dir(std::path::Path::new("/run/containerd/runc").join(&lcd.ns));
+    if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+        for controller in controllers.flatten() {
+            let _ = std::fs::remove_dir(controller.path().join(&lcd.ns));
+        }
+    }
+}
