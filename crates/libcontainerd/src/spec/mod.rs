@@ -13,9 +13,11 @@
 //! Every option is checked by [`SpecBuilder::build`], before anything is created: a bad one is an
 //! [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) whose one-line message names it.
 
+mod assemble;
 mod caps;
 mod defaults;
 mod devices;
+mod options;
 mod parse;
 mod seccomp;
 mod user;
@@ -25,12 +27,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Linux, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, LinuxResources, Mount, PosixRlimit, Process, Root, Spec, User,
+    LinuxCpu, LinuxDevice, LinuxMemory, LinuxPids, LinuxResources, PosixRlimit, Root, Spec, User,
 };
 
 pub use caps::{capability_mask, normalize_capability};
-use defaults::{default_device_rules, default_mounts, masked_paths, strings, READONLY_PATHS};
+use defaults::{default_device_rules, default_mounts};
 use devices::DeviceMapping;
 pub use parse::{parse_bytes, parse_device, parse_ulimit, parse_user};
 pub use seccomp::Seccomp;
@@ -45,6 +46,7 @@ use validate::{
 
 use crate::error::{Error, Result};
 use crate::id::Id;
+use assemble::{build_linux, build_process, remove_option, set_option};
 
 /// Docker's default PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -227,146 +229,6 @@ impl SpecBuilder {
     /// Give the process a terminal; also adds `TERM=xterm` unless `TERM` is set (default: no).
     pub fn terminal(mut self, yes: bool) -> Self {
         self.terminal = yes;
-        self
-    }
-
-    /// Hard memory limit in bytes (`docker run --memory`): at least 6 MiB; 0 is no limit.
-    pub fn memory_limit(mut self, bytes: i64) -> Self {
-        self.memory_limit = Some(bytes);
-        self
-    }
-
-    /// Memory plus swap in bytes (`--memory-swap`); -1 is unlimited swap, 0 the default. Needs a
-    /// memory limit and is at least it. (Unlike docker, no limit means the runtime's default, not
-    /// twice the memory limit.)
-    pub fn memory_swap(mut self, bytes: i64) -> Self {
-        self.memory_swap = Some(bytes);
-        self
-    }
-
-    /// Memory soft limit in bytes (`--memory-reservation`): at least 6 MiB and at most the memory
-    /// limit; 0 is none.
-    pub fn memory_reservation(mut self, bytes: i64) -> Self {
-        self.memory_reservation = Some(bytes);
-        self
-    }
-
-    /// Disable the OOM killer for the container (`--oom-kill-disable`; cgroup v1 only).
-    pub fn oom_kill_disable(mut self, yes: bool) -> Self {
-        self.oom_kill_disable = Some(yes);
-        self
-    }
-
-    /// CPU limit in CPUs (`docker run --cpus`): a CFS quota of `cpus * 100000` per 100000µs period.
-    pub fn cpus(mut self, cpus: f64) -> Self {
-        self.cpus = Some(cpus);
-        self
-    }
-
-    /// Relative CPU weight (`--cpu-shares`; 2 to 262144, docker's default 1024; 0 is the default).
-    pub fn cpu_shares(mut self, shares: u64) -> Self {
-        self.cpu_shares = Some(shares);
-        self
-    }
-
-    /// The CPUs the container may run on (`--cpuset-cpus`, e.g. `0-3` or `0,2`).
-    pub fn cpuset_cpus(mut self, cpus: impl Into<String>) -> Self {
-        self.cpuset_cpus = Some(cpus.into());
-        self
-    }
-
-    /// Maximum number of processes/threads in the container (`docker run --pids-limit`); 0 or -1
-    /// (any value up to 0) is unlimited, as in docker.
-    pub fn pids_limit(mut self, n: i64) -> Self {
-        self.pids_limit = Some(n);
-        self
-    }
-
-    /// The seccomp filter (default: docker's default profile; see [`Seccomp`]).
-    pub fn seccomp(mut self, seccomp: Seccomp) -> Self {
-        self.seccomp = seccomp;
-        self
-    }
-
-    /// Set `no_new_privs` (`--security-opt no-new-privileges`): setuid binaries and file
-    /// capabilities give nothing. Default: off, as in docker.
-    pub fn no_new_privileges(mut self, yes: bool) -> Self {
-        self.no_new_privileges = yes;
-        self
-    }
-
-    /// Add a capability (`--cap-add`): `NET_ADMIN`, `CAP_NET_ADMIN`, any case, or `ALL`. Docker's
-    /// rules: `cap_add("ALL")` is every capability but the dropped ones; the default seccomp
-    /// profile opens the syscalls of the capabilities the container ends up with.
-    pub fn cap_add(mut self, name: impl Into<String>) -> Self {
-        self.cap_add.push(name.into());
-        self
-    }
-
-    /// Drop a capability (`--cap-drop`), or `ALL`: then exactly the added ones remain.
-    pub fn cap_drop(mut self, name: impl Into<String>) -> Self {
-        self.cap_drop.push(name.into());
-        self
-    }
-
-    /// A privileged container (`--privileged`), as docker makes it: every capability, no seccomp
-    /// filter (unless a profile of its own is given), every host device (the nodes under `/dev`,
-    /// and a device cgroup that allows all), writable `/sys` and cgroup mounts, no masked or
-    /// read-only paths. Dropping capabilities from it is refused (docker silently ignores the drop).
-    pub fn privileged(mut self, yes: bool) -> Self {
-        self.privileged = yes;
-        self
-    }
-
-    /// Give the container the host device `host` at `container_path` (`--device`), with device
-    /// cgroup permissions `perms` (some of `r`, `w`, `m`). The host node is read when the spec is
-    /// built (type, major, minor, mode, owner); a directory gives every device under it.
-    pub fn device(
-        mut self,
-        host: impl Into<PathBuf>,
-        container_path: impl Into<PathBuf>,
-        perms: impl Into<String>,
-    ) -> Self {
-        self.devices.push(DeviceMapping {
-            host: host.into(),
-            container: container_path.into(),
-            perms: perms.into(),
-        });
-        self
-    }
-
-    /// A resource limit (`--ulimit name=soft:hard`) by docker's names: `nofile`, `nproc`, `core`,
-    /// `memlock`, `stack`, `cpu`, ...; -1 is unlimited. A later one of the same name replaces an
-    /// earlier one; `nofile` replaces the default 1024:1024.
-    pub fn ulimit(mut self, name: impl Into<String>, soft: i64, hard: i64) -> Self {
-        self.ulimits.push((name.into(), soft, hard));
-        self
-    }
-
-    /// A namespaced kernel parameter (`--sysctl`): `net.*`, `fs.mqueue.*`, or the IPC ones
-    /// (`kernel.shm*`, `kernel.msg*`, `kernel.sem`); others would change the host and are refused.
-    pub fn sysctl(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.sysctls.push((key.into(), value.into()));
-        self
-    }
-
-    /// The process's OOM score adjustment (`--oom-score-adj`, -1000 to 1000).
-    pub fn oom_score_adj(mut self, adj: i32) -> Self {
-        self.oom_score_adj = Some(adj);
-        self
-    }
-
-    /// The size of `/dev/shm` in bytes (`--shm-size`; default 64 MiB).
-    pub fn shm_size(mut self, bytes: i64) -> Self {
-        self.shm_size = Some(bytes);
-        self
-    }
-
-    /// Run an init as PID 1 (`docker run --init`): the host binary at `path` (statically linked,
-    /// e.g. Debian's `/usr/bin/tini-static`) is bind-mounted read-only at [`INIT_PATH`] and the
-    /// command becomes `/sbin/docker-init -- <args>`, so zombies are reaped and signals forwarded.
-    pub fn init(mut self, path: impl Into<PathBuf>) -> Self {
-        self.init = Some(path.into());
         self
     }
 
@@ -639,39 +501,6 @@ impl SpecBuilder {
     }
 }
 
-/// Replace mount option `old` of the mount at `destination` with `new`.
-fn set_option(mounts: &mut [Mount], destination: &str, old: &str, new: &str) {
-    for mount in mounts
-        .iter_mut()
-        .filter(|m| m.destination() == Path::new(destination))
-    {
-        let options: Vec<String> = mount
-            .options()
-            .iter()
-            .flatten()
-            .map(|o| if o == old { new.to_string() } else { o.clone() })
-            .collect();
-        mount.set_options(Some(options));
-    }
-}
-
-/// Remove mount option `option` from the mount at `destination`.
-fn remove_option(mounts: &mut [Mount], destination: &str, option: &str) {
-    for mount in mounts
-        .iter_mut()
-        .filter(|m| m.destination() == Path::new(destination))
-    {
-        let options: Vec<String> = mount
-            .options()
-            .iter()
-            .flatten()
-            .filter(|o| *o != option)
-            .cloned()
-            .collect();
-        mount.set_options(Some(options));
-    }
-}
-
 /// `spec` as container `id` in `namespace` runs it: what [`Client::new_container`] stores.
 ///
 /// Fills in what only the container's identity decides: the cgroups path `/<namespace>/<id>` and,
@@ -703,86 +532,6 @@ pub fn for_container(spec: &Spec, namespace: &Id, id: &Id) -> Result<Spec> {
     Ok(spec)
 }
 
-fn build_process(
-    terminal: bool,
-    user: User,
-    args: Vec<String>,
-    env: Vec<String>,
-    cwd: String,
-    caps: &[String],
-) -> Process {
-    let caps: Capabilities = caps::to_oci(caps);
-    let mut capabilities = LinuxCapabilities::default();
-    // LinuxCapabilities::default() fills inheritable and ambient too; leaving them unset is what
-    // keeps a non-root process from carrying capabilities across execve.
-    capabilities
-        .set_bounding(Some(caps.clone()))
-        .set_effective(Some(caps.clone()))
-        .set_permitted(Some(caps))
-        .set_inheritable(None)
-        .set_ambient(None);
-
-    let mut process = Process::default();
-    process
-        .set_terminal(Some(terminal))
-        .set_console_size(None)
-        .set_user(user)
-        .set_args(Some(args))
-        .set_command_line(None)
-        .set_env(Some(env))
-        .set_cwd(PathBuf::from(cwd))
-        .set_capabilities(Some(capabilities))
-        .set_rlimits(None)
-        .set_no_new_privileges(None)
-        .set_apparmor_profile(None)
-        .set_oom_score_adj(None)
-        .set_selinux_label(None)
-        .set_io_priority(None)
-        .set_scheduler(None)
-        .set_exec_cpu_affinity(None);
-    process
-}
-
-fn build_linux(resources: LinuxResources) -> Linux {
-    let namespaces = [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-        // A new, empty network namespace (only loopback), like `ctr run` without --net-host.
-        LinuxNamespaceType::Network,
-    ]
-    .into_iter()
-    .map(|typ| {
-        let mut ns = LinuxNamespace::default();
-        ns.set_typ(typ).set_path(None);
-        ns
-    })
-    .collect();
-
-    let mut linux = Linux::default();
-    linux
-        .set_net_devices(None)
-        .set_uid_mappings(None)
-        .set_gid_mappings(None)
-        .set_sysctl(None)
-        .set_resources(Some(resources))
-        // Set per container by `for_container`.
-        .set_cgroups_path(None)
-        .set_namespaces(Some(namespaces))
-        .set_devices(None)
-        .set_seccomp(None)
-        .set_rootfs_propagation(None)
-        .set_masked_paths(Some(masked_paths()))
-        .set_readonly_paths(Some(strings(READONLY_PATHS)))
-        .set_mount_label(None)
-        .set_intel_rdt(None)
-        .set_memory_policy(None)
-        .set_personality(None)
-        .set_time_offsets(None);
-    linux
-}
-
 /// Serialise `spec` to the JSON containerd stores, wrapped in an `Any` of type [`SPEC_TYPE_URL`].
 pub(crate) fn to_any(spec: &Spec) -> Result<prost_types::Any> {
     let value = serde_json::to_vec(spec)
@@ -809,10 +558,11 @@ pub(crate) fn from_any(any: &prost_types::Any) -> Result<Spec> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::defaults::strings;
     use super::validate::MIN_MEMORY;
     use super::*;
     use crate::error::ErrorKind;
-    use oci_spec::runtime::{LinuxDeviceType, PosixRlimitType};
+    use oci_spec::runtime::{Capabilities, LinuxDeviceType, LinuxNamespaceType, PosixRlimitType};
 
     fn builder() -> SpecBuilder {
         SpecBuilder::new("/var/lib/x/rootfs")
