@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use containerd_client::services::v1::snapshots::{MountsRequest, RemoveSnapshotRequest};
 use containerd_client::services::v1::{
     CreateContainerRequest, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest,
     ListContainersRequest, UpdateContainerRequest,
@@ -18,6 +17,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::io::CloseTarget;
 use crate::runtime::Runtime;
+pub use crate::snapshot::Snapshot;
+use crate::snapshot::{check_snapshot_rootfs, remove_snapshot};
 use crate::time::from_timestamp;
 
 /// The label that records a container's bundle directory, so that it survives a restart of the caller.
@@ -52,21 +53,6 @@ impl std::fmt::Debug for Container {
             .field("bundle", &self.bundle)
             .finish()
     }
-}
-
-/// A container's root filesystem as a snapshot: an active snapshot the caller prepared (from an
-/// image, usually), mounted by the runtime when the task is created and removed with the container
-/// (as containerd's Go client does with `WithNewSnapshot` and `WithSnapshotCleanup`). The spec's
-/// root path is then relative (`rootfs`, inside the bundle) and the record names the snapshot, so
-/// that containerd's garbage collector keeps it while the container exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The snapshotter holding it (`overlayfs`, `native`...).
-    pub snapshotter: String,
-    /// Its key: by convention the container id.
-    pub key: String,
-    /// The image it was made from, recorded as the container's image (`docker ps`' IMAGE).
-    pub image: Option<String>,
 }
 
 /// What `list_containers` reports of each container.
@@ -491,69 +477,6 @@ impl Client {
         }
         Ok(containers)
     }
-}
-
-/// Remove a container's snapshot; one that is gone already is fine.
-async fn remove_snapshot(client: &Client, snapshot: &Snapshot) -> Result<()> {
-    let request = RemoveSnapshotRequest {
-        snapshotter: snapshot.snapshotter.clone(),
-        key: snapshot.key.clone(),
-    };
-    match client.snapshots().remove(client.request(request)).await {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-        Err(s) => Err(Error::from_status(
-            format!(
-                "remove snapshot {} of {}",
-                snapshot.key, snapshot.snapshotter
-            ),
-            s,
-        )),
-    }
-}
-
-/// The mounts of a container's snapshot, for the runtime to mount as its root.
-pub(crate) async fn snapshot_mounts(
-    client: &Client,
-    snapshot: &Snapshot,
-) -> Result<Vec<containerd_client::types::Mount>> {
-    let request = MountsRequest {
-        snapshotter: snapshot.snapshotter.clone(),
-        key: snapshot.key.clone(),
-    };
-    let response = client
-        .snapshots()
-        .mounts(client.request(request))
-        .await
-        .map_err(|s| {
-            Error::from_status(
-                format!(
-                    "mounts of snapshot {} in {}",
-                    snapshot.key, snapshot.snapshotter
-                ),
-                s,
-            )
-        })?;
-    Ok(response.into_inner().mounts)
-}
-
-/// A snapshot's root is mounted by the runtime inside the bundle: the spec names it relatively.
-fn check_snapshot_rootfs(spec: &Spec, snapshot: &Snapshot) -> Result<()> {
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| Error::invalid("the spec has no root filesystem"))?;
-    if root.path().is_absolute() || root.path().as_os_str().is_empty() {
-        return Err(Error::invalid(format!(
-            "rootfs {} must be a relative path (rootfs) for a container on snapshot {}",
-            root.path().display(),
-            snapshot.key
-        )));
-    }
-    if snapshot.snapshotter.is_empty() || snapshot.key.is_empty() {
-        return Err(Error::invalid("a snapshot needs a snapshotter and a key"));
-    }
-    Ok(())
 }
 
 /// The rootfs named by `spec` must be an existing directory, or runc fails late with an obscure error.

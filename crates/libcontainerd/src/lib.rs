@@ -136,6 +136,7 @@ pub mod raw;
 pub mod rootfs;
 pub mod runtime;
 pub mod signal;
+mod snapshot;
 pub mod spec;
 pub mod stats;
 pub mod status;

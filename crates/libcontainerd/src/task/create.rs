@@ -59,7 +59,7 @@ impl Container {
         // The snapshot's mounts first: a container whose snapshot is gone fails before anything
         // is made or uploaded.
         let rootfs = match self.snapshot() {
-            Some(snapshot) => crate::container::snapshot_mounts(self.client(), snapshot)
+            Some(snapshot) => crate::snapshot::snapshot_mounts(self.client(), snapshot)
                 .await
                 .map_err(|e| e.context(format!("create task of container {}", self.id())))?,
             None => Vec::new(),
