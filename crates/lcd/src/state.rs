@@ -1,5 +1,6 @@
 //! What lcd records about its containers beyond containerd's own state, in container labels: the
-//! rootfs, whether stdin was asked for, and how the last run ended (its task is deleted when lcd sees
+//! rootfs, whether stdin was asked for, and how the last run ended (its code, when, and whether
+//! the OOM killer struck) (its task is deleted when lcd sees
 //! it stop, so that no shim lingers for an exited container).
 
 use std::collections::HashMap;
@@ -16,6 +17,31 @@ pub const LABEL_STDIN: &str = "io.lcd.stdin";
 pub const LABEL_EXIT_CODE: &str = "io.lcd.exit-code";
 /// When the last run ended (seconds since the epoch).
 pub const LABEL_FINISHED_AT: &str = "io.lcd.finished-at";
+
+/// "true" when the kernel's OOM killer killed a process of the last run, else "false".
+pub const LABEL_OOM_KILLED: &str = "io.lcd.oom-killed";
+
+/// How many processes the OOM killer killed in the container's cgroup, while the cgroup exists
+/// (from the start of the task until its delete): `oom_kill` of cgroup v2's `memory.events` or
+/// v1's `memory.oom_control`. None when neither can be read.
+pub fn oom_kills(spec: &libcontainerd::oci_spec::runtime::Spec) -> Option<u64> {
+    let path = spec.linux().as_ref()?.cgroups_path().as_ref()?;
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    let candidates = [
+        std::path::Path::new("/sys/fs/cgroup")
+            .join(relative)
+            .join("memory.events"),
+        std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(relative)
+            .join("memory.oom_control"),
+    ];
+    candidates.iter().find_map(|file| {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    })
+}
 
 /// A fresh container id: 16 random hex digits.
 pub fn generate_id() -> Result<Id> {
@@ -41,6 +67,8 @@ pub fn generate_id() -> Result<Id> {
 
 /// Delete a stopped task and record its exit on the container.
 pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::ExitStatus> {
+    // The cgroup, and its OOM count, goes with the task: read it first.
+    let oom_killed = oom_kills(container.spec()).map(|n| n > 0);
     let status = task.delete().await?;
     let finished = status
         .exited_at
@@ -51,6 +79,9 @@ pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::E
     let mut changes = HashMap::new();
     changes.insert(LABEL_EXIT_CODE.to_string(), status.code.to_string());
     changes.insert(LABEL_FINISHED_AT.to_string(), finished.to_string());
+    if let Some(killed) = oom_killed {
+        changes.insert(LABEL_OOM_KILLED.to_string(), killed.to_string());
+    }
     let mut container = container.clone();
     container.set_labels(&changes).await?;
     Ok(status)

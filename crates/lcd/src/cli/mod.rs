@@ -4,10 +4,12 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+mod container;
 mod images;
 
+pub use container::*;
 pub use images::*;
 
 /// A docker-style command line for containerd.
@@ -167,75 +169,6 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
-/// The options `run` and `create` share (docker's names). `-h` is the hostname, as in docker, so
-/// help is `--help` only.
-#[derive(Debug, Args, Clone)]
-#[command(disable_help_flag = true)]
-pub struct CreateArgs {
-    /// Container id (generated when absent).
-    #[arg(long, allow_hyphen_values = true)]
-    pub name: Option<String>,
-    /// Keep stdin open.
-    #[arg(short, long)]
-    pub interactive: bool,
-    /// Allocate a terminal (with -i on a terminal: raw mode, Ctrl-P Ctrl-Q detaches).
-    #[arg(short, long)]
-    pub tty: bool,
-    /// Set an environment variable (K=V, or K to copy lcd's own).
-    #[arg(short, long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    /// Working directory inside the container.
-    #[arg(short, long = "workdir", value_name = "DIR")]
-    pub workdir: Option<String>,
-    /// UID[:GID] to run as.
-    #[arg(short, long, value_name = "UID[:GID]")]
-    pub user: Option<String>,
-    /// Container hostname.
-    #[arg(short = 'h', long)]
-    pub hostname: Option<String>,
-    /// Mount the root filesystem read-only.
-    #[arg(long)]
-    pub read_only: bool,
-    /// Memory limit (e.g. 64m, 1g).
-    #[arg(short, long, value_name = "BYTES")]
-    pub memory: Option<String>,
-    /// Number of CPUs (e.g. 1.5).
-    #[arg(long)]
-    pub cpus: Option<f64>,
-    /// Maximum number of processes.
-    #[arg(long)]
-    pub pids_limit: Option<i64>,
-    /// Run this instead of the image's entrypoint (drops its Cmd too; "" clears it).
-    #[arg(long, allow_hyphen_values = true)]
-    pub entrypoint: Option<String>,
-    /// Pull the image: missing (if not stored), always, or never.
-    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
-    pub pull: String,
-    /// Print help.
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
-    /// An image (busybox, 127.0.0.1:5000/app:1), or a root filesystem directory used in place
-    /// (a path starting with / or ., e.g. ./rootfs).
-    #[arg(value_name = "IMAGE|ROOTFS")]
-    pub rootfs: String,
-    /// The command and its arguments (default: sh).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
-pub struct RunArgs {
-    /// Remove the container when it exits.
-    #[arg(long)]
-    pub rm: bool,
-    /// Run in the background and print the container id; output goes to `lcd logs`.
-    #[arg(short, long)]
-    pub detach: bool,
-    #[command(flatten)]
-    pub create: CreateArgs,
-}
-
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Keep stdin open and forward it.
@@ -253,8 +186,8 @@ pub struct ExecArgs {
     /// Working directory inside the container.
     #[arg(short, long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
-    /// UID[:GID] to run as.
-    #[arg(short, long, value_name = "UID[:GID]")]
+    /// User to run as: name or uid, optionally :group or :gid, looked up in the container.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Container id.
     pub container: String,
@@ -392,9 +325,13 @@ pub struct KillArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait before SIGKILL.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits
+    /// forever).
+    #[arg(short = 't', long = "time", allow_negative_numbers = true)]
+    pub time: Option<i64>,
+    /// The signal to send first (default: the container's --stop-signal, else SIGTERM).
+    #[arg(short, long)]
+    pub signal: Option<String>,
     /// Container ids.
     #[arg(required = true)]
     pub ids: Vec<String>,

@@ -6,19 +6,19 @@
 //! `ctr --rootfs` and `podman --rootfs` do; anything else is an image reference, run on a
 //! copy-on-write snapshot of its own (pulled first if missing, as `--pull` says).
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::oci_spec::runtime::Spec;
-use libcontainerd::spec::{parse_bytes, parse_user, SpecBuilder};
+use libcontainerd::spec::SpecBuilder;
 use libcontainerd::{Client, Container, ErrorKind, Id};
 use libcontainerd_images::{prepare, RunOptions};
 
 use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::flags::env_entry;
+use crate::options;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
 
@@ -41,7 +41,7 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
     let spec = build_spec(args, &rootfs)?;
-    let mut labels = HashMap::new();
+    let mut labels = options::labels(args, None)?;
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
@@ -98,14 +98,17 @@ async fn create_from_image(
         }
         prepared => prepared?,
     };
-    let spec = match apply_options(prepared.spec.clone(), args) {
-        Ok(spec) => spec,
+    let built = apply_options(prepared.spec.clone(), args).and_then(|spec| {
+        let labels = options::labels(args, prepared.config.stop_signal.as_deref())?;
+        Ok((spec, labels))
+    });
+    let (spec, mut labels) = match built {
+        Ok(built) => built,
         Err(e) => {
             prepared.abandon(client).await;
             return Err(e);
         }
     };
-    let mut labels = HashMap::new();
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
@@ -149,31 +152,17 @@ pub fn build_spec(args: &CreateArgs, rootfs: &Path) -> Result<Spec> {
         builder = builder.cwd(dir.clone());
     }
     if let Some(user) = &args.user {
-        let (uid, gid) = parse_user(user)?;
-        builder = builder.user(uid, gid);
+        // Names and a uid's primary group come from the rootfs's own /etc/passwd and /etc/group.
+        builder = builder.user_from_rootfs(user.clone(), rootfs);
     }
     apply_options(builder, args)
 }
 
-/// The flags that mean the same for an image and a rootfs directory: hostname, limits, read-only,
-/// terminal (the command, env, working dir and user come from the image's rules or the flags).
-fn apply_options(mut builder: SpecBuilder, args: &CreateArgs) -> Result<Spec> {
-    if let Some(hostname) = &args.hostname {
-        builder = builder.hostname(hostname.clone());
-    }
-    if let Some(memory) = &args.memory {
-        builder = builder.memory_limit(parse_bytes(memory).context("--memory")?);
-    }
-    if let Some(cpus) = args.cpus {
-        builder = builder.cpus(cpus);
-    }
-    if let Some(pids) = args.pids_limit {
-        builder = builder.pids_limit(pids);
-    }
-    let mut spec = builder
-        .readonly_rootfs(args.read_only)
-        .terminal(args.tty)
-        .build()?;
+/// The flags that mean the same for an image and a rootfs directory: hostname, limits, security
+/// options, devices, read-only, terminal (the command, env, working dir and user come from the
+/// image's rules or the flags).
+fn apply_options(builder: SpecBuilder, args: &CreateArgs) -> Result<Spec> {
+    let mut spec = options::build(builder, args)?;
     if args.tty {
         if let Some((cols, rows)) = tty::terminal_size() {
             // runc sizes the terminal before the command runs, so it never sees 0x0 (as docker

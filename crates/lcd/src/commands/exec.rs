@@ -1,4 +1,4 @@
-//! `lcd exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u UID[:GID]] CONTAINER COMMAND [ARG...]`: run a
+//! `lcd exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]`: run a
 //! command in a running container, as `docker exec` does.
 //!
 //! lcd's exit status is the command's. A command that does not exist or cannot be run is an `Err`
@@ -8,16 +8,18 @@
 
 use std::io::Read as _;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use libcontainerd::spec::parse_user;
+use libcontainerd::spec::{read_in_root, resolve_user, ExecUser};
 use libcontainerd::{exec_process, DirectIo, Id, Output, Process, StdioConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::ExecArgs;
 use crate::context::Ctx;
 use crate::flags::env_entry;
+use crate::state::LABEL_ROOTFS;
 use crate::{session, signals, tty};
 
 /// How long to wait, once the process has exited, for output still on its way. Output of
@@ -49,16 +51,28 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     if let Some(dir) = &args.workdir {
         builder = builder.cwd(dir.clone());
     }
-    if let Some(user) = &args.user {
-        let (uid, gid) = parse_user(user)?;
-        builder = builder.user(uid, gid);
-    }
+    let user = match &args.user {
+        Some(spec) => {
+            let found = exec_user(&task, container.labels(), spec)?;
+            builder = builder.user(found.uid, found.gid);
+            Some(found)
+        }
+        None => None,
+    };
     let size = if args.tty { tty::terminal_size() } else { None };
     if let Some((cols, rows)) = size {
         // runc sizes the terminal before the command runs, so it never sees 0x0.
         builder = builder.console_size(u32::from(cols), u32::from(rows));
     }
-    let process = builder.build()?;
+    let mut process = builder.build()?;
+    if let Some(found) = user.filter(|u| !u.additional_gids.is_empty()) {
+        // As docker: the primary group, then the user's groups from /etc/group.
+        let mut groups = vec![found.gid];
+        groups.extend(found.additional_gids.iter().filter(|g| **g != found.gid));
+        let mut oci_user = process.user().clone();
+        oci_user.set_additional_gids(Some(groups));
+        process.set_user(oci_user);
+    }
 
     let stdio = StdioConfig {
         stdin: attach_stdin,
@@ -93,6 +107,31 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
         }
     }
     result
+}
+
+/// `-u USER[:GROUP]` resolved as docker does, in the container's own /etc/passwd and /etc/group:
+/// read through its init's root (`/proc/PID/root`, which is the image's snapshot or the rootfs
+/// directory as the container sees them), else in the rootfs directory it was created from.
+fn exec_user(
+    task: &libcontainerd::Task,
+    labels: &std::collections::HashMap<String, String>,
+    spec: &str,
+) -> Result<ExecUser> {
+    let proc_root = PathBuf::from(format!("/proc/{}/root", task.pid()));
+    let root = if task.pid() > 0 && proc_root.join("etc").exists() {
+        Some(proc_root)
+    } else {
+        labels.get(LABEL_ROOTFS).map(PathBuf::from)
+    };
+    let (passwd, group) = match &root {
+        Some(root) => (
+            read_in_root(root, "/etc/passwd").map_err(|e| anyhow::anyhow!("--user: {e}"))?,
+            read_in_root(root, "/etc/group").map_err(|e| anyhow::anyhow!("--user: {e}"))?,
+        ),
+        None => (None, None),
+    };
+    resolve_user(passwd.as_deref(), group.as_deref(), spec)
+        .map_err(|e| anyhow::anyhow!("--user: {e}"))
 }
 
 /// Connect lcd's stdio to the running exec, forward signals and window sizes, and wait for it.

@@ -7,7 +7,8 @@ use serde_json::json;
 use crate::cli::IdsArgs;
 use crate::context::Ctx;
 use crate::exit;
-use crate::state::{self, State, LABEL_ROOTFS};
+use crate::options;
+use crate::state::{self, State, LABEL_OOM_KILLED, LABEL_ROOTFS};
 
 /// `lcd inspect`.
 pub async fn inspect(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
@@ -47,7 +48,16 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         None => None,
     };
     let state = State::of(container.labels(), info.as_ref());
+    let oom_killed = match &info {
+        // Stopped and not reaped yet: the cgroup still counts its OOM kills.
+        Some(t) if t.status == TaskStatus::Stopped => {
+            state::oom_kills(container.spec()).is_some_and(|n| n > 0)
+        }
+        Some(_) => false,
+        None => container.labels().get(LABEL_OOM_KILLED).map(String::as_str) == Some("true"),
+    };
     let process = container.spec().process().clone();
+    let (stop_signal, stop_timeout) = options::stop_settings(container.labels());
     let log = ctx.log_path(container.id());
     Ok(json!({
         "Id": container.id().as_str(),
@@ -61,7 +71,13 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
             "Pid": match state { State::Up { pid, .. } => pid, _ => 0 },
             "ExitCode": match state { State::Exited { code, .. } => code, _ => 0 },
             "FinishedAt": match state { State::Exited { finished_at: Some(t), .. } => Some(libcontainerd::time::rfc3339(t)), _ => None },
+            "OOMKilled": oom_killed,
         },
+        "Config": {
+            "StopSignal": stop_signal,
+            "StopTimeout": stop_timeout,
+        },
+        "HostConfig": host_config(container.spec(), container.labels()),
         "Rootfs": container.labels().get(LABEL_ROOTFS),
         "Image": container.snapshot().and_then(|s| s.image.as_deref()),
         "Snapshot": container.snapshot().map(|s| serde_json::json!({"Snapshotter": s.snapshotter, "Key": s.key})),
@@ -70,4 +86,63 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         "Labels": container.labels(),
         "Spec": container.spec(),
     }))
+}
+
+/// docker's HostConfig security fields from the options recorded at create, and what the spec says
+/// the process runs with: its seccomp mode (default, unconfined or custom), capabilities and user.
+fn host_config(
+    spec: &libcontainerd::oci_spec::runtime::Spec,
+    labels: &std::collections::HashMap<String, String>,
+) -> serde_json::Value {
+    let given = options::host_config(labels);
+    let field = |name: &str| given.get(name).cloned().unwrap_or(serde_json::Value::Null);
+    let security_opt: Vec<String> = given
+        .get("SecurityOpt")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let custom = security_opt.iter().any(|o| {
+        let o = o.replacen(':', "=", 1);
+        o.starts_with("seccomp=") && o != "seccomp=unconfined" && o != "seccomp=builtin"
+    });
+    let filtered = spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
+    let seccomp = match (filtered, custom) {
+        (false, _) => "unconfined",
+        (true, true) => "custom",
+        (true, false) => "default",
+    };
+    let process = spec.process().as_ref();
+    let caps = process.and_then(|p| p.capabilities().as_ref());
+    let set = |get: fn(
+        &libcontainerd::oci_spec::runtime::LinuxCapabilities,
+    ) -> &Option<libcontainerd::oci_spec::runtime::Capabilities>| {
+        let mut names: Vec<String> = caps
+            .and_then(|c| get(c).as_ref())
+            .map(|s| s.iter().map(|c| format!("CAP_{c}")).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    json!({
+        "Privileged": field("Privileged"),
+        "CapAdd": field("CapAdd"),
+        "CapDrop": field("CapDrop"),
+        "SecurityOpt": field("SecurityOpt"),
+        "Devices": field("Devices"),
+        "Ulimits": field("Ulimits"),
+        "Sysctls": field("Sysctls"),
+        "GroupAdd": field("GroupAdd"),
+        "Init": field("Init"),
+        "Seccomp": seccomp,
+        "NoNewPrivileges": process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
+        "Capabilities": {
+            "Effective": set(|c| c.effective()),
+            "Bounding": set(|c| c.bounding()),
+            "Permitted": set(|c| c.permitted()),
+        },
+        "User": process.map(|p| json!({
+            "Uid": p.user().uid(),
+            "Gid": p.user().gid(),
+            "AdditionalGids": p.user().additional_gids(),
+        })),
+    })
 }

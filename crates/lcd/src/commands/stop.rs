@@ -1,27 +1,55 @@
-//! `lcd stop [-t SECONDS] ID...`: SIGTERM, then SIGKILL after a grace period.
+//! `lcd stop [-t SECONDS] [-s SIGNAL] ID...`: the stop signal (SIGTERM unless the container was
+//! created with `--stop-signal` or from an image with a StopSignal), then SIGKILL after a grace
+//! period (10 seconds unless `--stop-timeout` said otherwise; `-t` and `-s` override both).
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
+use libcontainerd::Signal;
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
 use crate::exit::for_each_id;
+use crate::options::stop_settings;
 use crate::state;
 
-/// `lcd stop`: SIGTERM, wait up to -t seconds, then SIGKILL; the stopped task is reaped.
+/// docker's default grace period.
+const DEFAULT_TIMEOUT: i64 = 10;
+
+/// `lcd stop`: the stop signal, wait up to the timeout, then SIGKILL; the stopped task is reaped.
 pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
+    let given_signal: Option<Signal> = match &args.signal {
+        Some(s) => Some(s.parse().map_err(|e| anyhow!("--signal {s}: {e}"))?),
+        None => None,
+    };
     let client = ctx.client().await?;
-    let grace = Duration::from_secs(args.time);
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
             let task = state::running(container.id(), task)?;
-            // A paused process cannot act on SIGTERM; docker's stop also just signals it.
-            task.kill(libcontainerd::Signal::TERM).await?;
-            if tokio::time::timeout(grace, task.wait()).await.is_err() {
-                task.kill_all(libcontainerd::Signal::KILL).await?;
+            let (label_signal, label_timeout) = stop_settings(container.labels());
+            let signal = match given_signal {
+                Some(s) => s,
+                None => label_signal
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(Signal::TERM),
+            };
+            let timeout = args.time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
+            // A paused process cannot act on the signal; docker's stop also just signals it.
+            task.kill(signal).await?;
+            let waited = match u64::try_from(timeout) {
+                Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
+                    .await
+                    .is_ok(),
+                // Negative: wait as long as it takes, as docker's -1.
+                Err(_) => {
+                    task.wait().await?;
+                    true
+                }
+            };
+            if !waited {
+                task.kill_all(Signal::KILL).await?;
                 task.wait().await?;
             }
             state::reap(&container, &task).await?;
