@@ -1,130 +1,17 @@
 //! A user spec (`name`, `uid`, `name:group`, `uid:gid`) to numbers, from an image's /etc/passwd and
 //! /etc/group, as runc's `GetExecUser` does for docker: runc needs numbers, and docker users expect
-//! `-u 65534` in busybox to get gid 65534 and the user's supplementary groups.
+//! `-u 65534` in busybox to get gid 65534 and the user's supplementary groups. The rules are the
+//! library's (`libcontainerd::spec::resolve_user`, which rootfs directories use too), so an image
+//! and a directory resolve a user the same way.
 
-use libcontainerd::{Error, Result};
+use libcontainerd::Result;
 
 /// The numeric identity a process runs as.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct User {
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Supplementary groups (from /etc/group membership; none when a group is given explicitly).
-    pub additional_gids: Vec<u32>,
-    /// Home directory from /etc/passwd, if the user has an entry.
-    pub home: Option<String>,
-}
+pub use libcontainerd::spec::ExecUser as User;
 
-struct PasswdEntry<'a> {
-    name: &'a str,
-    uid: u32,
-    gid: u32,
-    home: &'a str,
-}
-
-struct GroupEntry<'a> {
-    name: &'a str,
-    gid: u32,
-    members: Vec<&'a str>,
-}
-
-fn passwd_entries(passwd: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
-    passwd.lines().filter_map(|line| {
-        let f: Vec<&str> = line.trim().split(':').collect();
-        if f.len() < 4 || f[0].starts_with('#') {
-            return None;
-        }
-        Some(PasswdEntry {
-            name: f[0],
-            uid: f[2].parse().ok()?,
-            gid: f[3].parse().ok()?,
-            home: f.get(5).copied().unwrap_or_default(),
-        })
-    })
-}
-
-fn group_entries(group: &str) -> impl Iterator<Item = GroupEntry<'_>> {
-    group.lines().filter_map(|line| {
-        let f: Vec<&str> = line.trim().split(':').collect();
-        if f.len() < 3 || f[0].starts_with('#') {
-            return None;
-        }
-        Some(GroupEntry {
-            name: f[0],
-            gid: f[2].parse().ok()?,
-            members: f
-                .get(3)
-                .map(|m| m.split(',').filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default(),
-        })
-    })
-}
-
-/// Resolve `spec` against the image's passwd and group files (`None` when the image has none).
-/// An empty spec is root. A name that is not in the files is an error naming it; a number that is
-/// not is taken as is (with gid 0 unless given).
+/// Resolve `spec` against the text of /etc/passwd and /etc/group (`None` where a file is missing).
 pub fn resolve(passwd: Option<&str>, group: Option<&str>, spec: &str) -> Result<User> {
-    let (user_arg, group_arg) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let uid_arg = user_arg.parse::<u32>().ok();
-    let mut user = User::default();
-    let found = passwd_entries(passwd.unwrap_or_default()).find(|e| match uid_arg {
-        Some(uid) => e.uid == uid,
-        None => e.name == user_arg,
-    });
-    let matched_name = match found {
-        Some(entry) => {
-            user.uid = entry.uid;
-            user.gid = entry.gid;
-            user.home = Some(entry.home.to_string());
-            Some(entry.name)
-        }
-        None if user_arg.is_empty() => None,
-        None => match uid_arg {
-            Some(uid) => {
-                user.uid = uid;
-                None
-            }
-            None => {
-                return Err(Error::not_found(format!(
-                    "unable to find user {user_arg}: no matching entries in passwd file"
-                )))
-            }
-        },
-    };
-    let groups = group_entries(group.unwrap_or_default());
-    match group_arg.filter(|g| !g.is_empty()) {
-        Some(group_arg) => {
-            let gid_arg = group_arg.parse::<u32>().ok();
-            let mut groups = groups;
-            let found = groups.find(|g| match gid_arg {
-                Some(gid) => g.gid == gid,
-                None => g.name == group_arg,
-            });
-            user.gid = match (found, gid_arg) {
-                (Some(g), _) => g.gid,
-                (None, Some(gid)) => gid,
-                (None, None) => {
-                    return Err(Error::not_found(format!(
-                        "unable to find group {group_arg}: no matching entries in group file"
-                    )))
-                }
-            };
-        }
-        None => {
-            if let Some(name) = matched_name {
-                user.additional_gids = groups
-                    .filter(|g| g.members.contains(&name))
-                    .map(|g| g.gid)
-                    .collect();
-            }
-        }
-    }
-    Ok(user)
+    libcontainerd::spec::resolve_user(passwd, group, spec)
 }
 
 #[cfg(test)]
