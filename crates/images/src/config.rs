@@ -5,46 +5,14 @@
 use std::collections::BTreeMap;
 
 use libcontainerd::{Error, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::oci::ContainerConfig;
 use crate::oci::ImageConfigFile;
 use crate::platform::Platform;
 
 /// docker's PATH for a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The `config` object of an image config, as docker writes it (PascalCase keys, nulls allowed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-pub struct ContainerConfig {
-    /// `name`, `uid`, `name:group` or `uid:gid`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// `KEY=value` entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<String>>,
-    /// What runs, before Cmd.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entrypoint: Option<Vec<String>>,
-    /// Default arguments (or the command, without an entrypoint).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    /// The process's working directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    /// Image labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Signal that stops the container (`SIGTERM` when unset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    /// `port/proto` keys (values are empty objects).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    /// Volume paths (values are empty objects).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-}
 
 /// What a container needs from its image, nulls resolved to empties.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
