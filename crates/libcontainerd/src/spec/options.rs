@@ -141,7 +141,8 @@ impl SpecBuilder {
     }
 
     /// Run an init as PID 1 (`docker run --init`): the host binary at `path` (statically linked,
-    /// e.g. Debian's `/usr/bin/tini-static`) is bind-mounted read-only at [`INIT_PATH`] and the
+    /// e.g. Debian's `/usr/bin/tini-static`) is bind-mounted read-only at
+    /// [`INIT_PATH`](crate::spec::INIT_PATH) and the
     /// command becomes `/sbin/docker-init -- <args>`, so zombies are reaped and signals forwarded.
     pub fn init(mut self, path: impl Into<PathBuf>) -> Self {
         self.init = Some(path.into());

@@ -272,7 +272,7 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Result<Option<PathBuf>> {
 }
 
 /// Read the regular file `path` of the root filesystem at `root` (symlinks resolved inside the
-/// root, see [`resolve_in_root`]); `None` if it does not exist. At most [`MAX_USER_FILE`] bytes.
+/// root, see [`resolve_in_root`]); `None` if it does not exist. At most 10 MiB (`MAX_USER_FILE`).
 pub fn read_in_root(root: &Path, path: &str) -> Result<Option<String>> {
     let Some(host_path) = resolve_in_root(root, path)? else {
         return Ok(None);
