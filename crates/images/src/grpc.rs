@@ -68,6 +68,11 @@ impl Services {
         }
     }
 
+    /// The namespace the requests carry.
+    pub(crate) fn namespace(&self) -> &str {
+        self.namespace.to_str().unwrap_or_default()
+    }
+
     /// Wrap `message` with the namespace (and lease) headers.
     pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);

@@ -257,6 +257,9 @@ pub struct FrontConfig {
     /// Demand `Bearer <token>`, handing it out at `/token` to these Basic credentials (or to
     /// anyone when `None`).
     pub bearer: Option<(String, Option<(String, String)>)>,
+    /// Send half of the first answer for this blob, then hold the connection until
+    /// [`Front::release`] (then close it, as a cut).
+    pub hold_blob: Option<String>,
 }
 
 /// A tiny HTTP/1.1 server that forwards GETs to a registry, one request per connection.
@@ -264,6 +267,7 @@ pub struct Front {
     pub addr: String,
     /// Request lines seen, with their Range and Authorization headers.
     pub seen: Arc<Mutex<Vec<String>>>,
+    state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -280,13 +284,36 @@ impl Front {
             config,
             seen: seen.clone(),
             cuts: Mutex::new(0),
+            holding: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::atomic::AtomicBool::new(false),
+            release: tokio::sync::watch::channel(false).0,
         });
+        let serving = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, state.clone()));
+                tokio::spawn(serve(stream, serving.clone()));
             }
         });
-        Front { addr, seen, task }
+        Front {
+            addr,
+            seen,
+            state,
+            task,
+        }
+    }
+
+    /// Wait until the front holds the `hold_blob` connection, half of the blob sent.
+    pub async fn wait_held(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.state.held.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the front never held the blob");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Close the held connection (and hold no more).
+    pub fn release(&self) {
+        self.state.release.send_replace(true);
     }
 
     pub fn seen(&self) -> Vec<String> {
@@ -306,6 +333,11 @@ struct State {
     config: FrontConfig,
     seen: Arc<Mutex<Vec<String>>>,
     cuts: Mutex<usize>,
+    /// A connection was chosen to be held (only the first is).
+    holding: std::sync::atomic::AtomicBool,
+    /// Half of the held blob is sent.
+    held: std::sync::atomic::AtomicBool,
+    release: tokio::sync::watch::Sender<bool>,
 }
 
 async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
@@ -413,7 +445,13 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
         }
         _ => false,
     };
-    if cut {
+    let hold = match &state.config.hold_blob {
+        Some(digest) if target.ends_with(&format!("/blobs/{digest}")) => !state
+            .holding
+            .swap(true, std::sync::atomic::Ordering::SeqCst),
+        _ => false,
+    };
+    if cut || hold {
         // The full length announced, half of it sent, then the connection closes.
         let mut out = format!(
             "HTTP/1.1 {status_line}\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -425,6 +463,12 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
         out.push_str("\r\n");
         let _ = stream.write_all(out.as_bytes()).await;
         let _ = stream.write_all(&body[..body.len() / 2]).await;
+        let _ = stream.flush().await;
+        if hold {
+            let mut release = state.release.subscribe();
+            state.held.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = release.wait_for(|r| *r).await;
+        }
         let _ = stream.shutdown().await;
         return;
     }
