@@ -184,3 +184,83 @@ fn images_move_between_ctr_and_lcd() {
         }
     }
 }
+
+/// Ctrl-C in the middle of `lcd pull` (a layer half sent, its connection held by the front): lcd
+/// deletes the pull's lease with a synchronous GC and exits 130 (128 + SIGINT, as docker's CLI);
+/// no lease, ingest, image or snapshot stays; the next `lcd pull` completes.
+#[test]
+fn ctrl_c_during_pull_leaves_nothing_and_the_next_pull_completes() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fixture = image::Fixture::new(None);
+    let (registry, front) = runtime.block_on(async {
+        let registry = registry::Registry::start(None).await;
+        let manifest = registry
+            .push_image("fixture/app", &fixture, &fixture.app)
+            .await;
+        registry
+            .push_manifest("fixture/app", "1", registry::OCI_MANIFEST, &manifest)
+            .await;
+        let front = registry::Front::start(
+            &registry.addr,
+            registry::FrontConfig {
+                hold_blob: Some(fixture.layers[0].digest()),
+                ..Default::default()
+            },
+        )
+        .await;
+        (registry, front)
+    });
+    let lcd = Lcd::bare("pullint");
+    let name = format!("{}/fixture/app:1", front.addr);
+    let pulling = lcd.spawn(&["pull", &name], std::process::Stdio::null());
+    runtime.block_on(front.wait_held());
+    let socket = lcd.exec_root().join("containerd/containerd.sock");
+    let ctr = |args: &[&str]| {
+        let out = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(["--namespace", &lcd.ns])
+            .args(args)
+            .output()
+            .expect("run ctr");
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Without the header line.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // Mid-way: the half layer sits in an open ingest, under the pull's lease.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ctr(&["content", "active"]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no ingest");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(ctr(&["leases", "ls"]).len(), 1);
+    pulling.signal(nix::sys::signal::Signal::SIGINT);
+    let out = pulling.finish(std::time::Duration::from_secs(20));
+    assert_eq!(out.code(), 130, "{out}");
+    assert_eq!(out.stdout, "", "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    assert_eq!(ctr(&["leases", "ls"]), Vec::<String>::new(), "leases left");
+    assert_eq!(ctr(&["content", "active"]), Vec::<String>::new(), "ingests");
+    assert_eq!(ctr(&["content", "ls"]), Vec::<String>::new(), "blobs left");
+    assert_eq!(ctr(&["images", "ls"]), Vec::<String>::new(), "images left");
+    front.release();
+
+    let out = lcd.run(&["pull", &name]);
+    assert_eq!(out.ok(), format!("{name}\n"), "{out}");
+    let out = lcd.run(&["run", "--rm", &name]);
+    assert_eq!(out.ok(), image::HELLO, "{out}");
+    assert_eq!(ctr(&["leases", "ls"]), Vec::<String>::new(), "leases left");
+    assert_eq!(ctr(&["content", "active"]), Vec::<String>::new(), "ingests");
+    lcd.run(&["rmi", &name]).ok();
+    drop(front);
+    registry.stop();
+    lcd.assert_clean();
+}

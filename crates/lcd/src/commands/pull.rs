@@ -1,17 +1,29 @@
 //! `lcd pull`: fetch an image from a registry and unpack it, with a progress line per layer on a
 //! terminal (nothing but the result when piped), as docker prints it.
+//!
+//! Ctrl-C (SIGINT) during the pull cancels it: the pull's lease is deleted with a synchronous
+//! garbage collection before `lcd` exits with 130, as docker's CLI does when interrupted (128 +
+//! SIGINT), so nothing half-pulled stays behind (blobs a retry could reuse go too).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
 use libcontainerd::Client;
+use libcontainerd_images::lease;
 use libcontainerd_images::pull::{pull as pull_image, Progress, ProgressState, PullOptions};
 use libcontainerd_images::{Platform, Reference};
 
 use crate::cli::PullArgs;
 use crate::context::Ctx;
+
+/// Exit status after Ctrl-C: 128 + SIGINT, as docker's.
+const INTERRUPTED: i32 = 130;
+/// How long an interrupted pull waits for containerd to delete its lease.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `lcd pull`.
 pub async fn pull(ctx: &Ctx, args: PullArgs) -> Result<i32> {
@@ -55,7 +67,19 @@ pub async fn fetch(
         let bars = bars.clone();
         options.progress = Some(Arc::new(move |p: &Progress| bars.update(p)));
     }
-    let pulled = pull_image(client, reference, &options).await?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("listen for SIGINT")?;
+    let pulled = tokio::select! {
+        pulled = pull_image(client, reference, &options) => pulled?,
+        _ = interrupt.recv() => {
+            // The pull future is dropped here: its lease is remembered, deleted now.
+            let flushed = tokio::time::timeout(FLUSH_TIMEOUT, lease::flush(client)).await;
+            if let Ok(Err(e)) = flushed {
+                eprintln!("lcd: pull interrupted: {e}");
+            }
+            std::process::exit(INTERRUPTED);
+        }
+    };
     if bars.is_some() {
         let status = if pulled.downloaded == 0 {
             "Image is up to date for"
