@@ -20,8 +20,10 @@ Images: a private registry (Debian's docker-registry on 127.0.0.1, a config of i
 image the bench builds offline (3 gzip layers of random bytes, 50 MiB; 10 MiB when --runs is under
 10), which `lcd pull` and `ctr images pull` fetch and unpack, and `lcd load` and `ctr images import`
 load from its docker-save tar, each into a cold store (the image removed with a synchronous GC, its
-blobs and snapshots checked gone); `lcd run`, `ctr run` and `docker run` start busybox from an image
-each has stored and unpacked. Reported against the issue's targets, with `lcd pull`'s peak RSS.
+blobs and snapshots checked gone), 10 rounds (2 when --runs is under 10); ctr also without its
+unpack, and whether each command unpacked is checked, so that lcd is held against the ctr command
+doing the same work. `lcd run`, `ctr run` and `docker run` start busybox from an image each has
+stored and unpacked. Reported against the issue's targets, with `lcd pull`'s peak RSS.
 
 Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--json FILE]
 """
@@ -423,6 +425,12 @@ class Registry:
         if status != 201:
             raise RuntimeError(f"registry: manifest {repo}:{tag} answered {status}")
 
+    def cpu_ms(self):
+        """The registry's CPU so far (user + system, all its threads; clock-tick resolution)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -729,12 +737,13 @@ class Bench:
     def images(self):
         """The image rows. A registry on 127.0.0.1 serves an image built here (IMAGE_LAYER_SHARES
         gzip layers of random bytes, --image-mib in all); `lcd pull` and `ctr images pull` fetch it
-        and unpack it into a cold store, `lcd load` and `ctr images import` do the same from its
-        docker-save tar (written by `lcd save`); after each, the image is removed with a synchronous
-        GC, and its blobs and snapshots are checked gone before the next. "ctr*" is ctr without the
-        unpack (`ctr content fetch`, `ctr images import --no-unpack`): ctr's time less ctr*'s is what
-        the unpack takes. Then `lcd run`, `ctr run` and `docker run` start busybox from an image
-        already stored and unpacked."""
+        into a cold store and unpack it; `lcd load` and `ctr images import` store it from its
+        docker-save tar (written by `lcd save`), ctr also unpacking it, lcd not (its first run
+        does). After each, the image is removed with a synchronous GC, and its blobs and snapshots
+        are checked gone before the next. "ctr*" is ctr without the unpack (`ctr content fetch`,
+        `ctr images import --no-unpack`): ctr's time less ctr*'s is what the unpack takes. Then
+        `lcd run`, `ctr run` and `docker run` start busybox from an image already stored and
+        unpacked."""
         mib = self.args.image_mib
         start = time.perf_counter()
         image = build_image(mib)
@@ -777,25 +786,34 @@ class Bench:
         """Each tool's command (cmd, removal, namespace) into a cold store, in a rotating order; the
         removal, untimed, right after, once it is known whether the command unpacked the image (its
         top layer's snapshot, chain ID top, in the namespace). Then one more of lcd's and ctr's under
-        GNU time for their peak RSS."""
+        GNU time for their peak RSS. Besides the client's CPU, the CPU containerd (its cgroup) and
+        the registry took during each command."""
         rounds, warm = self.args.image_runs, 1
         samples = {t: ([], []) for t in cmds}
+        daemons = {t: ([], []) for t in cmds}
         unpacked = {t: set() for t in cmds}
         for i in range(warm + rounds):
             for tool, (cmd, remove, ns) in rotated(cmds, i):
                 cold()
                 time.sleep(SETTLE_S)
+                a0, r0 = self.acct.ms(), self.registry.cpu_ms()
                 ms, _, cpu = timed(cmd, self.lcd_env)
+                a1, r1 = self.acct.ms(), self.registry.cpu_ms()
                 unpacked[tool].add(top in subprocess.run(["ctr", "-a", self.sock, "-n", ns, "snapshots", "ls"],
                                                          capture_output=True, text=True, check=True).stdout)
                 sh(remove, env=self.lcd_env, stdout=subprocess.DEVNULL)
                 if i >= warm:
                     samples[tool][0].append(ms)
                     samples[tool][1].append(cpu)
+                    if a0 is not None:
+                        daemons[tool][0].append(a1 - a0)
+                    daemons[tool][1].append(r1 - r0)
         for tool, (times, cpu) in samples.items():
             if len(unpacked[tool]) != 1:
                 raise RuntimeError(f"{name}: {tool} unpacked the image in some rounds and not in others")
-            extra = {"unpacks": unpacked[tool].pop()}
+            extra = {"unpacks": unpacked[tool].pop(),
+                     "containerd_cpu_ms_median": statistics.median(daemons[tool][0]) if daemons[tool][0] else None,
+                     "registry_cpu_ms_median": statistics.median(daemons[tool][1])}
             if tool in ("lcd", "ctr"):
                 cmd, remove, _ = cmds[tool]
                 cold()
@@ -816,11 +834,15 @@ class Bench:
             count = self.snapshot_count()
             listed = []
             if not blobs and count == snapshots:
-                for ns in ("bench-ctr", "bench-lcd"):
-                    for what in (["content", "ls", "-q"], ["snapshots", "ls"]):
-                        out = subprocess.run(["ctr", "-a", self.sock, "-n", ns, *what], capture_output=True,
-                                             text=True, check=True).stdout
-                        listed += [d for d in digests + chain if d in out]
+                lists = [subprocess.Popen(["ctr", "-a", self.sock, "-n", ns, *what], stdout=subprocess.PIPE,
+                                          text=True)
+                         for ns in ("bench-ctr", "bench-lcd")
+                         for what in (["content", "ls", "-q"], ["snapshots", "ls"])]
+                for p in lists:
+                    out = p.communicate()[0]
+                    if p.returncode != 0:
+                        raise RuntimeError(f"{' '.join(p.args)} failed ({p.returncode})")
+                    listed += [d for d in digests + chain if d in out]
                 if not listed:
                     return
             if time.monotonic() > deadline:
@@ -975,6 +997,14 @@ class Bench:
                 line += (f"; ctr's unpack ~ {tools['ctr']['median'] - tools['ctr*']['median']:.0f} ms "
                          f"of its {tools['ctr']['median']:.0f}")
             print(line)
+            for tool, c in tools.items():
+                if c.get("registry_cpu_ms_median") is None:
+                    continue
+                acct = c.get("containerd_cpu_ms_median")
+                print(f"    {tool:<4} median {c['median']:>7.1f} ms wall; CPU medians: client "
+                      f"{c.get('client_cpu_ms_median', 0):.0f} ms"
+                      + (f", containerd {acct:.0f} ms" if acct is not None else "")
+                      + f", registry {c['registry_cpu_ms_median']:.0f} ms")
             targets[name] = {"against": same, "ratio": ratio, "target_at_most": target, "met": ratio <= target}
         rss = rows.get(f"pull {mib} MiB image", {}).get("lcd", {}).get("client_peak_rss_kib")
         if rss is not None:
@@ -1064,13 +1094,13 @@ def main():
     ap.add_argument("--image-mib", type=int,
                     help="size of the pulled and loaded image (default 50; 10 when --runs is under 10)")
     ap.add_argument("--image-runs", type=int,
-                    help="rounds of the pull and load rows (default --runs, at most 10)")
+                    help="rounds of the pull and load rows (default 10; 2 when --runs is under 10)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     if args.image_mib is None:
         args.image_mib = 50 if args.runs >= 10 else 10
     if args.image_runs is None:
-        args.image_runs = min(args.runs, 10)
+        args.image_runs = 10 if args.runs >= 10 else 2
     if os.geteuid() != 0:
         sys.exit("bench: run as root (containerd, runc and dockerd need it)")
     install()
