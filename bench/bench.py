@@ -77,8 +77,8 @@ def install():
         print("installing:", " ".join(missing), flush=True)
         # The packages must not start their services (docker.io would start a system dockerd and
         # containerd, docker-registry a registry on all interfaces with htpasswd auth): the bench
-        # runs private daemons only. A policy-rc.d that answers 101 tells
-        # invoke-rc.d and deb-systemd-invoke to start nothing; one the machine has already is kept.
+        # runs private daemons only. A policy-rc.d that answers 101 tells invoke-rc.d and
+        # deb-systemd-invoke to start nothing; one the machine has already is kept.
         policy = "/usr/sbin/policy-rc.d"
         ours = not os.path.exists(policy)
         if ours:
