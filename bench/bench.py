@@ -16,20 +16,37 @@ cgroup of its own (cgroup v1; removed at the end), which other load on the machi
 It also measures what one cgroup migration costs on this kernel (see SETTLE_S), which every runc create
 and exec pays, and pauses before each timed sequential command so that all tools pay it alike.
 
-Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--json FILE]
+Images: a private registry (Debian's docker-registry on 127.0.0.1, a config of its own) serves an
+image the bench builds offline (3 gzip layers of random bytes, 50 MiB; 10 MiB when --runs is under
+10), which `lcd pull` and `ctr images pull` fetch and unpack, and `lcd load` and `ctr images import`
+load from its docker-save tar, each into a cold store (the image removed with a synchronous GC, its
+blobs and snapshots checked gone), 10 rounds (2 when --runs is under 10); ctr also without its
+unpack, and whether each command unpacked is checked, so that lcd is held against the ctr command
+doing the same work. `lcd run`, `ctr run` and `docker run` start busybox from an image each has
+stored and unpacked. Reported against the issue's targets, with `lcd pull`'s peak RSS.
+
+Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--json FILE]
 """
 
 import argparse
+import gzip
+import hashlib
+import io
 import json
 import os
+import random
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The phases `lcd stress` times, in lifecycle order.
@@ -45,7 +62,7 @@ EXEC_TARGETS = 4
 # it depended on which tool ran just before and how soon its own migration came after start-up.
 # With it every command starts from the same quiet kernel, as one a person types does.
 SETTLE_S = 0.1
-PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time"]
+PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time", "docker-registry"]
 
 
 def sh(cmd, **kw):
@@ -59,8 +76,9 @@ def install():
     if missing:
         print("installing:", " ".join(missing), flush=True)
         # The packages must not start their services (docker.io would start a system dockerd and
-        # containerd): the bench runs private daemons only. A policy-rc.d that answers 101 tells
-        # invoke-rc.d and deb-systemd-invoke to start nothing; one the machine has already is kept.
+        # containerd, docker-registry a registry on all interfaces with htpasswd auth): the bench
+        # runs private daemons only. A policy-rc.d that answers 101 tells invoke-rc.d and
+        # deb-systemd-invoke to start nothing; one the machine has already is kept.
         policy = "/usr/sbin/policy-rc.d"
         ours = not os.path.exists(policy)
         if ours:
@@ -266,11 +284,169 @@ def cgroup_migration_ms(samples=7, idle_s=0.2):
     return statistics.median(times)
 
 
+# The image of the pull and load rows: layers of incompressible random bytes (so a layer's size is
+# what crosses the wire and lands on disk), each this share of the whole, gzip-compressed as
+# registries serve them (level 1: random bytes come out as stored blocks, a few bytes larger; the
+# unpack still inflates each layer and checks its digest and diff ID).
+IMAGE_LAYER_SHARES = (0.6, 0.3, 0.1)
+# Files in a layer are at most this large.
+IMAGE_FILE_MAX = 8 << 20
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+# containerd's directories under its root (see Bench.containerd_root) that must be empty of an
+# image once it is removed.
+BLOBS_DIR = "io.containerd.content.v1.content/blobs/sha256"
+OVERLAY_SNAPSHOTS_DIR = "io.containerd.snapshotter.v1.overlayfs/snapshots"
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def oci_arch():
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+
+
+def random_layer(rng, size, n):
+    """A layer tar: /bench/layer<n>/ holding size bytes of random data in files of at most
+    IMAGE_FILE_MAX."""
+    buf = io.BytesIO()
+    mtime = 1700000000
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("bench", f"bench/layer{n}"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
+            tar.addfile(info)
+        left, k = size, 0
+        while left > 0:
+            info = tarfile.TarInfo(f"bench/layer{n}/{k}.bin")
+            info.size, info.mode, info.mtime = min(left, IMAGE_FILE_MAX), 0o644, mtime
+            tar.addfile(info, io.BytesIO(rng.randbytes(info.size)))
+            left, k = left - info.size, k + 1
+    return buf.getvalue()
+
+
+def build_image(total_mib, seed=1):
+    """An OCI image of len(IMAGE_LAYER_SHARES) gzip layers totalling total_mib MiB of random bytes,
+    built offline: {"layers": [(digest, gzip bytes)], "config": bytes, "manifest": bytes,
+    "digests": every blob's digest, "diff_ids": [...]}."""
+    rng = random.Random(seed)
+    layers, diff_ids = [], []
+    for n, share in enumerate(IMAGE_LAYER_SHARES):
+        tar = random_layer(rng, int(total_mib * share * (1 << 20)), n)
+        diff_ids.append(sha256_digest(tar))
+        blob = gzip.compress(tar, compresslevel=1, mtime=0)
+        layers.append((sha256_digest(blob), blob))
+    config = json.dumps({
+        "architecture": oci_arch(), "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                   "Cmd": ["/bin/true"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }, separators=(",", ":")).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": d, "size": len(b)} for d, b in layers],
+    }, separators=(",", ":")).encode()
+    return {"layers": layers, "config": config, "manifest": manifest, "diff_ids": diff_ids,
+            "digests": [d for d, _ in layers] + [sha256_digest(config), sha256_digest(manifest)]}
+
+
+def chain_ids(diff_ids):
+    """The snapshots an unpacked image's layers are committed as (OCI's ChainID)."""
+    chain = []
+    for d in diff_ids:
+        chain.append(d if not chain else sha256_digest(f"{chain[-1]} {d}".encode()))
+    return chain
+
+
+class Registry:
+    """Debian's docker-registry on 127.0.0.1 with a config of the bench's own in its temp dir (never
+    the packaged /etc/docker/registry/config.yml, which listens on all interfaces with htpasswd
+    auth); images pushed through the registry HTTP API; stopped by its PID."""
+
+    BINARY = "/usr/bin/docker-registry"
+
+    def __init__(self, path):
+        os.makedirs(path)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.addr = f"127.0.0.1:{s.getsockname()[1]}"
+        config = f"{path}/config.yml"
+        with open(config, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {path}/storage\n"
+                    f"http:\n  addr: {self.addr}\n")
+        self.log = f"{path}/registry.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([self.BINARY, "serve", config], stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, start_new_session=True)
+        # Only ever 127.0.0.1, never through a proxy from the environment.
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        host, port = self.addr.split(":")
+        for _ in range(300):
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not start; see {self.log}")
+
+    def request(self, method, path_or_url, data=None, content_type=None):
+        url = urllib.parse.urljoin(f"http://{self.addr}/", path_or_url)
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": content_type} if content_type else {})
+        with self.opener.open(req, timeout=120) as r:
+            r.read()
+            return r.status, r.headers
+
+    def push_blob(self, repo, data):
+        """Monolithic upload: POST for a session, PUT its location with the digest and the bytes."""
+        digest = sha256_digest(data)
+        status, headers = self.request("POST", f"/v2/{repo}/blobs/uploads/", b"")
+        if status != 202:
+            raise RuntimeError(f"registry: upload to {repo} answered {status}")
+        location = headers["Location"]
+        sep = "&" if "?" in location else "?"
+        status, _ = self.request("PUT", f"{location}{sep}digest={digest}", data, "application/octet-stream")
+        if status != 201:
+            raise RuntimeError(f"registry: upload of {digest} answered {status}")
+
+    def push_image(self, repo, tag, image):
+        for _, blob in image["layers"]:
+            self.push_blob(repo, blob)
+        self.push_blob(repo, image["config"])
+        status, _ = self.request("PUT", f"/v2/{repo}/manifests/{tag}", image["manifest"], OCI_MANIFEST)
+        if status != 201:
+            raise RuntimeError(f"registry: manifest {repo}:{tag} answered {status}")
+
+    def cpu_ms(self):
+        """The registry's CPU so far (user + system, all its threads; clock-tick resolution)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
         self.dir = tempfile.mkdtemp(prefix="lcdb", dir="/tmp")
-        self.lcd = os.path.join(ROOT, "target/release/lcd")
+        # Where cargo puts it: $CARGO_TARGET_DIR (relative to the worktree, where cargo runs) if set.
+        self.lcd = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release/lcd")
         self.rootfs = os.path.join(self.dir, "rootfs")
         self.lcd_env = dict(os.environ, LCD_DATA_ROOT=f"{self.dir}/data", LCD_EXEC_ROOT=f"{self.dir}/run",
                             LCD_NAMESPACE="bench-lcd")
@@ -279,6 +455,10 @@ class Bench:
         self.dockerd = None
         self.runc_root = f"{self.dir}/runc"
         self.acct = None
+        self.registry = None
+        # The managed containerd's root: under lcd's data root, containerd/ (the supervisor's) +
+        # containerd/ (containerd's own root in its config).
+        self.containerd_root = f"{self.dir}/data/containerd/containerd"
         self.results = {"rows": {}, "machine": {}}
 
     # --- setup -----------------------------------------------------------------------------------
@@ -553,6 +733,152 @@ class Bench:
             },
         }
 
+    # --- images ----------------------------------------------------------------------------------
+    def images(self):
+        """The image rows. A registry on 127.0.0.1 serves an image built here (IMAGE_LAYER_SHARES
+        gzip layers of random bytes, --image-mib in all); `lcd pull` and `ctr images pull` fetch it
+        into a cold store and unpack it; `lcd load` and `ctr images import` store it from its
+        docker-save tar (written by `lcd save`), ctr also unpacking it, lcd not (its first run
+        does). After each, the image is removed with a synchronous GC, and its blobs and snapshots
+        are checked gone before the next. "ctr*" is ctr without the unpack (`ctr content fetch`,
+        `ctr images import --no-unpack`): ctr's time less ctr*'s is what the unpack takes. Then
+        `lcd run`, `ctr run` and `docker run` start busybox from an image already stored and
+        unpacked."""
+        mib = self.args.image_mib
+        start = time.perf_counter()
+        image = build_image(mib)
+        self.registry = Registry(f"{self.dir}/registry")
+        self.registry.push_image("bench/big", "1", image)
+        sizes = [len(blob) for _, blob in image["layers"]]
+        digests, chain = image["digests"], chain_ids(image["diff_ids"])
+        del image
+        ref = f"{self.registry.addr}/bench/big:1"
+        self.results["images"] = {
+            "image_mib": mib, "layer_bytes_gzip": sizes, "rounds": self.args.image_runs,
+            "registry": "Debian docker-registry on 127.0.0.1 (plain HTTP)",
+        }
+        print(f"  built and pushed a {mib} MiB image ({len(sizes)} gzip layers of random bytes) in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+        snapshots = self.snapshot_count()
+        cold = lambda: self.assert_cold(digests, chain, snapshots)  # noqa: E731
+        rm_lcd = [self.lcd, "rmi", ref]
+        rm_ctr = self.ctr("images", "rm", "--sync", ref)
+        self.cold_rows(f"pull {mib} MiB image", {
+            "ctr": (self.ctr("images", "pull", "--plain-http", ref), rm_ctr, "bench-ctr"),
+            "ctr*": (self.ctr("content", "fetch", "--plain-http", ref), rm_ctr, "bench-ctr"),
+            "lcd": ([self.lcd, "pull", "--plain-http", ref], rm_lcd, "bench-lcd"),
+        }, cold, chain[-1])
+        # The docker-save tar of the same image: one more pull, then `lcd save`.
+        tar = f"{self.dir}/big.tar"
+        sh([self.lcd, "pull", "--plain-http", ref], env=self.lcd_env, stdout=subprocess.DEVNULL)
+        sh([self.lcd, "save", "-o", tar, ref], env=self.lcd_env)
+        sh(rm_lcd, env=self.lcd_env, stdout=subprocess.DEVNULL)
+        self.cold_rows(f"load {mib} MiB image", {
+            "ctr": (self.ctr("images", "import", tar), rm_ctr, "bench-ctr"),
+            "ctr*": (self.ctr("images", "import", "--no-unpack", tar), rm_ctr, "bench-ctr"),
+            "lcd": ([self.lcd, "load", "-i", tar], rm_lcd, "bench-lcd"),
+        }, cold, chain[-1])
+        os.remove(tar)
+        cold()
+        self.run_image()
+
+    def cold_rows(self, name, cmds, cold, top):
+        """Each tool's command (cmd, removal, namespace) into a cold store, in a rotating order; the
+        removal, untimed, right after, once it is known whether the command unpacked the image (its
+        top layer's snapshot, chain ID top, in the namespace). Then one more of lcd's and ctr's under
+        GNU time for their peak RSS. Besides the client's CPU, the CPU containerd (its cgroup) and
+        the registry took during each command."""
+        rounds, warm = self.args.image_runs, 1
+        samples = {t: ([], []) for t in cmds}
+        daemons = {t: ([], []) for t in cmds}
+        unpacked = {t: set() for t in cmds}
+        for i in range(warm + rounds):
+            for tool, (cmd, remove, ns) in rotated(cmds, i):
+                cold()
+                time.sleep(SETTLE_S)
+                a0, r0 = self.acct.ms(), self.registry.cpu_ms()
+                ms, _, cpu = timed(cmd, self.lcd_env)
+                a1, r1 = self.acct.ms(), self.registry.cpu_ms()
+                unpacked[tool].add(top in subprocess.run(["ctr", "-a", self.sock, "-n", ns, "snapshots", "ls"],
+                                                         capture_output=True, text=True, check=True).stdout)
+                sh(remove, env=self.lcd_env, stdout=subprocess.DEVNULL)
+                if i >= warm:
+                    samples[tool][0].append(ms)
+                    samples[tool][1].append(cpu)
+                    if a0 is not None:
+                        daemons[tool][0].append(a1 - a0)
+                    daemons[tool][1].append(r1 - r0)
+        for tool, (times, cpu) in samples.items():
+            if len(unpacked[tool]) != 1:
+                raise RuntimeError(f"{name}: {tool} unpacked the image in some rounds and not in others")
+            extra = {"unpacks": unpacked[tool].pop(),
+                     "containerd_cpu_ms_median": statistics.median(daemons[tool][0]) if daemons[tool][0] else None,
+                     "registry_cpu_ms_median": statistics.median(daemons[tool][1])}
+            if tool in ("lcd", "ctr"):
+                cmd, remove, _ = cmds[tool]
+                cold()
+                extra["client_peak_rss_kib"] = peak_rss_kib(cmd, self.lcd_env)
+                sh(remove, env=self.lcd_env, stdout=subprocess.DEVNULL)
+            self.row(name, tool, times, extra, cpu)
+
+    def snapshot_count(self):
+        return len(os.listdir(f"{self.containerd_root}/{OVERLAY_SNAPSHOTS_DIR}"))
+
+    def assert_cold(self, digests, chain, snapshots, timeout_s=10):
+        """The store is cold: none of the image's blobs is on disk in containerd's content store, the
+        overlayfs snapshotter holds as many snapshots as before the first pull, and neither
+        namespace lists a blob or a layer snapshot of it (`ctr content ls`, `ctr snapshots ls`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            blobs = [d for d in digests if os.path.exists(f"{self.containerd_root}/{BLOBS_DIR}/{d[7:]}")]
+            count = self.snapshot_count()
+            listed = []
+            if not blobs and count == snapshots:
+                lists = [subprocess.Popen(["ctr", "-a", self.sock, "-n", ns, *what], stdout=subprocess.PIPE,
+                                          text=True)
+                         for ns in ("bench-ctr", "bench-lcd")
+                         for what in (["content", "ls", "-q"], ["snapshots", "ls"])]
+                for p in lists:
+                    out = p.communicate()[0]
+                    if p.returncode != 0:
+                        raise RuntimeError(f"{' '.join(p.args)} failed ({p.returncode})")
+                    listed += [d for d in digests + chain if d in out]
+                if not listed:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the store is not cold after removing the image: blobs on disk {blobs}, "
+                                   f"{count} overlayfs snapshots where {snapshots} were, listed {listed}")
+            time.sleep(0.1)
+
+    def run_image(self):
+        """`run --rm IMAGE /bin/true`: busybox (the bench's rootfs) as an image, `lcd import`ed, saved
+        with `lcd save` and given to ctr (`ctr images import`, which unpacks it) and to docker
+        (`docker load`, into dockerd's own store), so each tool starts from an image it has stored
+        and unpacked."""
+        runs, warm = self.args.runs, 3
+        name, tar = "bench/busybox:1", f"{self.dir}/busybox.tar"
+        sh([self.lcd, "import", self.rootfs, name], env=self.lcd_env, stdout=subprocess.DEVNULL)
+        sh([self.lcd, "save", "-o", tar, name], env=self.lcd_env)
+        sh(self.ctr("images", "import", tar), stdout=subprocess.DEVNULL)
+        sh(self.docker("load", "-i", tar), stdout=subprocess.DEVNULL)
+        os.remove(tar)
+        cmds = {
+            "ctr": lambda i: self.ctr("run", "--rm", f"docker.io/{name}", f"i{i}", "/bin/true"),
+            "docker": lambda i: self.docker("run", "--rm", "--network", "none", name, "/bin/true"),
+            "lcd": lambda i: [self.lcd, "run", "--rm", name, "/bin/true"],
+        }
+        samples = {t: ([], []) for t in cmds}
+        for i in range(warm + runs):
+            for tool, make in rotated(cmds, i):
+                time.sleep(SETTLE_S)
+                ms, _, cpu = timed(make(i), self.lcd_env)
+                if i >= warm:
+                    samples[tool][0].append(ms)
+                    samples[tool][1].append(cpu)
+        for tool, (times, cpu) in samples.items():
+            rss = peak_rss_kib(cmds[tool](warm + runs), self.lcd_env)
+            self.row("run --rm IMAGE /bin/true", tool, times, {"client_peak_rss_kib": rss}, cpu)
+
     # --- report ----------------------------------------------------------------------------------
     def report(self):
         rows = self.results["rows"]
@@ -577,6 +903,7 @@ class Bench:
                     ratio = lcd / tools[other]["median"]
                     rows[name].setdefault("ratios", {})[f"lcd/{other}"] = ratio
                     print(f"{'':<24} lcd/{other} = {ratio:.2f}")
+        self.report_images()
         w = self.results.get("where_time_goes")
         if w:
             print()
@@ -635,13 +962,75 @@ class Bench:
         for k, v in mem.items():
             print(f"  {k:<40} {v}")
 
+    def report_images(self):
+        """The image rows against the issue's targets: lcd at most 0.8 x ctr for pull and load, at
+        most 1.0 x ctr for run from an image, each against the ctr command that does the same work
+        (unpacks or not, as lcd did); `lcd pull` under 30 MiB peak RSS."""
+        im = self.results.get("images")
+        if not im:
+            return
+        rows = self.results["rows"]
+        mib = im["image_mib"]
+        print()
+        print(f"images: a {mib} MiB image ({len(im['layer_bytes_gzip'])} gzip layers of random bytes) from "
+              f"{im['registry']}, {im['rounds']} rounds; each pull and load into a cold store (the image "
+              "removed with a synchronous GC, its blobs and snapshots checked gone); ctr* = ctr without "
+              "the unpack (ctr content fetch, ctr images import --no-unpack)")
+        targets = {}
+        for name, target in ((f"pull {mib} MiB image", 0.8), (f"load {mib} MiB image", 0.8),
+                             ("run --rm IMAGE /bin/true", 1.0)):
+            tools = rows.get(name, {})
+            if "lcd" not in tools or "ctr" not in tools:
+                continue
+            lcd = tools["lcd"]
+            did = ", ".join(f"{t} {'unpacks' if c['unpacks'] else 'does not unpack'}"
+                            for t, c in tools.items() if "unpacks" in c)
+            print(f"  {name}" + (f": {did}" if did else ": the image stored and unpacked before"))
+            # The same work: the ctr command that unpacks if and only if lcd's does.
+            same = next((t for t in ("ctr", "ctr*") if t in tools
+                         and tools[t].get("unpacks") == lcd.get("unpacks")), "ctr")
+            ratio = lcd["median"] / tools[same]["median"]
+            line = f"    lcd/{same} = {ratio:.2f} (same work; target <= {target} x ctr)"
+            if same != "ctr":
+                line += f"; lcd/ctr = {lcd['median'] / tools['ctr']['median']:.2f} (ctr also unpacks)"
+            if "ctr*" in tools and tools["ctr"].get("unpacks") and not tools["ctr*"].get("unpacks"):
+                line += (f"; ctr's unpack ~ {tools['ctr']['median'] - tools['ctr*']['median']:.0f} ms "
+                         f"of its {tools['ctr']['median']:.0f}")
+            print(line)
+            for tool, c in tools.items():
+                if c.get("registry_cpu_ms_median") is None:
+                    continue
+                acct = c.get("containerd_cpu_ms_median")
+                print(f"    {tool:<4} median {c['median']:>7.1f} ms wall; CPU medians: client "
+                      f"{c.get('client_cpu_ms_median', 0):.0f} ms"
+                      + (f", containerd {acct:.0f} ms" if acct is not None else "")
+                      + f", registry {c['registry_cpu_ms_median']:.0f} ms")
+            targets[name] = {"against": same, "ratio": ratio, "target_at_most": target, "met": ratio <= target}
+        rss = rows.get(f"pull {mib} MiB image", {}).get("lcd", {}).get("client_peak_rss_kib")
+        if rss is not None:
+            ctr_rss = rows[f"pull {mib} MiB image"].get("ctr", {}).get("client_peak_rss_kib")
+            print(f"  lcd pull peak RSS {rss / 1024:.1f} MiB (target < 30 MiB)"
+                  + (f"; ctr pull {ctr_rss / 1024:.1f} MiB" if ctr_rss else ""))
+            targets["lcd pull peak RSS"] = {"kib": rss, "target_below_kib": 30 * 1024, "met": rss < 30 * 1024}
+        im["targets"] = targets
+
     def memory(self):
         rr = self.results["rows"].get("run --rm /bin/true", {})
+        ri = self.results["rows"].get("run --rm IMAGE /bin/true", {})
+        mib = self.results.get("images", {}).get("image_mib")
+        pull = self.results["rows"].get(f"pull {mib} MiB image", {})
+        load = self.results["rows"].get(f"load {mib} MiB image", {})
         self.results["memory"] = {
             "lcd resident when idle (no daemon)": 0,
             "lcd peak RSS of one run --rm": rr.get("lcd", {}).get("client_peak_rss_kib"),
             "ctr peak RSS of one run --rm": rr.get("ctr", {}).get("client_peak_rss_kib"),
             "docker CLI peak RSS of one run --rm": rr.get("docker", {}).get("client_peak_rss_kib"),
+            "lcd peak RSS of one run --rm IMAGE": ri.get("lcd", {}).get("client_peak_rss_kib"),
+            "ctr peak RSS of one run --rm IMAGE": ri.get("ctr", {}).get("client_peak_rss_kib"),
+            "lcd peak RSS of one pull": pull.get("lcd", {}).get("client_peak_rss_kib"),
+            "ctr peak RSS of one pull": pull.get("ctr", {}).get("client_peak_rss_kib"),
+            "lcd peak RSS of one load": load.get("lcd", {}).get("client_peak_rss_kib"),
+            "ctr peak RSS of one import": load.get("ctr", {}).get("client_peak_rss_kib"),
             "dockerd RSS when idle": self.results.get("dockerd_idle_kib"),
             "dockerd RSS after the parallel load": self.results.get("dockerd_rss_after_load_kib"),
         }
@@ -657,6 +1046,15 @@ class Bench:
             for cmd in (self.ctr("task", "rm", "-f", f"cexec{k}"), self.ctr("c", "rm", f"cexec{k}"),
                         ["runc", "--root", self.runc_root, "delete", "-f", f"rexec{k}"]):
                 subprocess.run(cmd, capture_output=True)
+        if self.registry:
+            self.registry.stop()
+            # The images in both namespaces (their blobs and snapshots would go with the data root
+            # below anyway).
+            subprocess.run([self.lcd, "rmi", "-f", "bench/busybox:1", f"{self.registry.addr}/bench/big:1"],
+                           env=self.lcd_env, capture_output=True)
+            names = subprocess.run(self.ctr("images", "ls", "-q"), capture_output=True, text=True).stdout.split()
+            if names:
+                subprocess.run(self.ctr("images", "rm", "--sync", *names), capture_output=True)
         if self.dockerd and self.dockerd.poll() is None:
             self.dockerd.send_signal(signal.SIGTERM)
             try:
@@ -693,8 +1091,16 @@ def main():
     ap.add_argument("--stress-seconds", type=int, default=20)
     ap.add_argument("--where-seconds", type=int, default=10,
                     help="length of the in-process `lcd stress -c 1` run that splits a lifecycle's time")
+    ap.add_argument("--image-mib", type=int,
+                    help="size of the pulled and loaded image (default 50; 10 when --runs is under 10)")
+    ap.add_argument("--image-runs", type=int,
+                    help="rounds of the pull and load rows (default 10; 2 when --runs is under 10)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
+    if args.image_mib is None:
+        args.image_mib = 50 if args.runs >= 10 else 10
+    if args.image_runs is None:
+        args.image_runs = 10 if args.runs >= 10 else 2
     if os.geteuid() != 0:
         sys.exit("bench: run as root (containerd, runc and dockerd need it)")
     install()
@@ -718,6 +1124,8 @@ def main():
         b.parallel()
         print("stress ...", flush=True)
         b.stress()
+        print("images (pull, load, run --rm IMAGE) ...", flush=True)
+        b.images()
         b.results["machine"]["after"] = quiet_check("after")
         b.memory()
         b.report()
