@@ -13,7 +13,7 @@ use libcontainerd::{Client, Container, Id, Result, Runtime, Snapshot, SpecBuilde
 use crate::config::{process_args, process_cwd, process_env, ImageConfig};
 use crate::lease::Lease;
 use crate::platform::Platform;
-use crate::rootfs::{image_user, prepare_snapshot, remove_snapshot};
+use crate::rootfs::{prepare_snapshot, remove_snapshot, snapshot_user};
 use crate::snapshotter;
 use crate::store;
 use crate::unpack::unpack;
@@ -73,18 +73,30 @@ pub async fn prepare(
     unpack(client, &name, &snapshotter, &platform).await?;
     let args = process_args(&config, options.entrypoint.as_deref(), &options.args)?;
     let user_spec = options.user.clone().unwrap_or_else(|| config.user.clone());
-    let user = image_user(client, &name, &snapshotter, &platform, &user_spec).await?;
+    let lease = Lease::create(client, "container", PREPARE_LEASE_TTL).await?;
+    let mounts = match prepare_snapshot(&lease, &snapshotter, id.as_str(), &name, &platform).await {
+        Ok(mounts) => mounts,
+        Err(e) => {
+            lease.discard().await;
+            return Err(e);
+        }
+    };
+    // The user is looked up in the container's own new snapshot: the image's files, without a
+    // view snapshot and a lease of its own (each a write to containerd's database).
+    let user = match snapshot_user(mounts, &user_spec, &format!("image {name}")).await {
+        Ok(user) => user,
+        Err(e) => {
+            let _ = remove_snapshot(client, &snapshotter, id.as_str()).await;
+            lease.discard().await;
+            return Err(e);
+        }
+    };
     let mut spec = SpecBuilder::on_snapshot()
         .args(args)
         .cwd(process_cwd(&config, options.workdir.as_deref()))
         .user(user.uid, user.gid);
     for entry in process_env(&config.env, &options.env) {
         spec = spec.env(entry);
-    }
-    let lease = Lease::create(client, "container", PREPARE_LEASE_TTL).await?;
-    if let Err(e) = prepare_snapshot(&lease, &snapshotter, id.as_str(), &name, &platform).await {
-        lease.discard().await;
-        return Err(e);
     }
     Ok(PreparedContainer {
         snapshot: Snapshot {

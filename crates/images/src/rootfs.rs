@@ -207,6 +207,26 @@ impl Drop for TempDir {
     }
 }
 
+/// Resolve a user spec against the /etc/passwd and /etc/group of a snapshot the caller holds
+/// (`mounts`, e.g. the container's own snapshot from [`prepare_snapshot`]): no view, no lease, no
+/// write to containerd's database, which a per-container lookup through [`image_user`] costs.
+pub async fn snapshot_user(mounts: Vec<Mount>, spec: &str, what: &str) -> Result<User> {
+    let paths = vec!["/etc/passwd".to_string(), "/etc/group".to_string()];
+    let files = tokio::task::spawn_blocking(move || read_mounted(&mounts, &paths))
+        .await
+        .map_err(|e| Error::internal(format!("read the users of {what}: {e}")))?
+        .map_err(|e| e.context(format!("read the users of {what}")))?;
+    let text = |i: usize| {
+        files
+            .get(i)
+            .cloned()
+            .flatten()
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+    };
+    user::resolve(text(0).as_deref(), text(1).as_deref(), spec)
+        .map_err(|e| e.context(format!("user {spec:?} of {what}")))
+}
+
 /// Resolve a user spec (`docker run -u`, or the image's User) against the image's own
 /// /etc/passwd and /etc/group.
 pub async fn image_user(

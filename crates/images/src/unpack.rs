@@ -17,7 +17,7 @@ use containerd_client::services::v1::ApplyRequest;
 use containerd_client::types::Mount;
 use libcontainerd::{Client, Error, ErrorKind, Result};
 
-use crate::content::set_labels;
+use crate::content::{info, set_labels};
 use crate::digest::chain_ids;
 use crate::gc;
 use crate::grpc::Services;
@@ -78,8 +78,15 @@ pub async fn unpack(
     };
     let label = HashMap::from([(gc::snapshot_label(snapshotter), top.clone())]);
     if stat(&services, snapshotter, top).await?.is_some() {
-        // Unpacked before: only make sure the config still holds the chain.
-        set_labels(&services, &resolved.manifest.config.digest, &label).await?;
+        // Unpacked before: only make sure the config still holds the chain, writing (a database
+        // transaction, an fdatasync in containerd) only when it does not.
+        let config = &resolved.manifest.config.digest;
+        let held = info(&services, config)
+            .await?
+            .is_some_and(|i| i.labels.get(&gc::snapshot_label(snapshotter)) == Some(top));
+        if !held {
+            set_labels(&services, config, &label).await?;
+        }
         return Ok(unpacked);
     }
     let lease = Lease::create_with(&services, "unpack", UNPACK_LEASE_TTL).await?;
