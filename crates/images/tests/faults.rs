@@ -71,13 +71,7 @@ async fn assert_nothing_half_made(env: &TestEnv, keep: &[String]) {
 #[tokio::test]
 async fn containerd_killed_during_a_pull() {
     let fixture = Fixture::new(None);
-    let registry = Registry::start(None).await;
-    let manifest = registry
-        .push_image("fixture/app", &fixture, &fixture.app)
-        .await;
-    registry
-        .push_manifest("fixture/app", "1", OCI_MANIFEST, &manifest)
-        .await;
+    let registry = Registry::with_app(&fixture).await;
     let big = fixture.layers[0].digest();
     let front = Front::start(
         &registry.addr,

@@ -234,13 +234,7 @@ async fn an_index_gives_the_manifest_for_the_platform() {
 #[tokio::test]
 async fn registry_failures_are_one_clear_line() {
     let fixture = Fixture::new(None);
-    let registry = Registry::start(None).await;
-    let manifest = registry
-        .push_image("fixture/app", &fixture, &fixture.app)
-        .await;
-    registry
-        .push_manifest("fixture/app", "1", OCI_MANIFEST, &manifest)
-        .await;
+    let registry = Registry::with_app(&fixture).await;
     let env = TestEnv::new().await;
     let options = options(&env);
     let addr = &registry.addr;
@@ -291,13 +285,7 @@ async fn registry_failures_are_one_clear_line() {
 #[tokio::test]
 async fn a_cut_blob_resumes_with_a_range_request() {
     let fixture = Fixture::new(None);
-    let registry = Registry::start(None).await;
-    let manifest = registry
-        .push_image("fixture/app", &fixture, &fixture.app)
-        .await;
-    registry
-        .push_manifest("fixture/app", "1", OCI_MANIFEST, &manifest)
-        .await;
+    let registry = Registry::with_app(&fixture).await;
     let big = fixture.layers[0].digest();
     let front = Front::start(
         &registry.addr,
@@ -373,13 +361,7 @@ async fn a_cut_blob_resumes_with_a_range_request() {
 #[tokio::test]
 async fn bearer_tokens_from_the_realm() {
     let fixture = Fixture::new(None);
-    let registry = Registry::start(None).await;
-    let manifest = registry
-        .push_image("fixture/app", &fixture, &fixture.app)
-        .await;
-    registry
-        .push_manifest("fixture/app", "1", OCI_MANIFEST, &manifest)
-        .await;
+    let registry = Registry::with_app(&fixture).await;
     let env = TestEnv::new().await;
 
     // Anonymous tokens.

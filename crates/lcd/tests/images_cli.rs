@@ -100,16 +100,7 @@ fn an_imported_directory_runs_copy_on_write_and_round_trips_through_save_and_loa
 fn pull_from_a_local_registry_and_run() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let fixture = image::Fixture::new(None);
-    let registry = runtime.block_on(async {
-        let registry = registry::Registry::start(None).await;
-        let manifest = registry
-            .push_image("fixture/app", &fixture, &fixture.app)
-            .await;
-        registry
-            .push_manifest("fixture/app", "1", registry::OCI_MANIFEST, &manifest)
-            .await;
-        registry
-    });
+    let registry = runtime.block_on(registry::Registry::with_app(&fixture));
     let lcd = Lcd::bare("pull");
     let name = format!("{}/fixture/app:1", registry.addr);
     let out = lcd.run(&["pull", &name]);
@@ -193,13 +184,7 @@ fn ctrl_c_during_pull_leaves_nothing_and_the_next_pull_completes() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let fixture = image::Fixture::new(None);
     let (registry, front) = runtime.block_on(async {
-        let registry = registry::Registry::start(None).await;
-        let manifest = registry
-            .push_image("fixture/app", &fixture, &fixture.app)
-            .await;
-        registry
-            .push_manifest("fixture/app", "1", registry::OCI_MANIFEST, &manifest)
-            .await;
+        let registry = registry::Registry::with_app(&fixture).await;
         let front = registry::Front::start(
             &registry.addr,
             registry::FrontConfig {

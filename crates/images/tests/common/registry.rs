@@ -40,6 +40,19 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry (no login) holding `fixture`'s app image as `fixture/app:1`: what most pull
+    /// tests start from.
+    pub async fn with_app(fixture: &Fixture) -> Registry {
+        let registry = Registry::start(None).await;
+        let manifest = registry
+            .push_image("fixture/app", fixture, &fixture.app)
+            .await;
+        registry
+            .push_manifest("fixture/app", "1", OCI_MANIFEST, &manifest)
+            .await;
+        registry
+    }
+
     pub async fn start(login: Option<(&str, &str)>) -> Registry {
         Registry::start_with(login, false).await
     }
