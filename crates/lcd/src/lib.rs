@@ -13,6 +13,7 @@ pub mod commands;
 pub mod exit;
 
 mod context;
+mod cri;
 mod flags;
 mod options;
 mod session;

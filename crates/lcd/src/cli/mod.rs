@@ -44,6 +44,11 @@ pub struct Cli {
     /// Log debug messages to stderr.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Let stop, kill, rm, pause, update, start and checkpoint change containers that Kubernetes
+    /// manages (made by containerd's CRI plugin, namespace k8s.io), which they refuse otherwise:
+    /// the kubelet restarts, recreates or misreports what lcd changes behind its back.
+    #[arg(long, global = true)]
+    pub force_kubernetes: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -352,6 +357,9 @@ pub struct LogsArgs {
     /// Keep printing new output until the container stops.
     #[arg(short, long)]
     pub follow: bool,
+    /// Only the last N lines ("all": every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
     /// Container id.
     pub id: String,
 }

@@ -54,6 +54,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         data_root: cli.data_root,
         exec_root: cli.exec_root,
         containerd: cli.containerd,
+        force_kubernetes: cli.force_kubernetes,
     };
     match cli.command {
         Command::Run(args) => run::run(&ctx, args).await,

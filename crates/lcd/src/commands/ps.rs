@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::cli::PsArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::flags::parse_format;
 use crate::state::{self, State, LABEL_ROOTFS};
 
@@ -104,9 +105,19 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<i32> {
             out.push_str(&format!("{}\n", ps_json(r, now)));
         }
     } else {
+        // Kubernetes' containers have names (docker's last column); lcd's are known by their ids.
+        let names = rows.iter().any(|r| cri::Kube::of(&r.info.labels).is_some());
+        let names_column = |image: String, name: String| match names {
+            true => format!("{image:<24} {name}"),
+            false => image,
+        };
         out.push_str(&format!(
             "{:<18} {:<28} {:<24} {:<26} {}\n",
-            "CONTAINER ID", "COMMAND", "CREATED", "STATUS", "IMAGE/ROOTFS"
+            "CONTAINER ID",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            names_column("IMAGE/ROOTFS".into(), "NAMES".into())
         ));
         for r in &rows {
             let created = r
@@ -125,7 +136,7 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<i32> {
                 quote_truncated(&command_of(&r.info), 26),
                 created,
                 status_text(&r.state, now),
-                where_from(&r.info)
+                names_column(where_from(&r.info), cri::name_of(&r.info.labels))
             ));
         }
     }
@@ -158,6 +169,7 @@ fn ps_json(r: &Row, now: SystemTime) -> serde_json::Value {
         "exit_code": exit_code,
         "rootfs": r.info.labels.get(LABEL_ROOTFS),
         "image": image_of(&r.info),
+        "kubernetes": cri::Kube::of(&r.info.labels).map(|k| k.to_json()),
     })
 }
 

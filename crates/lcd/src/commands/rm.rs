@@ -5,6 +5,7 @@ use libcontainerd::TaskStatus;
 
 use crate::cli::RmArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::state;
 
@@ -16,6 +17,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
         let client = client.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
+            cri::refuse_change(&container, "remove", ctx.force_kubernetes)?;
             if let Some((task, status)) = task {
                 if status == TaskStatus::Stopped {
                     task.delete().await?;

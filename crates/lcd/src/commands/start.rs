@@ -7,6 +7,7 @@ use libcontainerd::{Container, Id, Output, StdioConfig, Task, TaskStatus};
 
 use crate::cli::StartArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
 use crate::tty;
@@ -16,6 +17,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let client = ctx.client().await?;
     let id = Id::new(args.id.as_str())?;
     let (container, task) = client.load_container_and_task(&id).await?;
+    cri::refuse_change(&container, "start", ctx.force_kubernetes)?;
     match task {
         Some((task, TaskStatus::Stopped)) => {
             state::reap(&container, &task).await?;

@@ -9,6 +9,7 @@ use libcontainerd::Signal;
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::options::stop_settings;
 use crate::state;
@@ -23,10 +24,12 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
         None => None,
     };
     let client = ctx.client().await?;
+    let force_kubernetes = ctx.force_kubernetes;
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
+            cri::refuse_change(&container, "stop", force_kubernetes)?;
             let task = state::running(container.id(), task)?;
             let (label_signal, label_timeout) = stop_settings(container.labels());
             let signal = match given_signal {

@@ -6,6 +6,7 @@ use libcontainerd::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxRe
 
 use crate::cli::UpdateArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::state;
 
@@ -17,11 +18,13 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<i32> {
     // Validate every flag before touching any container.
     let resources = update_resources(&args)?;
     let client = ctx.client().await?;
+    let force_kubernetes = ctx.force_kubernetes;
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         let resources = resources.clone();
         async move {
             let task = state::running_task(&client, &id).await?;
+            cri::refuse_change(task.container(), "update", force_kubernetes)?;
             task.update_resources(&resources).await?;
             println!("{id}");
             Ok(())
