@@ -14,7 +14,7 @@
 //! removes, and its view goes stale when lcd pauses or updates them. So those commands refuse a CRI
 //! container unless `--force-kubernetes` is given ([`refuse_change`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,10 +24,14 @@ use anyhow::{bail, Context as _, Result};
 use libcontainerd::raw::protos::services::v1::containers_client::ContainersClient;
 use libcontainerd::raw::protos::services::v1::GetContainerRequest;
 use libcontainerd::{Client, Container};
+use libcontainerd_images::store::ImageSummary;
+use libcontainerd_images::Platform;
 use serde_json::json;
 
 use crate::state;
 
+/// The namespace the CRI plugin keeps pods and images in.
+pub const K8S_NAMESPACE: &str = "k8s.io";
 /// CRI's mark on its containers: `sandbox` or `container`.
 pub const LABEL_KIND: &str = "io.cri-containerd.kind";
 /// The kubelet's labels, copied onto the containerd container by CRI.
@@ -95,6 +99,42 @@ impl Kube {
 /// The NAMES column of `ps`: the Kubernetes name, empty for other containers.
 pub fn name_of(labels: &HashMap<String, String>) -> String {
     Kube::of(labels).map(|k| k.name()).unwrap_or_default()
+}
+
+/// CRI names every image it knows by its ID too (`sha256:<config digest>`, the name the kubelet
+/// uses): in a list, that alias only repeats an image that has a name, so it goes; an image known
+/// only by it is shown as docker shows an untagged image.
+pub fn hide_id_aliases(rows: &mut Vec<ImageSummary>) {
+    let is_alias = |name: &str| {
+        name.strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let named: HashSet<String> = rows
+        .iter()
+        .filter(|r| !is_alias(&r.name))
+        .map(|r| r.digest.clone())
+        .collect();
+    rows.retain(|r| !(is_alias(&r.name) && named.contains(&r.digest)));
+    for row in rows.iter_mut().filter(|r| is_alias(&r.name)) {
+        row.repository = "<none>".into();
+        row.tag = "<none>".into();
+    }
+}
+
+/// Unpack images just stored in `k8s.io` (by `lcd load`) into the snapshotter pods use, as a pull
+/// through CRI would, so that the first pod starts without unpacking; elsewhere images stay packed
+/// until a container needs them, as before.
+pub async fn unpack_for_pods(client: &Client, namespace: &str, names: &[String]) -> Result<()> {
+    if namespace != K8S_NAMESPACE {
+        return Ok(());
+    }
+    let snapshotter = libcontainerd_images::snapshotter::choose(client).await?;
+    for name in names {
+        libcontainerd_images::unpack::unpack(client, name, &snapshotter, &Platform::host())
+            .await
+            .with_context(|| format!("unpack {name} for Kubernetes' pods"))?;
+    }
+    Ok(())
 }
 
 /// Refuse `action` (a verb: "stop", "remove"...) on a container Kubernetes manages, unless
@@ -281,11 +321,14 @@ pub async fn print_logs(
     }
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let running = state::running(container.id(), state::task_with_status(container).await?)
-            .is_ok();
+        let running =
+            state::running(container.id(), state::task_with_status(container).await?).is_ok();
         // The kubelet rotates logs by renaming: a new inode at the path is a new file.
         let current = std::fs::metadata(path).ok().map(|m| m.ino());
-        let ours = file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.ino());
+        let ours = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.ino());
         let mut got = 0;
         if let Some(f) = file.as_mut() {
             got = f.read(&mut buf)?;
@@ -355,7 +398,10 @@ mod tests {
         assert_eq!(tail(0).0, "");
         assert_eq!(tail(1).0, "\n");
         assert_eq!(tail(2).0, "three\n\n");
-        assert_eq!(tail(3), ("three\n\n".into(), "two\n".into(), LOG.len() - 36));
+        assert_eq!(
+            tail(3),
+            ("three\n\n".into(), "two\n".into(), LOG.len() - 36)
+        );
         assert_eq!(tail(4).0, "one\nthree\n\n");
         assert_eq!(tail(100).0, "one\nthree\n\n");
     }
@@ -391,12 +437,16 @@ mod tests {
 
     #[test]
     fn the_log_path_is_in_cris_metadata() {
-        let metadata = br#"{"Version":"v1","Metadata":{"ID":"abc","LogPath":"/var/log/pods/x/app/0.log"}}"#;
+        let metadata =
+            br#"{"Version":"v1","Metadata":{"ID":"abc","LogPath":"/var/log/pods/x/app/0.log"}}"#;
         assert_eq!(
             log_path_in(metadata),
             Some(PathBuf::from("/var/log/pods/x/app/0.log"))
         );
-        assert_eq!(log_path_in(br#"{"Version":"v1","Metadata":{"LogPath":""}}"#), None);
+        assert_eq!(
+            log_path_in(br#"{"Version":"v1","Metadata":{"LogPath":""}}"#),
+            None
+        );
         assert_eq!(log_path_in(b"not json"), None);
     }
 }

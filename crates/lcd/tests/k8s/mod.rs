@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1 as cri;
 use libcontainerd::supervisor::{CriConfig, Daemon, DaemonConfig};
 use libcontainerd::{Client, ClientConfig};
 use libcontainerd_images::digest::sha256;
@@ -109,13 +109,9 @@ impl Node {
             .ensure_running()
             .await
             .expect("start containerd with CRI");
-        let client = Client::connect(ClientConfig::new(
-            &socket,
-            K8S,
-            node.dir().join("bundles"),
-        ))
-        .await
-        .expect("connect");
+        let client = Client::connect(ClientConfig::new(&socket, K8S, node.dir().join("bundles")))
+            .await
+            .expect("connect");
         let channel = libcontainerd::raw::channel(&client);
         node.runtime = RuntimeServiceClient::new(channel.clone());
         node.images = ImageServiceClient::new(channel);
@@ -159,7 +155,8 @@ impl Node {
     /// Run `lcd ARGS` in namespace `ns` to completion.
     #[track_caller]
     pub fn lcd(&self, ns: &str, args: &[&str]) -> Output {
-        support::run_command(self.command(ns, args), None, TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+        support::run_command(self.command(ns, args), None, TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// CRI serves once its plugin has initialised; `Version` tells (containerd answers before).
@@ -403,6 +400,30 @@ impl Node {
         (sandboxes, containers)
     }
 
+    /// The keys of `snapshotter`'s snapshots in `k8s.io`, sorted.
+    pub async fn snapshot_keys(&self, snapshotter: &str) -> Vec<String> {
+        use libcontainerd::raw::protos::services::v1::snapshots::snapshots_client::SnapshotsClient;
+        use libcontainerd::raw::protos::services::v1::snapshots::ListSnapshotsRequest;
+        let request = libcontainerd::raw::request(
+            self.client(),
+            ListSnapshotsRequest {
+                snapshotter: snapshotter.to_string(),
+                filters: vec![],
+            },
+        );
+        let mut stream = SnapshotsClient::new(libcontainerd::raw::channel(self.client()))
+            .list(request)
+            .await
+            .expect("list snapshots")
+            .into_inner();
+        let mut keys = vec![];
+        while let Some(page) = stream.message().await.expect("list snapshots") {
+            keys.extend(page.info.into_iter().map(|i| i.name));
+        }
+        keys.sort();
+        keys
+    }
+
     /// Best effort: every pod, every lcd container, containerd, the cgroups. Runs on a thread of
     /// its own with its own runtime, since Drop may run inside the test's runtime.
     fn cleanup(&mut self) {
@@ -440,7 +461,8 @@ impl Node {
         })
         .join();
         drop(cleaned);
-        if let Ok(ps) = support::run_command(self.command(&self.ns, &["ps", "-aq"]), None, TIMEOUT) {
+        if let Ok(ps) = support::run_command(self.command(&self.ns, &["ps", "-aq"]), None, TIMEOUT)
+        {
             let ids: Vec<&str> = ps.stdout.lines().filter(|l| !l.is_empty()).collect();
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
@@ -503,9 +525,8 @@ pub fn image_spec(image: &str) -> cri::ImageSpec {
     }
 }
 
-/// The box image as a docker-save archive: one layer with busybox and the applets the tests use,
-/// `sleep` for a very long time as its command.
-pub fn box_image() -> Vec<u8> {
+/// The box image's one layer: busybox and the applets the tests use.
+pub fn box_layer() -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
     let mut layer = tar::Builder::new(Vec::new());
     for dir in ["bin/", "etc/", "tmp/", "proc/", "sys/", "dev/"] {
@@ -533,7 +554,13 @@ pub fn box_image() -> Vec<u8> {
             .append_link(&mut header, format!("bin/{applet}"), "busybox")
             .expect("tar symlink");
     }
-    let layer = layer.into_inner().expect("tar");
+    layer.into_inner().expect("tar")
+}
+
+/// The box image as a docker-save archive: [`box_layer`], `sleep` for a very long time as its
+/// command.
+pub fn box_image() -> Vec<u8> {
+    let layer = box_layer();
     let config = serde_json::to_vec(&json!({
         "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
         "os": "linux",

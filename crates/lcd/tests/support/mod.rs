@@ -210,6 +210,47 @@ impl Drop for Running {
     }
 }
 
+/// Start a prepared `lcd` command in the background with stdout read line by line.
+pub fn spawn_command(mut cmd: Command, stdin: Stdio) -> Running {
+    let what = describe(&cmd);
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let stderr = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut s);
+        s
+    });
+    Running {
+        what,
+        stdin: child.stdin.take(),
+        child: Some(child),
+        lines,
+        stdout_seen: String::new(),
+        stderr: Some(stderr),
+        started,
+    }
+}
+
 /// Poll `child` until it exits or `timeout` passes; on timeout kill it (by its pid) and return None.
 fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
@@ -425,44 +466,7 @@ impl Lcd {
 
     /// Start `lcd ARGS` in the background with stdout read line by line.
     pub fn spawn(&self, args: &[&str], stdin: Stdio) -> Running {
-        let mut cmd = self.command(args);
-        let what = describe(&cmd);
-        cmd.stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut s);
-            s
-        });
-        Running {
-            what,
-            stdin: child.stdin.take(),
-            child: Some(child),
-            lines,
-            stdout_seen: String::new(),
-            stderr: Some(stderr),
-            started,
-        }
+        spawn_command(self.command(args), stdin)
     }
 
     /// `lcd ps -aq`.

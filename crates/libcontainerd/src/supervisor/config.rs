@@ -316,7 +316,10 @@ mod tests {
             .expect("disabled_plugins");
         assert!(!disabled.contains("grpc.v1.cri"), "{disabled}");
         assert!(disabled.contains("snapshotter.v1.aufs"), "{disabled}");
-        assert!(text.contains("sandbox_image = \"docker.io/test/pause:1\""), "{text}");
+        assert!(
+            text.contains("sandbox_image = \"docker.io/test/pause:1\""),
+            "{text}"
+        );
         assert!(text.contains("restrict_oom_score_adj = true"), "{text}");
         assert!(text.contains("conf_dir = \"/tmp/r/cni/net.d\""), "{text}");
         assert!(text.contains("Root = \"/tmp/s/runc-cri\""), "{text}");
