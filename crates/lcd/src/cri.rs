@@ -158,6 +158,25 @@ pub fn refuse_change(container: &Container, action: &str, forced: bool) -> Resul
     )
 }
 
+/// Removes, when dropped, the directory lcd made for an exec's FIFOs in a CRI container (lcd
+/// never removes a Kubernetes container, so nothing else would): only if it is empty, so another
+/// exec's FIFOs keep it.
+pub struct ExecDirCleanup(Option<PathBuf>);
+
+impl ExecDirCleanup {
+    pub fn new(container: &Container) -> ExecDirCleanup {
+        ExecDirCleanup(Kube::of(container.labels()).map(|_| container.bundle_dir().to_path_buf()))
+    }
+}
+
+impl Drop for ExecDirCleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// The CRI log file of a CRI container; None for a container CRI did not make (or an old record
 /// without a log path). A sandbox has no log.
 pub async fn log_path(client: &Client, container: &Container) -> Result<Option<PathBuf>> {
@@ -290,6 +309,21 @@ fn print_entries(data: &[u8], out: &mut impl Write, err: &mut impl Write) -> Res
     Ok(used)
 }
 
+/// Whether the container's task runs. CRI deletes a task as soon as it exits (containerd 1.7 at
+/// once), and the kubelet may remove the container: gone between two calls is not running.
+async fn still_running(container: &Container) -> Result<bool> {
+    match state::task_with_status(container).await {
+        Ok(task) => Ok(state::running(container.id(), task).is_ok()),
+        Err(e)
+            if e.downcast_ref::<libcontainerd::Error>()
+                .is_some_and(|e| e.kind() == libcontainerd::ErrorKind::NotFound) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// `lcd logs [-f] [--tail N]` of a CRI container: its CRI log file decoded; with `follow`, new
 /// entries until the container's task stops (a rotated file is followed into its successor).
 pub async fn print_logs(
@@ -321,8 +355,7 @@ pub async fn print_logs(
     }
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let running =
-            state::running(container.id(), state::task_with_status(container).await?).is_ok();
+        let running = still_running(container).await?;
         // The kubelet rotates logs by renaming: a new inode at the path is a new file.
         let current = std::fs::metadata(path).ok().map(|m| m.ino());
         let ours = file

@@ -155,6 +155,9 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
     assert_eq!(exec.ok(), "to the pod\n");
     let status = node.lcd(K8S, &["exec", &other.container, "sh", "-c", "exit 3"]);
     status.expect_code(3);
+    // lcd's exec FIFOs live in a bundle dir of lcd's own for the container; nothing stays.
+    let bundles = node.dir().join("run/bundles").join(K8S);
+    assert_eq!(support::entries(&bundles), Vec::<std::path::PathBuf>::new());
     let top = node.lcd(K8S, &["top", &other.container]);
     assert!(top.ok().contains("sleep 1000000"), "{top}");
     let stats = node.lcd(K8S, &["stats", "--no-stream", &other.container]);
