@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use k8s::{Node, BOX, BOX_FAMILIAR, K8S};
 use k8s_cri::v1 as cri;
 use libcontainerd::{Backend, BackendError, EventInfo, EventMonitor, EventType};
+use support::pty::Pty;
 use support::{spawn_command, PROMPT, TIMEOUT};
 
 /// A test that cannot run here says why and returns: never a silent pass.
@@ -158,6 +159,14 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
     // lcd's exec FIFOs live in a bundle dir of lcd's own for the container; nothing stays.
     let bundles = node.dir().join("run/bundles").join(K8S);
     assert_eq!(support::entries(&bundles), Vec::<std::path::PathBuf>::new());
+    // exec -it: a shell on a terminal in the pod's container.
+    let mut pty = Pty::new(100, 30);
+    let mut shell = pty.spawn(node.command(K8S, &["exec", "-it", &other.container, "sh"]));
+    pty.expect("# ");
+    let said = pty.command("echo in-the-pod-$((1+1))");
+    assert!(said.contains("in-the-pod-2"), "{said:?}");
+    pty.type_keys(b"exit\r");
+    assert_eq!(shell.wait(&mut pty).code(), Some(0), "{:?}", pty.seen);
     let top = node.lcd(K8S, &["top", &other.container]);
     assert!(top.ok().contains("sleep 1000000"), "{top}");
     let stats = node.lcd(K8S, &["stats", "--no-stream", &other.container]);
