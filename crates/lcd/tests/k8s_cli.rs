@@ -200,13 +200,32 @@ async fn changes_the_kubelet_would_undo_are_refused_unless_forced() {
     let (sandboxes, containers) = node.cri_objects().await;
     assert_eq!((sandboxes.len(), containers.len()), (1, 1));
 
+    // `lcd events` hears the pod's container: live once an exec of ours shows up in it.
+    let filter = format!("container={}", pod.container);
+    let mut events = spawn_command(
+        node.command(K8S, &["events", "--filter", &filter]),
+        Stdio::null(),
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        node.lcd(K8S, &["exec", &pod.container, "echo"]).ok();
+        if line_containing(&mut events, "exec-started", Duration::from_millis(500)).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lcd events never showed an exec");
+    }
+
     // Forced, the command does what it says (here, harmlessly, a pause and its undoing).
     node.lcd(K8S, &["pause", "--force-kubernetes", &pod.container])
         .ok();
+    let paused = line_containing(&mut events, " paused ", PROMPT);
+    assert!(paused.is_some_and(|l| l.contains(&pod.container)));
     let paused = node.lcd(K8S, &["inspect", &pod.container]);
     let paused: serde_json::Value = serde_json::from_str(paused.ok()).expect("json");
     assert_eq!(paused[0]["State"]["Status"], "paused");
     node.lcd(K8S, &["unpause", &pod.container]).ok();
+    assert!(line_containing(&mut events, " resumed ", PROMPT).is_some());
+    drop(events);
     let exec = node.lcd(K8S, &["exec", &pod.container, "echo", "thawed"]);
     assert_eq!(exec.ok(), "thawed\n");
 }
@@ -371,5 +390,21 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "{what}: not within {TIMEOUT:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The first line of `running`'s stdout containing `needle` within `timeout`.
+fn line_containing(
+    running: &mut support::Running,
+    needle: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = running.next_line(left)?;
+        if line.contains(needle) {
+            return Some(line);
+        }
     }
 }

@@ -151,6 +151,13 @@ impl Running {
         }
     }
 
+    /// The next stdout line, if one comes within `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        self.stdout_seen.push_str(&line);
+        Some(line)
+    }
+
     /// Send `signal` to the `lcd` process.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
