@@ -7,6 +7,14 @@
 mod k8s;
 mod support;
 
+// The images crate's fixture image and its test registry on 127.0.0.1, for a pull into k8s.io.
+#[allow(dead_code)]
+#[path = "../../images/tests/common/image.rs"]
+mod image;
+#[allow(dead_code)]
+#[path = "../../images/tests/common/registry.rs"]
+mod registry;
+
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -265,6 +273,26 @@ async fn an_image_loaded_with_lcd_runs_as_a_pod_without_a_pull() {
     );
     let log = std::fs::read_to_string(node.daemon.config().log_file()).unwrap_or_default();
     assert!(!log.contains("PullImage"), "CRI pulled an image: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_pulled_with_lcd_runs_as_a_pod_once_the_registry_is_gone() {
+    skip_unless_cri!();
+    let fixture = image::Fixture::new(None);
+    let registry = registry::Registry::with_app(&fixture).await;
+    let mut node = Node::start("pull").await;
+    let name = format!("{}/fixture/app:1", registry.addr);
+    let pulled = node.lcd(K8S, &["pull", &name]);
+    assert_eq!(pulled.ok(), format!("{name}\n"));
+    node.wait_image_known(&name).await;
+    // Pods never ask the registry: CRI resolves the image locally.
+    registry.stop();
+    let pod = node
+        .run_pod_from("web", &name, "cat /app/hello.txt; id -u")
+        .await;
+    node.wait_file_contains(&pod.log, "1000").await;
+    let logs = node.lcd(K8S, &["logs", &pod.container]);
+    assert_eq!(logs.ok(), format!("{}1000\n", image::HELLO));
 }
 
 #[tokio::test(flavor = "multi_thread")]

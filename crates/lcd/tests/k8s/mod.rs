@@ -253,9 +253,14 @@ impl Node {
     }
 
     /// Run a pod (as the kubelet does: sandbox, then container, then start) whose one container,
-    /// `app`, runs `script` with sh, from the box image that lcd loaded (no pull: CRI resolves it
-    /// locally or fails).
+    /// `app`, runs `script` with sh, from the box image that lcd loaded (no pull: CRI resolves an
+    /// image locally or fails).
     pub async fn run_pod(&mut self, name: &str, script: &str) -> Pod {
+        self.run_pod_from(name, BOX, script).await
+    }
+
+    /// [`Node::run_pod`] with the container from `image`.
+    pub async fn run_pod_from(&mut self, name: &str, image: &str, script: &str) -> Pod {
         let config = self.sandbox_config(name);
         std::fs::create_dir_all(&config.log_directory).expect("pod log dir");
         let sandbox = self
@@ -278,7 +283,7 @@ impl Node {
                 name: "app".into(),
                 attempt: 0,
             }),
-            image: Some(image_spec(BOX)),
+            image: Some(image_spec(image)),
             command: vec!["/bin/sh".into(), "-c".into(), script.into()],
             log_path: "app.log".into(),
             labels: [
