@@ -26,12 +26,16 @@ use libcontainerd::{Backend, BackendError, EventInfo, EventMonitor, EventType};
 use support::pty::Pty;
 use support::{spawn_command, PROMPT, TIMEOUT};
 
-/// A test that cannot run here says why and returns: never a silent pass.
-macro_rules! skip_unless_cri {
-    () => {
-        if let Some(reason) = k8s::unsupported() {
-            eprintln!("skipped: {reason}");
-            return;
+/// A node for the test, or (where this machine cannot run CRI) the reason printed and the test
+/// ended: never a silent pass.
+macro_rules! node_or_skip {
+    ($tag:expr) => {
+        match Node::start($tag).await {
+            Ok(node) => node,
+            Err(reason) => {
+                eprintln!("skipped: {reason}");
+                return;
+            }
         }
     };
 }
@@ -41,8 +45,7 @@ const SCRIPT: &str = "echo one; echo two >&2; echo three; exec sleep 1000000";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lcd_shows_a_pods_containers_with_their_kubernetes_names() {
-    skip_unless_cri!();
-    let mut node = Node::start("ps").await;
+    let mut node = node_or_skip!("ps");
     let pod = node.run_pod("web", SCRIPT).await;
     node.wait_file_contains(&pod.log, "three").await;
 
@@ -98,8 +101,7 @@ async fn lcd_shows_a_pods_containers_with_their_kubernetes_names() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
-    skip_unless_cri!();
-    let mut node = Node::start("logs").await;
+    let mut node = node_or_skip!("logs");
     let pod = node.run_pod("web", SCRIPT).await;
     node.wait_file_contains(&pod.log, "three").await;
     node.wait_file_contains(&pod.log, " stderr F two").await;
@@ -183,8 +185,7 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_the_kubelet_would_undo_are_refused_unless_forced() {
-    skip_unless_cri!();
-    let mut node = Node::start("refuse").await;
+    let mut node = node_or_skip!("refuse");
     let pod = node.run_pod("web", SCRIPT).await;
     for id in [&pod.container, &pod.sandbox] {
         for args in [
@@ -240,9 +241,8 @@ async fn changes_the_kubelet_would_undo_are_refused_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_loaded_with_lcd_runs_as_a_pod_without_a_pull() {
-    skip_unless_cri!();
     // Node::start loaded the box image into k8s.io with `lcd load` and waited until CRI knew it.
-    let mut node = Node::start("load").await;
+    let mut node = node_or_skip!("load");
     // Unpacked at load, before any pod asked: the layer's snapshot is there.
     let layer = libcontainerd_images::digest::sha256(&k8s::box_layer());
     let snapshots = node.snapshot_keys("overlayfs").await;
@@ -277,10 +277,9 @@ async fn an_image_loaded_with_lcd_runs_as_a_pod_without_a_pull() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_pulled_with_lcd_runs_as_a_pod_once_the_registry_is_gone() {
-    skip_unless_cri!();
+    let mut node = node_or_skip!("pull");
     let fixture = image::Fixture::new(None);
     let registry = registry::Registry::with_app(&fixture).await;
-    let mut node = Node::start("pull").await;
     let name = format!("{}/fixture/app:1", registry.addr);
     let pulled = node.lcd(K8S, &["pull", &name]);
     assert_eq!(pulled.ok(), format!("{name}\n"));
@@ -297,8 +296,7 @@ async fn an_image_pulled_with_lcd_runs_as_a_pod_once_the_registry_is_gone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lcd_in_its_own_namespace_leaves_every_k8s_io_object_in_place() {
-    skip_unless_cri!();
-    let mut node = Node::start("apart").await;
+    let mut node = node_or_skip!("apart");
     let pod = node.run_pod("web", SCRIPT).await;
     let before = node.cri_objects().await;
     let snapshots_before = node.snapshot_keys("overlayfs").await;
@@ -331,6 +329,13 @@ async fn lcd_in_its_own_namespace_leaves_every_k8s_io_object_in_place() {
     );
     let snapshots_after = node.snapshot_keys("overlayfs").await;
     assert_eq!(snapshots_after, snapshots_before);
+    // Every blob of the image is still readable in k8s.io.
+    let saved = node.dir().join("saved.tar");
+    node.lcd(
+        K8S,
+        &["save", "-o", saved.to_str().expect("utf-8"), BOX_FAMILIAR],
+    )
+    .ok();
     let images = node.lcd(K8S, &["images", "--format", "json"]);
     assert!(images.ok().contains("\"lcdtest/box\""), "{images}");
     let exec = node.lcd(K8S, &["exec", &pod.container, "echo", "still here"]);
@@ -388,8 +393,7 @@ impl Recorder {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_on_k8s_io_hears_a_pod_start_and_go() {
-    skip_unless_cri!();
-    let mut node = Node::start("events").await;
+    let mut node = node_or_skip!("events");
     let recorder = Arc::new(Recorder::default());
     let monitor = EventMonitor::start(node.client().clone(), recorder.clone());
     // The subscription is live once it delivers: an lcd-free probe is the pod's own start.

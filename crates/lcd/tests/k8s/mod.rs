@@ -75,8 +75,12 @@ pub fn unsupported() -> Option<String> {
 
 impl Node {
     /// Start the node: containerd with CRI, the box image loaded into `k8s.io` with lcd and seen by
-    /// the CRI image service.
-    pub async fn start(tag: &str) -> Node {
+    /// the CRI image service. Err says why this machine cannot run CRI (the test skips, printing
+    /// it); anything else that goes wrong fails the test.
+    pub async fn start(tag: &str) -> Result<Node, String> {
+        if let Some(reason) = unsupported() {
+            return Err(reason);
+        }
         // Short paths: containerd's sockets must fit in a unix address.
         let dir = tempfile::Builder::new()
             .prefix("lcdk")
@@ -116,7 +120,7 @@ impl Node {
         node.runtime = RuntimeServiceClient::new(channel.clone());
         node.images = ImageServiceClient::new(channel);
         node.client = Some(client);
-        node.wait_cri_ready().await;
+        node.wait_cri_ready().await?;
         let rootfs = node.rootfs.to_str().expect("utf-8").to_string();
         node.lcd(&node.ns, &["rootfs", "busybox", &rootfs]).ok();
         let archive = node.dir().join("box.tar");
@@ -124,7 +128,7 @@ impl Node {
         let loaded = node.lcd(K8S, &["load", "-i", archive.to_str().expect("utf-8")]);
         assert_eq!(loaded.ok(), format!("Loaded image: {BOX_FAMILIAR}\n"));
         node.wait_image_known(BOX).await;
-        node
+        Ok(node)
     }
 
     /// A library client on `k8s.io`.
@@ -160,7 +164,9 @@ impl Node {
     }
 
     /// CRI serves once its plugin has initialised; `Version` tells (containerd answers before).
-    async fn wait_cri_ready(&mut self) {
+    /// A containerd whose CRI plugin did not load (built without it, or its init failed on this
+    /// machine) does not serve the CRI API at all: that is a reason to skip, with containerd's word.
+    async fn wait_cri_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let status = self
@@ -168,7 +174,18 @@ impl Node {
                 .status(cri::StatusRequest { verbose: false })
                 .await;
             match status {
-                Ok(_) => return,
+                Ok(_) => return Ok(()),
+                Err(e) if e.code() == tonic::Code::Unimplemented => {
+                    let log = std::fs::read_to_string(self.daemon.config().log_file())
+                        .unwrap_or_default();
+                    let why = log
+                        .lines()
+                        .filter(|l| l.contains("grpc.v1.cri") && l.contains("level=warning"))
+                        .last()
+                        .unwrap_or("no word on it in containerd's log")
+                        .to_string();
+                    return Err(format!("containerd serves no CRI API here: {why}"));
+                }
                 Err(e) => assert!(
                     Instant::now() < deadline,
                     "the CRI plugin did not serve within {TIMEOUT:?}: {e}; containerd's log: {}",
