@@ -180,8 +180,8 @@ impl Node {
                         .unwrap_or_default();
                     let why = log
                         .lines()
-                        .filter(|l| l.contains("grpc.v1.cri") && l.contains("level=warning"))
-                        .last()
+                        .rev()
+                        .find(|l| l.contains("grpc.v1.cri") && l.contains("level=warning"))
                         .unwrap_or("no word on it in containerd's log")
                         .to_string();
                     return Err(format!("containerd serves no CRI API here: {why}"));
