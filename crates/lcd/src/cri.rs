@@ -177,8 +177,8 @@ impl Drop for ExecDirCleanup {
     }
 }
 
-/// The CRI log file of a CRI container; None for a container CRI did not make (or an old record
-/// without a log path). A sandbox has no log.
+/// The CRI log file of a CRI container; None for a container CRI did not make. A sandbox has no
+/// log, and a container without a recorded log file is an error too: lcd's own log is not it.
 pub async fn log_path(client: &Client, container: &Container) -> Result<Option<PathBuf>> {
     let Some(kube) = Kube::of(container.labels()) else {
         return Ok(None);
@@ -206,7 +206,14 @@ pub async fn log_path(client: &Client, container: &Container) -> Result<Option<P
         .as_ref()
         .and_then(|c| c.extensions.get(CONTAINER_METADATA))
         .map(|any| any.value.as_slice());
-    Ok(metadata.and_then(log_path_in))
+    match metadata.and_then(log_path_in) {
+        Some(path) => Ok(Some(path)),
+        None => bail!(
+            "container {} is Kubernetes container {}, but CRI recorded no log file for it",
+            container.id(),
+            kube.name().trim_start_matches("k8s://")
+        ),
+    }
 }
 
 /// `LogPath` of CRI's container metadata: `{"Version":"v1","Metadata":{...,"LogPath":"..."}}`.

@@ -61,7 +61,8 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
     let (stop_signal, stop_timeout) = options::stop_settings(container.labels());
     let kubernetes = cri::Kube::of(container.labels());
     let log = match &kubernetes {
-        Some(k) if !k.is_sandbox() => cri::log_path(client, &container).await?,
+        // Without a recorded log file the field is empty, as for a sandbox.
+        Some(k) if !k.is_sandbox() => cri::log_path(client, &container).await.ok().flatten(),
         Some(_) => None,
         None => Some(ctx.log_path(container.id())),
     };
