@@ -145,6 +145,30 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
     );
     exec.ok();
     follow.wait_for_line("four", PROMPT);
+    // The kubelet rotates a log by renaming it and asking CRI to reopen it: -f moves on to the new
+    // file.
+    let rotated = pod.log.with_extension("log.1");
+    std::fs::rename(&pod.log, &rotated).expect("rotate the log");
+    node.runtime
+        .reopen_container_log(cri::ReopenContainerLogRequest {
+            container_id: pod.container.clone(),
+        })
+        .await
+        .expect("ReopenContainerLog");
+    node.lcd(
+        K8S,
+        &[
+            "exec",
+            &pod.container,
+            "sh",
+            "-c",
+            "echo five > /proc/1/fd/1",
+        ],
+    )
+    .ok();
+    follow.wait_for_line("five", PROMPT);
+    let new_log = std::fs::read_to_string(&pod.log).expect("the new log");
+    assert!(new_log.contains(" stdout F five\n"), "{new_log}");
     node.runtime
         .stop_container(cri::StopContainerRequest {
             container_id: pod.container.clone(),
