@@ -178,6 +178,19 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
         .expect("StopContainer");
     let followed = follow.finish(TIMEOUT);
     followed.expect_code(0);
+    // CRI deleted the task; lcd shows the exit CRI recorded (137: StopContainer's SIGKILL).
+    let stopped = node.lcd(K8S, &["ps", "-a", "--format", "json"]);
+    let stopped: serde_json::Value = stopped
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|v| v["id"] == pod.container.as_str())
+        .expect("the stopped container in ps -a");
+    assert_eq!(stopped["state"], "exited", "{stopped}");
+    assert_eq!(stopped["exit_code"], 137, "{stopped}");
+    let inspected = node.lcd(K8S, &["inspect", &pod.container]);
+    let inspected: serde_json::Value = serde_json::from_str(inspected.ok()).expect("json");
+    assert_eq!(inspected[0]["State"]["ExitCode"], 137);
 
     // exec with stdin, top and stats, on the other pod that still runs.
     let other = node.run_pod("db", SCRIPT).await;

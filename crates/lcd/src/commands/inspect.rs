@@ -48,7 +48,9 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         }
         None => None,
     };
-    let state = State::of(container.labels(), info.as_ref());
+    let mut state = State::of(container.labels(), info.as_ref());
+    let recorded = std::iter::once((container.labels(), container.id().as_str(), &mut state));
+    cri::recorded_exits(client, recorded).await;
     let oom_killed = match &info {
         // Stopped and not reaped yet: the cgroup still counts its OOM kills.
         Some(t) if t.status == TaskStatus::Stopped => {

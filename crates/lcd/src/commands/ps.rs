@@ -81,6 +81,11 @@ async fn rows(client: &Client) -> Result<Vec<Row>> {
             Row { info, state }
         })
         .collect();
+    // Kubernetes' exited containers have no task left: CRI recorded their exit.
+    let states = rows
+        .iter_mut()
+        .map(|r| (&r.info.labels, r.info.id.as_str(), &mut r.state));
+    cri::recorded_exits(client, states).await;
     rows.sort_by_key(|r| std::cmp::Reverse(r.info.created_at));
     Ok(rows)
 }
