@@ -12,10 +12,14 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 
+mod container_fs;
 mod context;
 mod flags;
+mod inventory;
+mod metadata;
 mod options;
 mod session;
 mod signals;
 mod state;
+mod tarball;
 mod tty;

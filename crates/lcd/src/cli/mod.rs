@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod container;
+mod files;
 mod images;
+mod metadata;
+mod system;
 
 pub use container::*;
+pub use files::*;
 pub use images::*;
+pub use metadata::*;
+pub use system::*;
 
 /// A docker-style command line for containerd.
 #[derive(Debug, Parser)]
@@ -110,6 +116,27 @@ pub enum Command {
     Image(ImageArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(IdsArgs),
+    /// Copy files between a container and the host (- for a tar stream).
+    Cp(CpArgs),
+    /// List the files a container from an image changed (A added, C changed, D deleted).
+    Diff(DiffArgs),
+    /// Write a container's filesystem as a tar archive.
+    Export(ExportArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Manage containers.
+    Container(ContainerArgs),
+    /// Show system-wide information.
+    Info(InfoArgs),
+    /// Manage lcd: disk usage, pruning, information.
+    System(SystemArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(CompletionArgs),
+    /// Print lcd's man page, generated from its command-line definitions.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
