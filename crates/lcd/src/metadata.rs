@@ -1,7 +1,8 @@
 //! What `--env-file`, `--label` and `--label-file` add to a container, read as docker reads them:
 //! one entry a line, blank lines and `#` comments skipped; in an env file `K` alone copies lcd's
-//! own variable (skipped when unset), in a label file it is a label with an empty value. Files come
-//! first and the flags on the command line win, as in docker.
+//! own variable (skipped when unset). Files come first and the flags on the command line win, as
+//! in docker. Unlike docker, a label needs a value: containerd drops a label whose value is empty
+//! (an empty value is how its updates delete one), so `--label K` is refused rather than lost.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,6 +50,9 @@ pub fn user_labels(args: &CreateArgs) -> Result<HashMap<String, String>> {
         }
         if key.starts_with(RESERVED_PREFIX) {
             bail!("invalid label {key:?}: labels starting with {RESERVED_PREFIX} are lcd's own");
+        }
+        if value.is_empty() {
+            bail!("invalid label {entry:?}: containerd keeps no label with an empty value; give it one (K=V)");
         }
         if key.len() + value.len() > MAX_LABEL_BYTES {
             bail!("label {key:?} is too long: containerd takes at most {MAX_LABEL_BYTES} bytes");
@@ -141,7 +145,11 @@ mod tests {
     fn labels_from_files_and_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labels");
-        std::fs::write(&file, "a=1\n# c\nb\n").unwrap();
+        std::fs::write(&file, "a=1\n# c\nb=\n").unwrap();
+        let args = create_args(&["--label-file", file.to_str().unwrap()]);
+        let err = user_labels(&args).unwrap_err().to_string();
+        assert!(err.contains("empty value"), "{err}");
+        std::fs::write(&file, "a=1\n# c\n  b=2\n").unwrap();
         let args = create_args(&[
             "--label-file",
             file.to_str().unwrap(),
@@ -152,7 +160,7 @@ mod tests {
         ]);
         let labels = user_labels(&args).unwrap();
         assert_eq!(labels["a"], "2");
-        assert_eq!(labels["b"], "");
+        assert_eq!(labels["b"], "2");
         assert_eq!(labels["c"], "x=y");
         let args = create_args(&["--label", "io.lcd.exit-code=0"]);
         assert!(user_labels(&args)

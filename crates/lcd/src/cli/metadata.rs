@@ -12,7 +12,7 @@ pub struct MetadataArgs {
     /// repeatable, -e wins over it.
     #[arg(long, value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
-    /// Set a container label K=V (K alone: an empty value); repeatable.
+    /// Set a container label K=V; repeatable.
     #[arg(short = 'l', long, value_name = "K=V")]
     pub label: Vec<String>,
     /// Read labels from a file (lines K=V; # comments); repeatable, --label wins over it.

@@ -379,6 +379,22 @@ pub struct LogsArgs {
     /// Keep printing new output until the container stops.
     #[arg(short, long)]
     pub follow: bool,
+    /// Only the last N lines ("all": every line).
+    #[arg(short = 'n', long, default_value = "all", allow_hyphen_values = true)]
+    pub tail: String,
+    /// Only output since a time: 2026-11-30T05:45:00Z, 2026-11-30, a Unix time, or a duration
+    /// ago (10m, 1h30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only output before a time (the same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Start each line with the time it was written.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Start each line with the log's extra attributes (lcd's logs have none).
+    #[arg(long)]
+    pub details: bool,
     /// Container id.
     pub id: String,
 }
