@@ -182,9 +182,7 @@ fn parse_rfc3339(value: &str) -> Option<SystemTime> {
     let mut rest = &value[10..];
     let (mut hour, mut minute, mut second, mut nanos) = (0, 0, 0, 0u32);
     if let Some(time) = rest.strip_prefix('T') {
-        let clock_end = time
-            .find(|c: char| c == 'Z' || c == '+' || c == '-')
-            .unwrap_or(time.len());
+        let clock_end = time.find(['Z', '+', '-']).unwrap_or(time.len());
         let (clock, zone) = time.split_at(clock_end);
         let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
         let fields: Vec<&str> = hms.split(':').collect();
