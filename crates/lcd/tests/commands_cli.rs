@@ -272,6 +272,14 @@ fn prune_df_and_info_agree_on_what_there_is() {
     assert_eq!(info["ContainersStopped"], 2, "{info}");
     assert_eq!(info["Images"], 1, "{info}");
     assert_eq!(info["DockerRootDir"], lcd.data_root().display().to_string());
+    let out = lcd.run(&[
+        "info",
+        "--format",
+        "{{.ContainersRunning}}/{{.Containers}} {{json .Images}}",
+    ]);
+    assert_eq!(out.ok(), "1/3 1\n", "{out}");
+    lcd.run(&["info", "--format", "{{.Nope}}"])
+        .expect_error(125, &["Nope"]);
     let text = lcd.run(&["system", "info"]).ok().to_string();
     assert!(
         text.contains(" Containers: 3\n  Running: 1\n  Paused: 0\n  Stopped: 2\n"),

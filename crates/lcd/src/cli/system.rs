@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Output format: text, json, or a Go template ({{.Containers}}, {{json .}}).
+    /// Output format: text, json, or a Go template ({{.ContainersRunning}}, {{json .}}).
     #[arg(short, long, default_value = "text")]
     pub format: String,
 }
