@@ -123,7 +123,18 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
         _ => assert_eq!((stdout, stderr), ("", line.as_str()), "{raw}"),
     }
     let bad = node.lcd(K8S, &["logs", "--tail", "some", &pod.container]);
-    bad.expect_error(125, &["--tail"]);
+    bad.expect_error(125, &["tail", "some"]);
+    // -t gives each line the time CRI wrote it.
+    let stamped = node.lcd(K8S, &["logs", "-t", &pod.container]);
+    let one = raw
+        .lines()
+        .find(|l| l.ends_with(" stdout F one"))
+        .expect("the entry of one");
+    let time = one.split(' ').next().expect("a time");
+    assert!(
+        stamped.ok().starts_with(&format!("{time} one\n")),
+        "{stamped}"
+    );
     let sandbox = node.lcd(K8S, &["logs", &pod.sandbox]);
     sandbox.expect_error(125, &["sandbox", "no log"]);
 

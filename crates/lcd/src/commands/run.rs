@@ -24,7 +24,10 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             0
         })
     } else {
-        run_attached(container.clone(), interactive, args.rm).await
+        // A container removed when it exits keeps no log (docker's removes it with the
+        // container), so its attached output goes to the terminal alone.
+        let log = (!args.rm).then(|| ctx.log_path(container.id()));
+        run_attached(container.clone(), interactive, args.rm, log.as_deref()).await
     };
     if outcome.is_err() || args.rm {
         // Nothing half-made stays behind when run fails, and --rm removes it either way.

@@ -6,8 +6,9 @@
 //! (`io.kubernetes.pod.name`, `.pod.namespace`, `.container.name`). Its own record of a container,
 //! including the log file the kubelet asked for, is a JSON document in the container extension
 //! `io.cri-containerd.container.metadata`. A CRI container's output never reaches lcd's logger: the
-//! CRI plugin reads the container's FIFOs itself and writes the log file in the CRI format
-//! (`logs`). CRI deletes a container's task when it exits and keeps the exit in a file of its own
+//! CRI plugin reads the container's FIFOs itself and writes the log file in the CRI format, which
+//! is the format of lcd's own logs too (`crate::log_format`), so `lcd logs` reads it as it reads
+//! lcd's; only the file differs ([`log_path`]). CRI deletes a container's task when it exits and keeps the exit in a file of its own
 //! (`status`).
 //!
 //! The kubelet owns these containers: it restarts what lcd stops or kills, recreates what lcd
@@ -25,10 +26,10 @@ use libcontainerd_images::store::ImageSummary;
 use libcontainerd_images::Platform;
 use serde_json::json;
 
-mod logs;
+use crate::state;
+
 mod status;
 
-pub use logs::{parse_tail, print_logs};
 pub use status::recorded_exits;
 
 /// The namespace the CRI plugin keeps pods and images in.
@@ -173,6 +174,21 @@ impl Drop for ExecDirCleanup {
         if let Some(dir) = &self.0 {
             let _ = std::fs::remove_dir(dir);
         }
+    }
+}
+
+/// Whether the container's task runs, for `logs -f`. CRI deletes a task as soon as it exits, and
+/// the kubelet may remove the container: gone between two looks is not running, not an error.
+pub async fn still_running(container: &Container) -> Result<bool> {
+    match state::task_with_status(container).await {
+        Ok(task) => Ok(state::running(container.id(), task).is_ok()),
+        Err(e)
+            if e.downcast_ref::<libcontainerd::Error>()
+                .is_some_and(|e| e.kind() == libcontainerd::ErrorKind::NotFound) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
