@@ -14,8 +14,10 @@ pub mod exit;
 
 mod context;
 mod flags;
+mod mounts;
 mod options;
 mod session;
 mod signals;
 mod state;
 mod tty;
+mod volumes;

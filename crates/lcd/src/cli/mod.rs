@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 mod container;
 mod images;
+mod mounts;
 
 pub use container::*;
 pub use images::*;
+pub use mounts::*;
 
 /// A docker-style command line for containerd.
 #[derive(Debug, Parser)]
@@ -108,6 +110,8 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Manage images.
     Image(ImageArgs),
+    /// Manage volumes.
+    Volume(VolumeArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
 }
@@ -342,6 +346,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too.
+    #[arg(short, long)]
+    pub volumes: bool,
     /// Container ids.
     #[arg(required = true)]
     pub ids: Vec<String>,

@@ -36,6 +36,7 @@ mod tag;
 mod top;
 mod update;
 mod version;
+mod volume;
 
 use anyhow::Result;
 
@@ -86,5 +87,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Tag(args) => tag::tag(&ctx, args).await,
         Command::Rmi(args) => rmi::rmi(&ctx, args).await,
         Command::Image(args) => image::image(&ctx, args).await,
+        Command::Volume(args) => volume::volume(&ctx, args).await,
     }
 }
