@@ -261,9 +261,11 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest> {
         "bind" => MountType::Bind,
         "volume" => MountType::Volume,
         "tmpfs" => MountType::Tmpfs,
-        other => return Err(Error::invalid(format!(
+        other => {
+            return Err(Error::invalid(format!(
             "invalid mount config for type \"{other}\": mount type unknown (bind, volume or tmpfs)"
-        ))),
+        )))
+        }
     };
     let own = format!("{}-", kind.as_str());
     if let Some(other) = prefixed.iter().find(|p| **p != own) {
