@@ -24,8 +24,8 @@ fn volume_names(lcd: &Lcd) -> Vec<String> {
 
 /// Put `/data/seed` into the fixture's rootfs and import it as image `img`.
 fn image_with_data(lcd: &Lcd) {
-    std::fs::create_dir_all(lcd.rootfs.join("data")).unwrap();
-    std::fs::write(lcd.rootfs.join("data/seed"), "from the image\n").unwrap();
+    std::fs::create_dir_all(lcd.rootfs.join("data")).expect("mkdir /data in the rootfs");
+    std::fs::write(lcd.rootfs.join("data/seed"), "from the image\n").expect("write /data/seed");
     lcd.run(&["import", lcd.rootfs(), "img"]).ok();
 }
 

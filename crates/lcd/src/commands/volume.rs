@@ -27,7 +27,7 @@ pub async fn volume(ctx: &Ctx, args: VolumeArgs) -> Result<i32> {
             } else if quiet {
                 list.iter().for_each(|v| println!("{}", v.name));
             } else {
-                println!("{:<10}{}", "DRIVER", "VOLUME NAME");
+                println!("DRIVER    VOLUME NAME");
                 list.iter()
                     .for_each(|v| println!("{:<10}{}", "local", v.name));
             }
