@@ -58,6 +58,52 @@ pub fn parse(args: &MountArgs) -> Result<Vec<MountRequest>> {
     Ok(requests)
 }
 
+/// `--volumes-from ID[:ro|rw]`: add container ID's binds and volumes (docker's rule: not its
+/// tmpfs mounts) at their mount points, unless a mount of the command line takes that mount point.
+pub async fn add_volumes_from(
+    client: &Client,
+    specs: &[String],
+    requests: &mut Vec<MountRequest>,
+) -> Result<()> {
+    for spec in specs {
+        let (id, mode) = match spec.rsplit_once(':') {
+            Some((id, mode @ ("ro" | "rw"))) => (id, Some(mode == "ro")),
+            Some((_, mode)) => bail!("--volumes-from {spec}: invalid mode {mode:?}: use ro or rw"),
+            None => (spec.as_str(), None),
+        };
+        let container = crate::state::load(client, id)
+            .await
+            .with_context(|| format!("--volumes-from {spec}"))?;
+        for record in volumes::mounts_of(container.labels()) {
+            let kind = match record.kind.as_str() {
+                "bind" => MountType::Bind,
+                "volume" => MountType::Volume,
+                _ => continue,
+            };
+            if requests.iter().any(|r| r.target == record.destination) {
+                continue;
+            }
+            let request = MountRequest {
+                kind,
+                source: match kind {
+                    MountType::Bind => Some(record.source.clone()),
+                    _ => record.name.clone(),
+                },
+                target: record.destination.clone(),
+                readonly: mode.unwrap_or(!record.rw),
+                propagation: libcontainerd::spec::Propagation::from_option(&record.propagation),
+                tmpfs_options: Vec::new(),
+                create_source: false,
+                // The volume has its files already: never copy into it again.
+                no_copy: true,
+                selinux_label: None,
+            };
+            requests.push(request);
+        }
+    }
+    Ok(())
+}
+
 /// For a rootfs directory used in place with `--read-only`: runc creates a missing working
 /// directory and missing mount points in the root before making it read-only, which would change
 /// the host's directory. Refused instead, before anything is created.

@@ -175,6 +175,48 @@ fn a_named_volume_is_filled_from_the_image_once_and_outlives_its_container() {
     lcd.run(&["run", "--rm", "-v", "/data", "img", "true"]).ok();
     assert_eq!(volume_names(&lcd), ["empty", "fromdir", "store"]);
 
+    // --volumes-from shares another container's volumes and binds, :ro makes them read-only.
+    let host = lcd.path("host");
+    std::fs::create_dir(&host).expect("mkdir");
+    let bind = format!("{}:/h", host.display());
+    lcd.run(&[
+        "create",
+        "--name",
+        "owner",
+        "-v",
+        "store:/data",
+        "-v",
+        &bind,
+        "img",
+        "true",
+    ])
+    .ok();
+    let out = lcd.run(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "owner",
+        "img",
+        "sh",
+        "-c",
+        "cat /data/mine && echo x > /h/x",
+    ]);
+    assert_eq!(out.ok(), "kept\n", "{out}");
+    assert!(host.join("x").exists());
+    let out = lcd.run(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "owner:ro",
+        "img",
+        "touch",
+        "/data/y",
+    ]);
+    assert!(out.stderr.contains("Read-only file system"), "{out}");
+    lcd.run(&["run", "--rm", "--volumes-from", "nobody", "img", "true"])
+        .expect_error(125, &["--volumes-from nobody"]);
+    lcd.run(&["rm", "owner"]).ok();
+
     lcd.run(&["volume", "rm", "store", "fromdir", "empty"]).ok();
     assert!(volume_dirs(&lcd).is_empty(), "{:?}", volume_dirs(&lcd));
     lcd.run(&["rmi", "img"]).ok();

@@ -18,6 +18,10 @@ pub struct MountArgs {
     /// A tmpfs at DST (noexec,nosuid,nodev plus OPTIONS, e.g. size=64m,mode=1777); repeatable.
     #[arg(long, value_name = "DST[:OPTIONS]")]
     pub tmpfs: Vec<String>,
+    /// The binds and volumes of container ID, read-only or read-write as there unless :ro or :rw
+    /// says otherwise; repeatable.
+    #[arg(long, value_name = "ID[:ro|rw]")]
+    pub volumes_from: Vec<String>,
 }
 
 /// `lcd volume`.

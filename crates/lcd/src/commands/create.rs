@@ -37,7 +37,11 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
         None => state::generate_id()?,
     };
     // Every mount flag is checked before anything is created.
-    let requests = mounts::parse(&args.mounts)?;
+    let mut requests = mounts::parse(&args.mounts)?;
+    if !args.mounts.volumes_from.is_empty() {
+        let client = ctx.client().await?;
+        mounts::add_volumes_from(&client, &args.mounts.volumes_from, &mut requests).await?;
+    }
     if !is_rootfs_path(&args.rootfs) {
         let client = ctx.client().await?;
         return create_from_image(ctx, &client, args, &id, requests).await;
