@@ -40,21 +40,18 @@ pub fn parse(args: &MountArgs) -> Result<Vec<MountRequest>> {
                 anyhow!("--mount {spec}: {}", e.message())
             }
         })?;
+        // docker's --mount never creates a bind source.
+        if let (MountType::Bind, Some(source)) = (request.kind, &request.source) {
+            if !Path::new(source).exists() {
+                bail!("--mount {spec}: invalid mount config for type \"bind\": bind source path does not exist: {source}");
+            }
+        }
         requests.push(request);
     }
     for spec in &args.tmpfs {
         requests.push(parse_tmpfs(spec).map_err(|e| anyhow!("--tmpfs {spec}: {}", e.message()))?);
     }
     check_mount_points(&requests).map_err(|e| anyhow!("{}", e.message()))?;
-    for request in &requests {
-        if let (MountType::Bind, Some(source), false) =
-            (request.kind, &request.source, request.create_source)
-        {
-            if !Path::new(source).exists() {
-                bail!("--mount: invalid mount config for type \"bind\": bind source path does not exist: {source}");
-            }
-        }
-    }
     Ok(requests)
 }
 

@@ -11,8 +11,9 @@ pub struct MountArgs {
     /// repeatable.
     #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:MODES]")]
     pub volume: Vec<String>,
-    /// A mount: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,tmpfs-size=BYTES]
-    /// [,tmpfs-mode=OCTAL]; a missing bind source is an error; repeatable.
+    /// A mount: type=bind|volume|tmpfs,source=SRC,target=DST, and readonly, bind-propagation=,
+    /// volume-nocopy, tmpfs-size=BYTES, tmpfs-mode=OCTAL; a missing bind source is an error;
+    /// repeatable.
     #[arg(long, value_name = "type=TYPE,source=SRC,target=DST")]
     pub mount: Vec<String>,
     /// A tmpfs at DST (noexec,nosuid,nodev plus OPTIONS, e.g. size=64m,mode=1777); repeatable.
