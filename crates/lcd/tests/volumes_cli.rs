@@ -296,6 +296,11 @@ fn a_volume_in_use_cannot_be_removed() {
         .expect_error(125, &["remove v1: volume is in use", "user"]);
     lcd.run(&["volume", "prune", "-a"]).ok();
     assert_eq!(volume_names(&lcd), ["v1"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(lcd.run(&["volume", "ls", "--format", "json"]).ok().trim())
+            .expect("one JSON object");
+    assert_eq!(listed["Name"], "v1");
+    assert_eq!(listed["Driver"], "local");
     lcd.run(&["rm", "user"]).ok();
     lcd.run(&["volume", "rm", "nope"])
         .expect_error(125, &["get nope: no such volume"]);

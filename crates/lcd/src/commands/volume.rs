@@ -22,8 +22,10 @@ pub async fn volume(ctx: &Ctx, args: VolumeArgs) -> Result<i32> {
             let json = parse_format(&format, "table")?;
             let list = store.list()?;
             if json {
-                let all: Vec<_> = list.iter().map(|v| v.to_json()).collect();
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                // One object per line, as docker's --format json.
+                for volume in &list {
+                    println!("{}", volume.to_json());
+                }
             } else if quiet {
                 list.iter().for_each(|v| println!("{}", v.name));
             } else {
