@@ -4,7 +4,8 @@
 //! `populateDefaultUnixSpec` + `WithDefaultUnixDevices` produce, with Docker's secure defaults
 //! (its capability set and its default seccomp profile), plus the knobs of a docker-style `run`:
 //! command, env, user and groups, capabilities, seccomp, privileged, devices, ulimits, sysctls,
-//! resource limits, an init process.
+//! resource limits, an init process, bind and tmpfs mounts (and parsers of docker's `-v`, `--mount`
+//! and `--tmpfs` syntax, for an engine that takes docker's flags).
 //!
 //! Every field is set explicitly: `oci_spec`'s `Default` impls are a demo config (hostname "youki",
 //! every capability set filled, a readonly `rootfs` relative path, a cgroup namespace) and must not

@@ -124,7 +124,7 @@ const OPPOSITES: [(&str, &str); 8] = [
 ];
 
 /// A mount point as docker takes it: absolute, cleaned (`/a/./b/` is `/a/b`, `..` resolved
-/// lexically), never `/`. `what` names the option in errors.
+/// lexically), never `/`.
 pub fn clean_mount_point(path: &str) -> Result<String> {
     if path.contains('\0') {
         return Err(Error::invalid(format!(
