@@ -9,6 +9,7 @@
 pub mod config;
 pub mod container;
 mod content;
+pub mod copy_out;
 pub mod digest;
 pub mod gc;
 mod grpc;
@@ -31,6 +32,7 @@ pub mod user;
 
 pub use config::{ContainerConfig, ImageConfig};
 pub use container::{prepare, PreparedContainer, RunOptions};
+pub use copy_out::{copy_dir_in_root, copy_from_snapshot};
 pub use import::{import, ImportOptions, ImportedImage};
 pub use import_rootfs::{import_rootfs, RootfsSource};
 pub use lease::Lease;

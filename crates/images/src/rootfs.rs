@@ -186,16 +186,16 @@ fn read_inside(root: &Path, path: &str) -> Result<Option<Vec<u8>>> {
 }
 
 /// A private temporary directory to mount a view on (removed when dropped, after the unmount).
-fn tempfile_dir() -> Result<TempDir> {
+pub(crate) fn tempfile_dir() -> Result<TempDir> {
     let path = std::env::temp_dir().join(unique_name("lcd-view"));
     std::fs::create_dir(&path).map_err(|e| Error::io(format!("create {}", path.display()), e))?;
     Ok(TempDir(path))
 }
 
-struct TempDir(std::path::PathBuf);
+pub(crate) struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

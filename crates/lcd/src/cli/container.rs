@@ -104,6 +104,8 @@ pub struct CreateArgs {
     pub pull: String,
     #[command(flatten)]
     pub metadata: super::MetadataArgs,
+    #[command(flatten)]
+    pub mounts: super::MountArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,

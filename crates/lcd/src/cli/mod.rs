@@ -10,12 +10,14 @@ mod container;
 mod files;
 mod images;
 mod metadata;
+mod mounts;
 mod system;
 
 pub use container::*;
 pub use files::*;
 pub use images::*;
 pub use metadata::*;
+pub use mounts::*;
 pub use system::*;
 
 /// A docker-style command line for containerd.
@@ -119,6 +121,8 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Manage images.
     Image(ImageArgs),
+    /// Manage volumes.
+    Volume(VolumeArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
     /// Block until containers stop, then print their exit codes.
@@ -374,6 +378,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too.
+    #[arg(short, long)]
+    pub volumes: bool,
     /// Container ids.
     #[arg(required = true)]
     pub ids: Vec<String>,

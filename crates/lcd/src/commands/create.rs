@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::oci_spec::runtime::Spec;
-use libcontainerd::spec::SpecBuilder;
+use libcontainerd::spec::{MountRequest, SpecBuilder};
 use libcontainerd::{Client, Container, ErrorKind, Id};
 use libcontainerd_images::{prepare, RunOptions};
 
@@ -20,6 +20,7 @@ use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::flags::env_entry;
 use crate::metadata;
+use crate::mounts::{self, Plan};
 use crate::options;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
@@ -39,12 +40,20 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
         Some(name) => Id::new(name.as_str())?,
         None => state::generate_id()?,
     };
+    // Every mount flag is checked before anything is created.
+    let mut requests = mounts::parse(&args.mounts)?;
+    if !args.mounts.volumes_from.is_empty() {
+        let client = ctx.client().await?;
+        mounts::add_volumes_from(&client, &args.mounts.volumes_from, &mut requests).await?;
+    }
     if !is_rootfs_path(&args.rootfs) {
         let client = ctx.client().await?;
-        return create_from_image(ctx, &client, args, &id, user_labels).await;
+        return create_from_image(ctx, &client, args, &id, user_labels, requests).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
-    let spec = build_spec(args, &rootfs)?;
+    if args.read_only {
+        mounts::check_read_only_rootfs(&rootfs, args.workdir.as_deref(), &requests)?;
+    }
     let mut labels = user_labels;
     labels.extend(options::labels(args, None)?);
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
@@ -52,9 +61,21 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
     let client = ctx.client().await?;
-    Ok(client
-        .new_container(&id, &spec, &ctx.runtime(), &labels)
-        .await?)
+    let plan = Plan::prepare(ctx, requests)?;
+    let created = async {
+        let spec = build_spec_with(args, &rootfs, &plan)?;
+        plan.fill_from_rootfs(&rootfs)?;
+        let (key, value) = plan.label(&args.mounts.tmpfs)?;
+        labels.insert(key, value);
+        Ok(client
+            .new_container(&id, &spec, &ctx.runtime(), &labels)
+            .await?)
+    }
+    .await;
+    if created.is_err() {
+        plan.undo();
+    }
+    created
 }
 
 /// A rootfs is a path; `127.0.0.1:5000/app` and `library/busybox` are images.
@@ -69,6 +90,7 @@ async fn create_from_image(
     args: &CreateArgs,
     id: &Id,
     user_labels: HashMap<String, String>,
+    requests: Vec<MountRequest>,
 ) -> Result<Container> {
     let image = args.rootfs.as_str();
     if args.pull == "always" {
@@ -104,17 +126,30 @@ async fn create_from_image(
         }
         prepared => prepared?,
     };
-    let built = apply_options(prepared.spec.clone(), args).and_then(|spec| {
+    let plan = match Plan::prepare(ctx, requests) {
+        Ok(plan) => plan,
+        Err(e) => {
+            prepared.abandon(client).await;
+            return Err(e);
+        }
+    };
+    let built = async {
+        let spec = apply_options(plan.apply(prepared.spec.clone()), args)?;
         let mut labels = user_labels;
         labels.extend(options::labels(
             args,
             prepared.config.stop_signal.as_deref(),
         )?);
-        Ok((spec, labels))
-    });
+        let (key, value) = plan.label(&args.mounts.tmpfs)?;
+        labels.insert(key, value);
+        plan.fill_from_snapshot(client, &prepared.snapshot).await?;
+        Ok::<_, anyhow::Error>((spec, labels))
+    }
+    .await;
     let (spec, mut labels) = match built {
         Ok(built) => built,
         Err(e) => {
+            plan.undo();
             prepared.abandon(client).await;
             return Err(e);
         }
@@ -122,9 +157,13 @@ async fn create_from_image(
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
-    Ok(prepared
+    let created = prepared
         .create(client, id, &spec, &ctx.runtime(), &labels)
-        .await?)
+        .await;
+    if created.is_err() {
+        plan.undo();
+    }
+    Ok(created?)
 }
 
 /// Whether `prepare` failed because the image is not stored (not, say, a missing snapshot).
@@ -144,9 +183,15 @@ fn resolve_rootfs(arg: &str) -> Result<PathBuf> {
 }
 
 /// The OCI spec of `run`'s and `create`'s flags for a container on `rootfs`. Public for the fuzz
-/// target, which feeds it every command line clap accepts.
+/// target, which feeds it every command line clap accepts: it creates nothing, so volumes are
+/// left out (see [`Plan::dry`]).
 pub fn build_spec(args: &CreateArgs, rootfs: &Path) -> Result<Spec> {
-    let mut builder = SpecBuilder::new(rootfs);
+    build_spec_with(args, rootfs, &Plan::dry(mounts::parse(&args.mounts)?))
+}
+
+/// [`build_spec`] with the mounts of `plan`.
+fn build_spec_with(args: &CreateArgs, rootfs: &Path, plan: &Plan) -> Result<Spec> {
+    let mut builder = plan.apply(SpecBuilder::new(rootfs));
     match args.entrypoint.as_deref().filter(|e| !e.is_empty()) {
         Some(entrypoint) => {
             let argv = std::iter::once(entrypoint.to_string()).chain(args.command.iter().cloned());

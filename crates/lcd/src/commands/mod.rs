@@ -44,6 +44,7 @@ mod tag;
 mod top;
 mod update;
 mod version;
+mod volume;
 mod wait;
 
 use anyhow::Result;
@@ -112,5 +113,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         },
         Command::Completion(args) => completion::completion(args),
         Command::Man(args) => completion::man(args),
+        Command::Volume(args) => volume::volume(&ctx, args).await,
     }
 }

@@ -8,11 +8,13 @@ use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
 use crate::state;
+use crate::{mounts, volumes};
 
 /// `lcd rm`.
 pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
     let client = ctx.client().await?;
     let force = args.force;
+    let remove_volumes = args.volumes;
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
@@ -31,6 +33,10 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
             }
             container.delete().await?;
             remove_log(&ctx.log_path(container.id()))?;
+            if remove_volumes {
+                let records = volumes::mounts_of(container.labels());
+                mounts::remove_anonymous(ctx, &client, &records).await?;
+            }
             println!("{id}");
             Ok(())
         }

@@ -8,6 +8,7 @@ use super::create::create_container;
 use super::start::{run_attached, start_detached};
 use crate::cli::RunArgs;
 use crate::context::Ctx;
+use crate::{mounts, volumes};
 
 /// `lcd run`: create, start, and (unless detached) wait and return the container's exit status.
 pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
@@ -32,8 +33,20 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     if outcome.is_err() || args.rm {
         // Nothing half-made stays behind when run fails, and --rm removes it either way.
         remove_quietly(&container).await;
+        // docker's `run --rm` takes the container's anonymous volumes with it.
+        let records = volumes::mounts_of(container.labels());
+        if let Err(e) = remove_anonymous_volumes(ctx, &records).await {
+            tracing::warn!(container = %container.id(), error = %e, "removing anonymous volumes");
+        }
     }
     outcome
+}
+
+async fn remove_anonymous_volumes(ctx: &Ctx, records: &[volumes::MountRecord]) -> Result<()> {
+    if records.iter().all(|r| r.name.is_none()) {
+        return Ok(());
+    }
+    mounts::remove_anonymous(ctx, &ctx.client().await?, records).await
 }
 
 async fn remove_quietly(container: &Container) {

@@ -4,7 +4,8 @@
 //! `populateDefaultUnixSpec` + `WithDefaultUnixDevices` produce, with Docker's secure defaults
 //! (its capability set and its default seccomp profile), plus the knobs of a docker-style `run`:
 //! command, env, user and groups, capabilities, seccomp, privileged, devices, ulimits, sysctls,
-//! resource limits, an init process.
+//! resource limits, an init process, bind and tmpfs mounts (and parsers of docker's `-v`, `--mount`
+//! and `--tmpfs` syntax, for an engine that takes docker's flags).
 //!
 //! Every field is set explicitly: `oci_spec`'s `Default` impls are a demo config (hostname "youki",
 //! every capability set filled, a readonly `rootfs` relative path, a cgroup namespace) and must not
@@ -17,6 +18,8 @@ mod assemble;
 mod caps;
 mod defaults;
 mod devices;
+mod mount_syntax;
+mod mounts;
 mod options;
 mod parse;
 mod seccomp;
@@ -33,6 +36,11 @@ use oci_spec::runtime::{
 pub use caps::{capability_mask, normalize_capability};
 use defaults::{default_device_rules, default_mounts};
 use devices::DeviceMapping;
+pub use mount_syntax::{
+    check_mount_points, check_volume_name, is_volume_name, parse_mount, parse_tmpfs, parse_volume,
+    MountRequest, MountType,
+};
+pub use mounts::{clean_mount_point, BindOptions, Propagation};
 pub use parse::{parse_bytes, parse_device, parse_ulimit, parse_user};
 pub use seccomp::Seccomp;
 pub use user::{read_in_root, resolve_groups, resolve_in_root, resolve_user, ExecUser};
@@ -105,6 +113,7 @@ pub struct SpecBuilder {
     oom_score_adj: Option<i32>,
     shm_size: Option<i64>,
     init: Option<PathBuf>,
+    extra_mounts: Vec<mounts::ExtraMount>,
 }
 
 impl SpecBuilder {
@@ -148,6 +157,7 @@ impl SpecBuilder {
             oom_score_adj: None,
             shm_size: None,
             init: None,
+            extra_mounts: Vec::new(),
         }
     }
 
@@ -223,6 +233,38 @@ impl SpecBuilder {
     /// Mount the root filesystem read-only (default: read-write).
     pub fn readonly_rootfs(mut self, yes: bool) -> Self {
         self.readonly_rootfs = yes;
+        self
+    }
+
+    /// Bind-mount the host path `source` (absolute, existing: `build` creates nothing) at
+    /// `destination`, as docker does: `rbind`, `ro` when read-only, the propagation (default
+    /// `rprivate`); `shared`/`slave` need a source on a shared (or slave) mount and set the root's
+    /// propagation. A mount at a default's mount point (`/dev/shm`) replaces it.
+    pub fn bind_mount(
+        mut self,
+        source: impl Into<PathBuf>,
+        destination: impl Into<String>,
+        options: BindOptions,
+    ) -> Self {
+        self.extra_mounts.push(mounts::ExtraMount::Bind {
+            source: source.into(),
+            destination: destination.into(),
+            options,
+        });
+        self
+    }
+
+    /// Mount a tmpfs at `destination` with docker's `noexec,nosuid,nodev` and `options`
+    /// (`size=64m`, `mode=1777`; a later `exec` undoes `noexec`).
+    pub fn tmpfs<I, S>(mut self, destination: impl Into<String>, options: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_mounts.push(mounts::ExtraMount::Tmpfs {
+            destination: destination.into(),
+            options: options.into_iter().map(Into::into).collect(),
+        });
         self
     }
 
@@ -313,6 +355,7 @@ impl SpecBuilder {
                 &format!("size={bytes}"),
             );
         }
+        let root_propagation = mounts::apply(&mut mounts, &self.extra_mounts)?;
         if self.privileged {
             // Docker: a writable /sys, and cgroups writable unless asked otherwise.
             remove_option(&mut mounts, "/sys", "ro");
@@ -335,7 +378,8 @@ impl SpecBuilder {
         linux
             .set_seccomp(seccomp)
             .set_devices((!devices.is_empty()).then_some(devices))
-            .set_sysctl((!sysctls.is_empty()).then_some(sysctls));
+            .set_sysctl((!sysctls.is_empty()).then_some(sysctls))
+            .set_rootfs_propagation(root_propagation);
         if self.privileged {
             linux.set_masked_paths(None).set_readonly_paths(None);
         }
