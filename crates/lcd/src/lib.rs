@@ -14,6 +14,7 @@ pub mod exit;
 
 mod context;
 mod flags;
+mod network;
 mod options;
 mod session;
 mod signals;

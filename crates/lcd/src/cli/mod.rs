@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 mod container;
 mod images;
+mod network;
 
 pub use container::*;
 pub use images::*;
+pub use network::*;
 
 /// A docker-style command line for containerd.
 #[derive(Debug, Parser)]
@@ -110,6 +112,13 @@ pub enum Command {
     Image(ImageArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
+    /// Manage networks.
+    Network(NetworkCmdArgs),
+    /// List a container's published ports.
+    Port(PortArgs),
+    /// The OCI hook that sets up and tears down a container's network (run by runc).
+    #[command(hide = true, name = "network-hook")]
+    NetworkHook(NetworkHookArgs),
 }
 
 #[derive(Debug, Args)]

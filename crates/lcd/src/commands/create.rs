@@ -18,6 +18,7 @@ use libcontainerd_images::{prepare, RunOptions};
 use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::flags::env_entry;
+use crate::network;
 use crate::options;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
@@ -40,16 +41,24 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
         return create_from_image(ctx, &client, args, &id).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
-    let spec = build_spec(args, &rootfs)?;
+    let mut spec = build_spec(args, &rootfs)?;
     let mut labels = options::labels(args, None)?;
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
-    let client = ctx.client().await?;
-    Ok(client
-        .new_container(&id, &spec, &ctx.runtime(), &labels)
-        .await?)
+    let net = network::apply(ctx, args, &id, &[], &mut spec, &mut labels)?;
+    let created = match ctx.client().await {
+        Ok(client) => client
+            .new_container(&id, &spec, &ctx.runtime(), &labels)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    if created.is_err() {
+        net.abandon();
+    }
+    created
 }
 
 /// A rootfs is a path; `127.0.0.1:5000/app` and `library/busybox` are images.
@@ -102,7 +111,12 @@ async fn create_from_image(
         let labels = options::labels(args, prepared.config.stop_signal.as_deref())?;
         Ok((spec, labels))
     });
-    let (spec, mut labels) = match built {
+    let built = built.and_then(|(mut spec, mut labels)| {
+        let exposed = &prepared.config.exposed_ports;
+        let net = network::apply(ctx, args, id, exposed, &mut spec, &mut labels)?;
+        Ok((spec, labels, net))
+    });
+    let (spec, mut labels, net) = match built {
         Ok(built) => built,
         Err(e) => {
             prepared.abandon(client).await;
@@ -112,9 +126,13 @@ async fn create_from_image(
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
-    Ok(prepared
+    let created = prepared
         .create(client, id, &spec, &ctx.runtime(), &labels)
-        .await?)
+        .await;
+    if created.is_err() {
+        net.abandon();
+    }
+    Ok(created?)
 }
 
 /// Whether `prepare` failed because the image is not stored (not, say, a missing snapshot).

@@ -6,6 +6,7 @@ use libcontainerd::TaskStatus;
 use crate::cli::RmArgs;
 use crate::context::Ctx;
 use crate::exit::for_each_id;
+use crate::network;
 use crate::state;
 
 /// `lcd rm`.
@@ -28,6 +29,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                 }
             }
             container.delete().await?;
+            network::forget(ctx, container.id())?;
             remove_log(&ctx.log_path(container.id()))?;
             println!("{id}");
             Ok(())

@@ -8,6 +8,7 @@ use super::create::create_container;
 use super::start::{run_attached, start_detached};
 use crate::cli::RunArgs;
 use crate::context::Ctx;
+use crate::network;
 
 /// `lcd run`: create, start, and (unless detached) wait and return the container's exit status.
 pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
@@ -25,15 +26,16 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         })
     } else {
         run_attached(container.clone(), interactive, args.rm).await
-    };
+    }
+    .map_err(network::hook_error);
     if outcome.is_err() || args.rm {
         // Nothing half-made stays behind when run fails, and --rm removes it either way.
-        remove_quietly(&container).await;
+        remove_quietly(ctx, &container).await;
     }
     outcome
 }
 
-async fn remove_quietly(container: &Container) {
+async fn remove_quietly(ctx: &Ctx, container: &Container) {
     // Usually the task is gone already (deleted once it exited, which the container handle
     // remembers): then this is a single RPC.
     let mut removed = container.delete().await;
@@ -46,5 +48,7 @@ async fn remove_quietly(container: &Container) {
     }
     if let Err(e) = removed {
         tracing::warn!(container = %container.id(), error = %e, "removing the container");
+    } else if let Err(e) = network::forget(ctx, container.id()) {
+        tracing::warn!(container = %container.id(), error = %e, "releasing the container's network");
     }
 }

@@ -7,6 +7,7 @@ use libcontainerd::{Container, Id, Output, StdioConfig, Task, TaskStatus};
 
 use crate::cli::StartArgs;
 use crate::context::Ctx;
+use crate::network;
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
 use crate::tty;
@@ -38,9 +39,13 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.attach {
-        run_attached(container, stdin, false).await
+        run_attached(container, stdin, false)
+            .await
+            .map_err(network::hook_error)
     } else {
-        start_detached(ctx, &container, stdin).await?;
+        start_detached(ctx, &container, stdin)
+            .await
+            .map_err(network::hook_error)?;
         println!("{id}");
         Ok(0)
     }
