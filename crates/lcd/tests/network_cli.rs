@@ -3,6 +3,8 @@
 //! (`unshare -n -m`) with its own containerd, so the bridges, veths and iptables rules it makes
 //! never touch the host, and it talks only to 127.0.0.1 and to containers in that namespace.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::{Read, Write};

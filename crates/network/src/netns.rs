@@ -7,12 +7,9 @@ use std::fs;
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statfs::NSFS_MAGIC;
 
 use crate::error::{Error, Result};
-
-/// `NSFS_MAGIC` of statfs(2): the file is a namespace (a live pin), not a plain file left by a
-/// reboot.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Bind-mount process `pid`'s network namespace on `path` (created empty).
 pub(crate) fn pin(pid: u32, path: &Path) -> Result<()> {
@@ -36,9 +33,9 @@ pub(crate) fn pin(pid: u32, path: &Path) -> Result<()> {
     })
 }
 
-/// Whether `path` is a pinned namespace.
+/// Whether `path` is a pinned namespace (nsfs), not a plain file that a reboot left.
 pub(crate) fn is_pinned(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
 }
 
 /// Unmount the pin and remove the file (either may be gone already).

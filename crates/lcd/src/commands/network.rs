@@ -28,19 +28,13 @@ pub async fn network(ctx: &Ctx, args: NetworkCmdArgs) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            println!(
-                "{:<20} {:<10} {:<18} {}",
-                "NAME", "DRIVER", "SUBNET", "BRIDGE"
-            );
-            println!("{:<20} {:<10} {:<18} {}", "host", "host", "", "");
-            println!("{:<20} {:<10} {:<18} {}", "none", "null", "", "");
+            println!("{}", row("NAME", "DRIVER", "SUBNET", "BRIDGE"));
+            println!("{}", row("host", "host", "", ""));
+            println!("{}", row("none", "null", "", ""));
             for n in &list {
                 println!(
-                    "{:<20} {:<10} {:<18} {}",
-                    n.name,
-                    "bridge",
-                    n.subnet.to_string(),
-                    n.bridge
+                    "{}",
+                    row(&n.name, "bridge", &n.subnet.to_string(), &n.bridge)
                 );
             }
             Ok(0)
@@ -107,6 +101,13 @@ pub async fn network(ctx: &Ctx, args: NetworkCmdArgs) -> Result<i32> {
             Ok(if failed { LCD_ERROR } else { 0 })
         }
     }
+}
+
+/// One line of `network ls`.
+fn row(name: &str, driver: &str, subnet: &str, bridge: &str) -> String {
+    format!("{name:<20} {driver:<10} {subnet:<18} {bridge}")
+        .trim_end()
+        .to_string()
 }
 
 /// The stored networks, with the default one (made now if it is not yet).
