@@ -202,7 +202,10 @@ fn put_in_spec(
         linux.set_sysctl(Some(sysctls));
         let mut hooks = spec.hooks().clone().unwrap_or_default();
         add_hook(&mut hooks, ctx, "attach", true)?;
-        add_hook(&mut hooks, ctx, "detach", false)?;
+        if request.mode.network().is_some() {
+            // With only loopback there is nothing to release when the task goes.
+            add_hook(&mut hooks, ctx, "detach", false)?;
+        }
         spec.set_hooks(Some(hooks));
         let mut annotations = spec.annotations().clone().unwrap_or_default();
         annotations.insert(ANNOTATION_REQUEST.to_string(), json.clone());

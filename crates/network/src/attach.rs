@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::files::{hosts_file, write_in_place};
 use crate::plugin::{self, Invocation, Op};
 use crate::ports::PortMapping;
-use crate::request::{Mode, Request};
+use crate::request::Request;
 use crate::store::{Network, CNI_VERSION};
 use crate::{netns, ContainerFiles, Networks};
 
@@ -155,6 +155,21 @@ impl Networks {
     /// detached first.
     pub fn attach(&self, request: &Request, pid: u32) -> Result<Attachment> {
         let network = request.mode.network().map(|n| self.get(n)).transpose()?;
+        if network.is_none() {
+            // Only loopback: nothing outside the namespace to release later, so no record and no
+            // pin (the namespace goes with the container).
+            let proc_netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            self.add_chain(request, None, &proc_netns)?;
+            return Ok(Attachment {
+                request: request.clone(),
+                pid,
+                start_time: start_time(pid).unwrap_or(0),
+                boot_id: boot_id(),
+                netns: proc_netns,
+                interfaces: Vec::new(),
+                result: Value::Null,
+            });
+        }
         let _lock = self.lock()?;
         if self
             .attachment(&request.namespace, &request.container_id)?
@@ -500,14 +515,6 @@ fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-/// Modes other than a bridge network have nothing to detach but their loopback and pin.
-impl Mode {
-    /// Whether containers in this mode are attached (have a namespace to set up).
-    pub fn needs_attach(&self) -> bool {
-        self.own_namespace()
-    }
 }
 
 #[cfg(test)]
