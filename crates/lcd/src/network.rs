@@ -288,6 +288,45 @@ pub fn request_of(labels: &HashMap<String, String>) -> Option<Request> {
     serde_json::from_str(labels.get(LABEL_NETWORK)?).ok()
 }
 
+/// docker's `NetworkSettings` for `inspect`: the network, the address while attached, the ports.
+pub fn settings(ctx: &Ctx, labels: &HashMap<String, String>, id: &Id) -> serde_json::Value {
+    let attachment = layer(ctx)
+        .attachment(&ctx.namespace, id.as_str())
+        .ok()
+        .flatten();
+    let Some(request) =
+        request_of(labels).or_else(|| attachment.as_ref().map(|a| a.request.clone()))
+    else {
+        return serde_json::Value::Null;
+    };
+    let interface = attachment.as_ref().and_then(|a| a.interfaces.first());
+    let mut ports = serde_json::Map::new();
+    for p in &request.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let binding =
+            serde_json::json!({"HostIp": p.host_ip_text(), "HostPort": p.host_port.to_string()});
+        if let Some(list) = ports
+            .entry(key)
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+        {
+            list.push(binding);
+        }
+    }
+    serde_json::json!({
+        "Networks": {
+            request.mode.name(): {
+                "IPAddress": interface.map(|i| i.ip.to_string()).unwrap_or_default(),
+                "IPPrefixLen": interface.map(|i| i.prefix).unwrap_or(0),
+                "Gateway": interface.map(|i| i.gateway.to_string()).unwrap_or_default(),
+                "MacAddress": interface.map(|i| i.mac.clone()).unwrap_or_default(),
+            }
+        },
+        "Ports": ports,
+        "Hostname": request.hostname,
+    })
+}
+
 /// Container `id` is gone: detach it if a hook did not, and remove its files.
 pub fn forget(ctx: &Ctx, id: &Id) -> Result<()> {
     let networks = layer(ctx);

@@ -247,6 +247,14 @@ fn a_published_port_serves_http_and_rm_leaves_nothing() {
         run(&lcd, &["port", "web", "80"]).ok(),
         format!("127.0.0.1:{port}\n")
     );
+    let inspect: serde_json::Value =
+        serde_json::from_str(run(&lcd, &["inspect", "web"]).ok()).unwrap();
+    let settings = &inspect[0]["NetworkSettings"];
+    let ip = settings["Networks"]["bridge"]["IPAddress"]
+        .as_str()
+        .unwrap();
+    assert!(ip.starts_with("10.209."), "{settings}");
+    assert_eq!(settings["Ports"]["80/tcp"][0]["HostPort"], port.to_string());
 
     // The port is taken: a clear error before anything starts, nothing made.
     let out = run(

@@ -78,6 +78,7 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
             "StopTimeout": stop_timeout,
         },
         "HostConfig": host_config(container.spec(), container.labels()),
+        "NetworkSettings": crate::network::settings(ctx, container.labels(), container.id()),
         "Rootfs": container.labels().get(LABEL_ROOTFS),
         "Image": container.snapshot().and_then(|s| s.image.as_deref()),
         "Snapshot": container.snapshot().map(|s| serde_json::json!({"Snapshotter": s.snapshotter, "Key": s.key})),
