@@ -357,7 +357,12 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     run(&lcd, &["network", "rm", "bridge"]).expect_error(125, &["pre-defined"]);
     run(&lcd, &["rm", "-f", "web"]).ok();
     assert_eq!(leftovers(&lcd, "web", "front"), Vec::<String>::new());
+    assert!(interfaces().contains(&"lcd1".to_string()), "front's bridge");
     assert_eq!(run(&lcd, &["network", "rm", "front"]).ok(), "front\n");
+    assert!(
+        !interfaces().contains(&"lcd1".to_string()),
+        "network rm left its bridge"
+    );
     run(&lcd, &["network", "rm", "front"]).expect_error(125, &["not found"]);
     lcd.assert_clean();
 }

@@ -15,6 +15,7 @@ mod attach;
 mod cidr;
 mod error;
 mod files;
+mod link;
 mod netns;
 mod plugin;
 mod ports;

@@ -207,9 +207,14 @@ impl Networks {
         Ok(network)
     }
 
-    /// Remove network `name`; refused while a container is attached to it. The bridge device stays
-    /// until the host reboots (removing links is not something the CNI plugins do).
+    /// Remove network `name` and its bridge device; refused while a container is attached to it.
     pub fn remove(&self, name: &str) -> Result<()> {
+        let network = self.remove_config(name)?;
+        crate::link::delete(&network.bridge)
+    }
+
+    /// Remove network `name`'s config (the checks of [`Networks::remove`]); returns what it was.
+    fn remove_config(&self, name: &str) -> Result<Network> {
         if matches!(name, "none" | "host" | DEFAULT_NETWORK) {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -240,7 +245,9 @@ impl Networks {
                 ),
             ));
         }
-        fs::remove_file(&path).map_err(|e| Error::io(format!("remove {}", path.display()), e))
+        let network = read_network(&path)?;
+        fs::remove_file(&path).map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+        Ok(network)
     }
 }
 
@@ -311,9 +318,13 @@ mod tests {
         assert!(n.create("bad name", None).is_err());
         assert!(n.create("host", None).is_err());
         assert_eq!(n.get("nope").unwrap_err().kind(), ErrorKind::NotFound);
-        assert!(n.remove("bridge").is_err());
-        assert_eq!(n.remove("nope").unwrap_err().kind(), ErrorKind::NotFound);
-        n.remove("front").unwrap();
+        // remove_config: the unit tests never touch the host's links.
+        assert!(n.remove_config("bridge").is_err());
+        assert_eq!(
+            n.remove_config("nope").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        n.remove_config("front").unwrap();
         assert!(n.list().unwrap().is_empty());
     }
 }
