@@ -523,6 +523,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reclaim_forgets_what_a_reboot_or_a_dead_process_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let networks = Networks::new(crate::Config::new(dir.path()));
+        let request = |id: &str| Request {
+            namespace: "ns".into(),
+            container_id: id.into(),
+            name: id.into(),
+            hostname: id.into(),
+            // A network whose config is gone: no plugin runs, the record and pin still go.
+            mode: crate::Mode::Bridge("gone".into()),
+            ports: vec![],
+            dns: vec![],
+            extra_hosts: vec![],
+        };
+        let me = std::process::id();
+        let record = |id: &str, boot: &str, start: u64| {
+            let pin = dir.path().join("netns/ns").join(id);
+            fs::create_dir_all(pin.parent().unwrap()).unwrap();
+            // After a reboot a pin is a plain file.
+            fs::write(&pin, b"").unwrap();
+            let a = Attachment {
+                request: request(id),
+                pid: me,
+                start_time: start,
+                boot_id: boot.into(),
+                netns: pin,
+                interfaces: vec![],
+                result: Value::Null,
+            };
+            networks
+                .write_record(&networks.record_path("ns", id), &a)
+                .unwrap();
+        };
+        let mine = start_time(me).unwrap();
+        record("rebooted", "an-earlier-boot", mine);
+        record("restarted", &boot_id(), mine + 1);
+        record("alive", &boot_id(), mine);
+        let mut gone = networks.reclaim().unwrap();
+        gone.sort();
+        assert_eq!(gone, ["ns/rebooted", "ns/restarted"]);
+        let left: Vec<String> = networks
+            .attachments()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.request.container_id)
+            .collect();
+        assert_eq!(left, ["alive"]);
+        assert!(!dir.path().join("netns/ns/rebooted").exists());
+    }
+
+    #[test]
     fn our_own_start_time_is_read() {
         assert!(start_time(std::process::id()).is_some());
         assert!(start_time(u32::MAX).is_none());
