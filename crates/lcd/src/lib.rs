@@ -12,11 +12,18 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 
+mod container_fs;
 mod context;
 mod flags;
+mod inventory;
+mod log_format;
+mod log_reader;
+mod log_tee;
+mod metadata;
 mod network;
 mod options;
 mod session;
 mod signals;
 mod state;
+mod tarball;
 mod tty;

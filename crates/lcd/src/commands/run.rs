@@ -25,7 +25,10 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             0
         })
     } else {
-        run_attached(container.clone(), interactive, args.rm).await
+        // A container removed when it exits keeps no log (docker's removes it with the
+        // container), so its attached output goes to the terminal alone.
+        let log = (!args.rm).then(|| ctx.log_path(container.id()));
+        run_attached(container.clone(), interactive, args.rm, log.as_deref()).await
     }
     .map_err(network::hook_error);
     if outcome.is_err() || args.rm {

@@ -39,7 +39,8 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.attach {
-        run_attached(container, stdin, false)
+        let log = ctx.log_path(container.id());
+        run_attached(container, stdin, false, Some(&log))
             .await
             .map_err(network::hook_error)
     } else {
@@ -54,9 +55,11 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
 /// Start the container's task with nobody attached; see the module's summary for where its output
 /// goes.
 pub async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {
-    if stdin || has_terminal(container) {
+    if stdin {
         // A container that takes input is attached to later (`lcd attach`): its stdio stays on
         // FIFOs. Output waits in them (64 KiB, then the process blocks) until someone attaches.
+        // With a terminal but no stdin (`-d -t`) there is nothing to type: its output goes to
+        // the log, as docker's does, and `lcd logs` shows it.
         let config = StdioConfig {
             stdin,
             terminal: false,
@@ -84,8 +87,14 @@ pub async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Re
 
 /// Run the task with our stdio connected and return its exit status; the task is deleted afterwards
 /// (its exit is recorded on the container, or the container goes too with --rm). If the user detaches
-/// (Ctrl-P Ctrl-Q on a terminal), the container keeps running and lcd returns 0.
-pub async fn run_attached(container: Container, stdin: bool, remove: bool) -> Result<i32> {
+/// (Ctrl-P Ctrl-Q on a terminal), the container keeps running and lcd returns 0. The output is
+/// also appended to `log`, if given.
+pub async fn run_attached(
+    container: Container,
+    stdin: bool,
+    remove: bool,
+    log: Option<&std::path::Path>,
+) -> Result<i32> {
     let config = StdioConfig {
         stdin,
         terminal: false,
@@ -97,7 +106,7 @@ pub async fn run_attached(container: Container, stdin: bool, remove: bool) -> Re
         let _ = task.force_delete().await;
         return Err(e.into());
     }
-    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS).await? {
+    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS, log).await? {
         session::Outcome::Exited(status) => status,
         session::Outcome::Detached => return Ok(0),
     };
