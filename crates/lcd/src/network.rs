@@ -35,6 +35,8 @@ pub const LABEL_NETWORK: &str = "io.lcd.network";
 const ANNOTATION_REQUEST: &str = "io.lcd.network.request";
 /// Directories of CNI plugins (colon-separated) in place of Debian's /usr/lib/cni.
 const CNI_PATH_ENV: &str = "LCD_CNI_PATH";
+/// The container paths lcd bind-mounts its files on.
+pub const MOUNTPOINTS: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
 /// docker's two namespaced sysctls for a container with a network namespace of its own: a
 /// non-root server may bind port 80, and non-root ping works.
 const NETNS_SYSCTLS: [(&str, &str); 2] = [
