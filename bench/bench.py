@@ -448,8 +448,10 @@ class Bench:
         # Where cargo puts it: $CARGO_TARGET_DIR (relative to the worktree, where cargo runs) if set.
         self.lcd = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release/lcd")
         self.rootfs = os.path.join(self.dir, "rootfs")
+        # --network none, as docker's rows: lcd's default bridge network would change the host's
+        # network; the network rows run in a namespace of their own (see network_inner).
         self.lcd_env = dict(os.environ, LCD_DATA_ROOT=f"{self.dir}/data", LCD_EXEC_ROOT=f"{self.dir}/run",
-                            LCD_NAMESPACE="bench-lcd")
+                            LCD_NAMESPACE="bench-lcd", LCD_NETWORK="none")
         self.sock = f"{self.dir}/run/containerd/containerd.sock"
         self.docker_sock = f"{self.dir}/docker.sock"
         self.dockerd = None
@@ -1035,6 +1037,16 @@ class Bench:
             "dockerd RSS after the parallel load": self.results.get("dockerd_rss_after_load_kib"),
         }
 
+    def network(self):
+        """The network rows (see network_inner), measured by this script run again inside a new
+        network and mount namespace."""
+        out = f"{self.dir}/network.json"
+        sh(["unshare", "--net", "--mount", "--propagation", "private", "--", sys.executable,
+            os.path.abspath(__file__), "--network-inner", str(self.args.runs), out])
+        with open(out) as f:
+            for name, tools in json.load(f).items():
+                self.results["rows"].setdefault(name, {}).update(tools)
+
     def cleanup(self):
         targets = range(EXEC_TARGETS)
         for k in targets:
@@ -1082,7 +1094,86 @@ class Bench:
             pass
 
 
+def network_inner(runs, out_json):
+    """The network rows, run by bench.py itself inside `unshare -n -m` (Bench.network), so that the
+    bridges, veths and iptables rules never touch the host: a private containerd (lcd's), and a
+    private dockerd on it with its own docker0 bridge and iptables, in the namespace. Times a detached
+    start with `--network none` and with the bridge and a published port (`-p 127.0.0.1:PORT:80`,
+    busybox httpd), for lcd and docker, interleaved; each container is removed untimed."""
+    sh(["ip", "link", "set", "lo", "up"])
+    d = tempfile.mkdtemp(prefix="lcdn", dir="/tmp")
+    lcd = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release/lcd")
+    env = dict(os.environ, LCD_DATA_ROOT=f"{d}/data", LCD_EXEC_ROOT=f"{d}/run", LCD_NAMESPACE="bench-net")
+    env.pop("LCD_NETWORK", None)
+    rootfs = f"{d}/rootfs"
+    sock = f"{d}/run/containerd/containerd.sock"
+    docker = ["docker", "-H", f"unix://{d}/docker.sock"]
+    dockerd = None
+    rows = {}
+    try:
+        sh([lcd, "rootfs", "busybox", rootfs], stdout=subprocess.DEVNULL)
+        with open(f"{rootfs}/index.html", "w") as f:
+            f.write("hello\n")
+        sh([lcd, "daemon", "start"], env=env, stdout=subprocess.DEVNULL)
+        log = open(f"{d}/dockerd.log", "w")
+        dockerd = subprocess.Popen(
+            ["dockerd", "--data-root", f"{d}/docker", "--exec-root", f"{d}/docker-run",
+             "-H", f"unix://{d}/docker.sock", "--pidfile", f"{d}/docker.pid", "--containerd", sock,
+             "--storage-driver=vfs"], stdout=log, stderr=log, start_new_session=True)
+        for _ in range(300):
+            if subprocess.run([*docker, "version"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"dockerd did not start in the namespace; see {d}/dockerd.log")
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        sh([*docker, "import", "-", "lcdbench:latest"], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        tar.wait()
+        cmds = {
+            ("run -d --network none", "lcd"):
+                lambda i: [lcd, "run", "-d", "--network", "none", "--name", f"n{i}", rootfs, "sleep", "1000"],
+            ("run -d -p (bridge)", "lcd"):
+                lambda i: [lcd, "run", "-d", "--name", f"p{i}", "-p", f"127.0.0.1:{20000 + i}:80", rootfs,
+                           "httpd", "-f", "-p", "80"],
+            ("run -d --network none", "docker"):
+                lambda i: [*docker, "run", "-d", "--network", "none", "--name", f"dn{i}", "lcdbench",
+                           "sleep", "1000"],
+            ("run -d -p (bridge)", "docker"):
+                lambda i: [*docker, "run", "-d", "--name", f"dp{i}", "-p", f"127.0.0.1:{21000 + i}:80",
+                           "lcdbench", "httpd", "-f", "-p", "80"],
+        }
+        removers = {"lcd": lambda name: [lcd, "rm", "-f", name], "docker": lambda name: [*docker, "rm", "-f", name]}
+        names = {("run -d --network none", "lcd"): "n", ("run -d -p (bridge)", "lcd"): "p",
+                 ("run -d --network none", "docker"): "dn", ("run -d -p (bridge)", "docker"): "dp"}
+        samples = {k: [] for k in cmds}
+        warm = 2
+        for i in range(warm + runs):
+            for key, make in rotated(cmds, i):
+                time.sleep(SETTLE_S)
+                ms, _, _ = timed(make(i), env)
+                if i >= warm:
+                    samples[key].append(ms)
+                subprocess.run(removers[key[1]](f"{names[key]}{i}"), env=env, capture_output=True)
+        for (name, tool), values in samples.items():
+            rows.setdefault(name, {})[tool] = stats(values)
+    finally:
+        if dockerd and dockerd.poll() is None:
+            dockerd.send_signal(signal.SIGTERM)
+            try:
+                dockerd.wait(20)
+            except subprocess.TimeoutExpired:
+                dockerd.kill()
+                dockerd.wait()
+        subprocess.run([lcd, "daemon", "stop"], env=env, capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+    with open(out_json, "w") as f:
+        json.dump(rows, f)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--network-inner":
+        network_inner(int(sys.argv[2]), sys.argv[3])
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--parallel", type=int, default=20)
@@ -1126,6 +1217,8 @@ def main():
         b.stress()
         print("images (pull, load, run --rm IMAGE) ...", flush=True)
         b.images()
+        print("networks (in a namespace of their own) ...", flush=True)
+        b.network()
         b.results["machine"]["after"] = quiet_check("after")
         b.memory()
         b.report()

@@ -22,6 +22,7 @@ mod log_reader;
 mod log_tee;
 mod metadata;
 mod mounts;
+mod network;
 mod options;
 mod session;
 mod signals;

@@ -109,6 +109,8 @@ pub struct CreateArgs {
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
+    #[command(flatten)]
+    pub network: super::NetworkArgs,
     /// An image (busybox, 127.0.0.1:5000/app:1), or a root filesystem directory used in place
     /// (a path starting with / or ., e.g. ./rootfs).
     #[arg(value_name = "IMAGE|ROOTFS")]

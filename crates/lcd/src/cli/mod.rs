@@ -11,6 +11,7 @@ mod files;
 mod images;
 mod metadata;
 mod mounts;
+mod network;
 mod system;
 
 pub use container::*;
@@ -18,6 +19,7 @@ pub use files::*;
 pub use images::*;
 pub use metadata::*;
 pub use mounts::*;
+pub use network::*;
 pub use system::*;
 
 /// A docker-style command line for containerd.
@@ -125,6 +127,13 @@ pub enum Command {
     Volume(VolumeArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
+    /// Manage networks.
+    Network(NetworkCmdArgs),
+    /// List a container's published ports.
+    Port(PortArgs),
+    /// The OCI hook that sets up and tears down a container's network (run by runc).
+    #[command(hide = true, name = "network-hook")]
+    NetworkHook(NetworkHookArgs),
     /// Block until containers stop, then print their exit codes.
     Wait(IdsArgs),
     /// Copy files between a container and the host (- for a tar stream).

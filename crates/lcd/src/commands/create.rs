@@ -21,6 +21,7 @@ use crate::context::Ctx;
 use crate::flags::env_entry;
 use crate::metadata;
 use crate::mounts::{self, Plan};
+use crate::network;
 use crate::options;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
@@ -63,13 +64,18 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
     let client = ctx.client().await?;
     let plan = Plan::prepare(ctx, requests)?;
     let created = async {
-        let spec = build_spec_with(args, &rootfs, &plan)?;
+        let mut spec = build_spec_with(args, &rootfs, &plan)?;
         plan.fill_from_rootfs(&rootfs)?;
         let (key, value) = plan.label(&args.mounts.tmpfs)?;
         labels.insert(key, value);
-        Ok(client
+        let net = network::apply(ctx, args, &id, &[], &mut spec, &mut labels)?;
+        let created = client
             .new_container(&id, &spec, &ctx.runtime(), &labels)
-            .await?)
+            .await;
+        if created.is_err() {
+            net.abandon();
+        }
+        Ok(created?)
     }
     .await;
     if created.is_err() {
@@ -134,7 +140,7 @@ async fn create_from_image(
         }
     };
     let built = async {
-        let spec = apply_options(plan.apply(prepared.spec.clone()), args)?;
+        let mut spec = apply_options(plan.apply(prepared.spec.clone()), args)?;
         let mut labels = user_labels;
         labels.extend(options::labels(
             args,
@@ -143,10 +149,12 @@ async fn create_from_image(
         let (key, value) = plan.label(&args.mounts.tmpfs)?;
         labels.insert(key, value);
         plan.fill_from_snapshot(client, &prepared.snapshot).await?;
-        Ok::<_, anyhow::Error>((spec, labels))
+        let exposed = &prepared.config.exposed_ports;
+        let net = network::apply(ctx, args, id, exposed, &mut spec, &mut labels)?;
+        Ok::<_, anyhow::Error>((spec, labels, net))
     }
     .await;
-    let (spec, mut labels) = match built {
+    let (spec, mut labels, net) = match built {
         Ok(built) => built,
         Err(e) => {
             plan.undo();
@@ -161,6 +169,7 @@ async fn create_from_image(
         .create(client, id, &spec, &ctx.runtime(), &labels)
         .await;
     if created.is_err() {
+        net.abandon();
         plan.undo();
     }
     Ok(created?)

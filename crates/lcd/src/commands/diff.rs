@@ -61,12 +61,31 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<i32> {
         parent.close().await;
     }
     drop(root);
+    let mut changes = compared??;
+    hide_network_mountpoints(&mut changes);
     let mut out = String::new();
-    for (path, change) in compared?? {
+    for (path, change) in changes {
         out.push_str(&format!("{} {}\n", change.letter(), path.display()));
     }
     print!("{out}");
     Ok(0)
+}
+
+/// The files lcd bind-mounts over (`/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`): runc creates
+/// an empty one in the container's layer where the image has none. docker keeps these in a layer of
+/// their own that `docker diff` never shows; here the stubs are left out, and so is `/etc` when
+/// nothing else in it changed (its modification time is the stubs').
+fn hide_network_mountpoints(changes: &mut BTreeMap<PathBuf, Change>) {
+    for file in crate::network::MOUNTPOINTS {
+        if changes.get(Path::new(file)) == Some(&Change::Added) {
+            changes.remove(Path::new(file));
+        }
+    }
+    let etc = Path::new("/etc");
+    let other_in_etc = changes.keys().any(|p| p != etc && p.starts_with(etc));
+    if !other_in_etc && changes.get(etc) == Some(&Change::Changed) {
+        changes.remove(etc);
+    }
 }
 
 /// Record the changes under `rel` (a path inside both trees) of `new` against `old` (None: the

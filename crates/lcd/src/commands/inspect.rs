@@ -88,6 +88,7 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         },
         "HostConfig": host_config(container.spec(), container.labels()),
         "Mounts": crate::volumes::mounts_of(container.labels()),
+        "NetworkSettings": crate::network::settings(ctx, container.labels(), container.id()),
         "Rootfs": container.labels().get(LABEL_ROOTFS),
         "Image": container.snapshot().and_then(|s| s.image.as_deref()),
         "Snapshot": container.snapshot().map(|s| serde_json::json!({"Snapshotter": s.snapshotter, "Key": s.key})),

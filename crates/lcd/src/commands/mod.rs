@@ -26,6 +26,7 @@ mod inspect;
 mod kill;
 mod load;
 mod logs;
+mod network;
 mod pause;
 mod prune;
 mod ps;
@@ -66,6 +67,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         containerd: cli.containerd,
         force_kubernetes: cli.force_kubernetes,
     };
+    if reclaims_networks(&cli.command) {
+        crate::network::reclaim(&ctx);
+    }
     match cli.command {
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Create(args) => create::create(&ctx, args).await,
@@ -97,6 +101,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Tag(args) => tag::tag(&ctx, args).await,
         Command::Rmi(args) => rmi::rmi(&ctx, args).await,
         Command::Image(args) => image::image(&ctx, args).await,
+        Command::Network(args) => network::network(&ctx, args).await,
+        Command::Port(args) => network::port(&ctx, args).await,
+        Command::NetworkHook(args) => network::hook(&ctx, args).await,
         Command::Wait(args) => wait::wait(&ctx, args).await,
         Command::Cp(args) => cp::cp(&ctx, args).await,
         Command::Diff(args) => diff::diff(&ctx, args).await,
@@ -115,4 +122,21 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Man(args) => completion::man(args),
         Command::Volume(args) => volume::volume(&ctx, args).await,
     }
+}
+
+/// Whether the command first releases the networks of containers that a crash left attached: the
+/// commands that attach containers or show networks (the hook itself never: it runs under runc).
+fn reclaims_networks(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Run(_)
+            | Command::Create(_)
+            | Command::Start(_)
+            | Command::Rm(_)
+            | Command::Ps(_)
+            | Command::Network(_)
+            | Command::Port(_)
+            | Command::Container(_)
+            | Command::System(_)
+    )
 }

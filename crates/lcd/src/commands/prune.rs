@@ -105,6 +105,9 @@ async fn prune_containers(ctx: &Ctx, client: &Client) -> Result<(Vec<String>, u6
         };
         match gone.await {
             Ok(true) => {
+                if let Err(e) = crate::network::forget(ctx, &id) {
+                    tracing::warn!(container = %id, error = %e, "releasing a container's network");
+                }
                 let log = ctx.log_path(&id);
                 if let Err(e) = std::fs::remove_file(&log) {
                     if e.kind() != std::io::ErrorKind::NotFound {

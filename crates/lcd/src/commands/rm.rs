@@ -7,6 +7,7 @@ use crate::cli::RmArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
+use crate::network;
 use crate::state;
 use crate::{mounts, volumes};
 
@@ -32,6 +33,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                 }
             }
             container.delete().await?;
+            network::forget(ctx, container.id())?;
             remove_log(&ctx.log_path(container.id()))?;
             if remove_volumes {
                 let records = volumes::mounts_of(container.labels());

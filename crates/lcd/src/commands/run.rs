@@ -8,6 +8,7 @@ use super::create::create_container;
 use super::start::{run_attached, start_detached};
 use crate::cli::RunArgs;
 use crate::context::Ctx;
+use crate::network;
 use crate::{mounts, volumes};
 
 /// `lcd run`: create, start, and (unless detached) wait and return the container's exit status.
@@ -29,10 +30,11 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         // container), so its attached output goes to the terminal alone.
         let log = (!args.rm).then(|| ctx.log_path(container.id()));
         run_attached(container.clone(), interactive, args.rm, log.as_deref()).await
-    };
+    }
+    .map_err(network::hook_error);
     if outcome.is_err() || args.rm {
         // Nothing half-made stays behind when run fails, and --rm removes it either way.
-        remove_quietly(&container).await;
+        remove_quietly(ctx, &container).await;
         // docker's `run --rm` takes the container's anonymous volumes with it.
         let records = volumes::mounts_of(container.labels());
         if let Err(e) = remove_anonymous_volumes(ctx, &records).await {
@@ -49,7 +51,7 @@ async fn remove_anonymous_volumes(ctx: &Ctx, records: &[volumes::MountRecord]) -
     mounts::remove_anonymous(ctx, &ctx.client().await?, records).await
 }
 
-async fn remove_quietly(container: &Container) {
+async fn remove_quietly(ctx: &Ctx, container: &Container) {
     // Usually the task is gone already (deleted once it exited, which the container handle
     // remembers): then this is a single RPC.
     let mut removed = container.delete().await;
@@ -62,5 +64,7 @@ async fn remove_quietly(container: &Container) {
     }
     if let Err(e) = removed {
         tracing::warn!(container = %container.id(), error = %e, "removing the container");
+    } else if let Err(e) = network::forget(ctx, container.id()) {
+        tracing::warn!(container = %container.id(), error = %e, "releasing the container's network");
     }
 }

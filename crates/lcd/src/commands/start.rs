@@ -8,6 +8,7 @@ use libcontainerd::{Container, Id, Output, StdioConfig, Task, TaskStatus};
 use crate::cli::StartArgs;
 use crate::context::Ctx;
 use crate::cri;
+use crate::network;
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
 use crate::tty;
@@ -41,9 +42,13 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     }
     if args.attach {
         let log = ctx.log_path(container.id());
-        run_attached(container, stdin, false, Some(&log)).await
+        run_attached(container, stdin, false, Some(&log))
+            .await
+            .map_err(network::hook_error)
     } else {
-        start_detached(ctx, &container, stdin).await?;
+        start_detached(ctx, &container, stdin)
+            .await
+            .map_err(network::hook_error)?;
         println!("{id}");
         Ok(0)
     }

@@ -437,6 +437,11 @@ impl Lcd {
             .env_remove("LCD_ADDRESS")
             .env_remove("LCD_CONTAINERD")
             .env_remove("LCD_LOG")
+            // Containers get a namespace of their own with only loopback: lcd's default bridge
+            // network would change the host's network (tests/network_cli.rs tests networks, inside
+            // namespaces of its own).
+            .env("LCD_NETWORK", "none")
+            .env_remove("LCD_CNI_PATH")
             // Tests talk only to 127.0.0.0/8: an image pull that would leave the machine (a test
             // naming an image nobody stored) goes to a proxy on loopback that refuses it instead.
             // The pull never uses a proxy for loopback registries, so local ones still work.
