@@ -6,15 +6,22 @@
 //! - what commands share: `context` (where containerd is, lcd's directories), `state` (labels,
 //!   states, loading), `session` (an attached session), `tty`, `signals`, `flags` (`--format`,
 //!   `-e`) and [`exit`] (exit statuses, the one-line error);
+//! - `agent` (the process that outlives the CLI and acts on detached containers' exits) and
+//!   `launch` (a detached start, shared by the commands and the agent), above `restart` (docker's
+//!   restart policies) and the support modules; `fault` (crash points for the fault tests);
 //! - [`cli`]: the argument types, which import nothing of lcd's.
 
 pub mod cli;
 pub mod commands;
 pub mod exit;
 
+mod agent;
 mod context;
+mod fault;
 mod flags;
+mod launch;
 mod options;
+mod restart;
 mod session;
 mod signals;
 mod state;

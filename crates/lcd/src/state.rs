@@ -87,6 +87,25 @@ pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::E
     Ok(status)
 }
 
+/// [`reap`], where a task already deleted by someone else (the agent, a racing `lcd stop`) is no
+/// failure: whoever deleted it recorded the exit. None then.
+pub async fn reap_if_present(
+    container: &Container,
+    task: &Task,
+) -> Result<Option<libcontainerd::ExitStatus>> {
+    match reap(container, task).await {
+        Ok(status) => Ok(Some(status)),
+        Err(e)
+            if e
+                .downcast_ref::<libcontainerd::Error>()
+                .is_some_and(|e| e.kind() == ErrorKind::NotFound) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A container's state as lcd shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {

@@ -6,6 +6,7 @@
 //! `ctr --rootfs` and `podman --rootfs` do; anything else is an image reference, run on a
 //! copy-on-write snapshot of its own (pulled first if missing, as `--pull` says).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -19,29 +20,43 @@ use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::flags::env_entry;
 use crate::options;
+use crate::restart::{Policy, LABEL_RESTART};
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
 
 /// `lcd create`: the first half of run; prints the id.
 pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
-    let container = create_container(ctx, &args).await?;
+    let container = create_container(ctx, &args, HashMap::new()).await?;
     println!("{}", container.id());
     Ok(0)
 }
 
-/// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps.
-pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container> {
+/// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps (`extra`:
+/// those of `run`'s own flags).
+pub async fn create_container(
+    ctx: &Ctx,
+    args: &CreateArgs,
+    mut extra: HashMap<String, String>,
+) -> Result<Container> {
+    let policy: Policy = args.restart.parse()?;
+    if policy != Policy::No {
+        if ctx.address.is_some() {
+            bail!("--restart needs lcd's agent, which runs only beside lcd's own containerd: drop --address");
+        }
+        extra.insert(LABEL_RESTART.to_string(), policy.to_string());
+    }
     let id = match &args.name {
         Some(name) => Id::new(name.as_str())?,
         None => state::generate_id()?,
     };
     if !is_rootfs_path(&args.rootfs) {
         let client = ctx.client().await?;
-        return create_from_image(ctx, &client, args, &id).await;
+        return create_from_image(ctx, &client, args, &id, extra).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
     let spec = build_spec(args, &rootfs)?;
     let mut labels = options::labels(args, None)?;
+    labels.extend(extra);
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
@@ -63,6 +78,7 @@ async fn create_from_image(
     client: &Client,
     args: &CreateArgs,
     id: &Id,
+    extra: HashMap<String, String>,
 ) -> Result<Container> {
     let image = args.rootfs.as_str();
     if args.pull == "always" {
@@ -109,6 +125,7 @@ async fn create_from_image(
             return Err(e);
         }
     };
+    labels.extend(extra);
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }

@@ -77,6 +77,7 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
             "StopSignal": stop_signal,
             "StopTimeout": stop_timeout,
         },
+        "RestartCount": crate::restart::count(container.labels()),
         "HostConfig": host_config(container.spec(), container.labels()),
         "Rootfs": container.labels().get(LABEL_ROOTFS),
         "Image": container.snapshot().and_then(|s| s.image.as_deref()),
@@ -122,7 +123,10 @@ fn host_config(
         names.sort();
         names
     };
+    let restart = crate::restart::Policy::of(labels);
     json!({
+        "RestartPolicy": {"Name": restart.name(), "MaximumRetryCount": restart.max_retries()},
+        "AutoRemove": labels.contains_key(crate::restart::LABEL_AUTO_REMOVE),
         "Privileged": field("Privileged"),
         "CapAdd": field("CapAdd"),
         "CapDrop": field("CapDrop"),

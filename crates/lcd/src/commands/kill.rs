@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::cli::KillArgs;
 use crate::context::Ctx;
 use crate::exit::for_each_id;
+use crate::launch;
 use crate::state;
 
 /// `lcd kill`.
@@ -16,6 +17,8 @@ pub async fn kill(ctx: &Ctx, args: KillArgs) -> Result<i32> {
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
             let task = state::running(container.id(), task)?;
+            // As docker's kill: the restart policy does not bring it back.
+            launch::mark_stopped_by_user(&container).await?;
             task.kill(signal).await?;
             println!("{id}");
             Ok(())

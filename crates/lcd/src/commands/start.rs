@@ -1,12 +1,13 @@
 //! `lcd start`: run a created (or stopped) container's task, attached (stdio forwarded, signals
 //! proxied, exit status returned) or detached (output to a log file, or kept on FIFOs for a later
-//! `lcd attach`). `run` starts its new container the same way, with the two functions here.
+//! `lcd attach`; see [`crate::launch`]). `run` starts its new container the same way.
 
 use anyhow::{bail, Context as _, Result};
-use libcontainerd::{Container, Id, Output, StdioConfig, Task, TaskStatus};
+use libcontainerd::{Container, Id, Output, StdioConfig, TaskStatus};
 
 use crate::cli::StartArgs;
 use crate::context::Ctx;
+use crate::launch::{self, start_detached};
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
 use crate::tty;
@@ -18,7 +19,12 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let (container, task) = client.load_container_and_task(&id).await?;
     match task {
         Some((task, TaskStatus::Stopped)) => {
-            state::reap(&container, &task).await?;
+            state::reap_if_present(&container, &task).await?;
+        }
+        Some((task, TaskStatus::Created)) => {
+            // Left by a start that was killed before the process ran: its shim (and logger) go
+            // before the new task's come, so two loggers never write one file.
+            task.force_delete().await?;
         }
         Some((_, status)) => bail!("container {id} is already {status}"),
         None => {}
@@ -38,43 +44,14 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.attach {
+        // This run's exit is the session's to record (and no restart policy applies to it).
+        launch::mark_detached(&container, false).await?;
         run_attached(container, stdin, false).await
     } else {
         start_detached(ctx, &container, stdin).await?;
         println!("{id}");
         Ok(0)
     }
-}
-
-/// Start the container's task with nobody attached; see the module's summary for where its output
-/// goes.
-pub async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {
-    if stdin || has_terminal(container) {
-        // A container that takes input is attached to later (`lcd attach`): its stdio stays on
-        // FIFOs. Output waits in them (64 KiB, then the process blocks) until someone attaches.
-        let config = StdioConfig {
-            stdin,
-            terminal: false,
-            output: Output::Pipe,
-        };
-        let (task, mut io) = container.create_task(None, &config).await?;
-        // The shim holds a writer on the stdin FIFO itself, so the process sees end of file only
-        // through CloseIO: letting go of our end without it keeps stdin open for `lcd attach`.
-        if let Some(ours) = io.stdin.take() {
-            ours.detach();
-        }
-        if let Err(e) = task.start().await {
-            let _ = task.force_delete().await;
-            return Err(e.into());
-        }
-        return Ok(task);
-    }
-    let config = StdioConfig {
-        stdin,
-        terminal: false,
-        output: ctx.log_output(container.id())?,
-    };
-    Ok(container.start(None, &config, |_| Ok(())).await?)
 }
 
 /// Run the task with our stdio connected and return its exit status; the task is deleted afterwards

@@ -10,6 +10,7 @@ use libcontainerd::Signal;
 use crate::cli::StopArgs;
 use crate::context::Ctx;
 use crate::exit::for_each_id;
+use crate::launch;
 use crate::options::stop_settings;
 use crate::state;
 
@@ -27,6 +28,8 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
         let client = client.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
+            // Before anything else: a restart the agent has pending is cancelled too.
+            launch::mark_stopped_by_user(&container).await?;
             let task = state::running(container.id(), task)?;
             let (label_signal, label_timeout) = stop_settings(container.labels());
             let signal = match given_signal {
@@ -52,7 +55,7 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
                 task.kill_all(Signal::KILL).await?;
                 task.wait().await?;
             }
-            state::reap(&container, &task).await?;
+            state::reap_if_present(&container, &task).await?;
             println!("{id}");
             Ok(())
         }
