@@ -17,6 +17,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let client = ctx.client().await?;
     let id = Id::new(args.id.as_str())?;
     let (container, task) = client.load_container_and_task(&id).await?;
+    let mut leftover = false;
     match task {
         Some((task, TaskStatus::Stopped)) => {
             state::reap_if_present(&container, &task).await?;
@@ -25,6 +26,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
             // Left by a start that was killed before the process ran: its shim (and logger) go
             // before the new task's come, so two loggers never write one file.
             task.force_delete().await?;
+            leftover = true;
         }
         Some((_, status)) => bail!("container {id} is already {status}"),
         None => {}
@@ -46,11 +48,26 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     if args.attach {
         // This run's exit is the session's to record (and no restart policy applies to it).
         launch::mark_detached(&container, false).await?;
-        run_attached(container, stdin, false).await
-    } else {
-        start_detached(ctx, &container, stdin).await?;
-        println!("{id}");
-        Ok(0)
+    }
+    // containerd removes a deleted task's shim directory once it sees the shim go, a moment
+    // after the delete returned; until then a new task of the container fails with "file exists".
+    let mut tries = 0;
+    loop {
+        let started = if args.attach {
+            run_attached(container.clone(), stdin, false).await
+        } else {
+            start_detached(ctx, &container, stdin).await.map(|_| {
+                println!("{id}");
+                0
+            })
+        };
+        match started {
+            Err(e) if leftover && tries < 200 && format!("{e:#}").contains("file exists") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            started => return started,
+        }
     }
 }
 
