@@ -180,13 +180,16 @@ pub async fn load_with_task(
     Ok(client.load_container_and_task(&id).await?)
 }
 
-/// The task of a loaded container and its status now, or None if it has none.
+/// The task of a loaded container and its status now, or None if it has none (also when it is
+/// deleted between the two lookups, as lcd's agent does once a detached container exits).
 pub async fn task_with_status(container: &Container) -> Result<Option<(Task, TaskStatus)>> {
-    match container.task().await {
-        Ok(task) => {
-            let status = task.status().await?;
-            Ok(Some((task, status)))
-        }
+    let task = match container.task().await {
+        Ok(task) => task,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match task.status().await {
+        Ok(status) => Ok(Some((task, status))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -177,14 +177,23 @@ impl Agent {
     /// Record the exit and delete the task (the shim and logger go), then remove the container or
     /// schedule its restart as its labels say.
     async fn exited(&mut self, id: &str, pid: u32) -> Result<()> {
-        let Some((container, task)) = self.load(id).await? else {
+        // The container alone first: most exits on a busy machine are attached runs', which
+        // record their own (and a `run --rm` one is usually gone already).
+        let Ok(checked) = Id::new(id) else {
             return Ok(());
         };
+        let container = match self.client.load_container(&checked).await {
+            Ok(container) => container,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.runs.remove(id);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !container.labels().contains_key(LABEL_DETACHED) {
-            // An attached session records its own exit.
             return Ok(());
         }
-        match task {
+        match state::task_with_status(&container).await? {
             Some((task, TaskStatus::Stopped)) if pid == 0 || task.pid() == pid => {
                 state::reap_if_present(&container, &task).await?;
             }

@@ -40,7 +40,14 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             };
             let timeout = args.time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
             // A paused process cannot act on the signal; docker's stop also just signals it.
-            task.kill(signal).await?;
+            match task.kill(signal).await {
+                // It exited meanwhile and lcd's agent already recorded that and deleted the task.
+                Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {
+                    println!("{id}");
+                    return Ok(());
+                }
+                killed => killed?,
+            }
             let waited = match u64::try_from(timeout) {
                 Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
                     .await
