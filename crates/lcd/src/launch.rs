@@ -73,7 +73,8 @@ pub async fn mark_detached(container: &Container, detached: bool) -> Result<()> 
 /// restart it; a write only for a container with a restart policy.
 pub async fn mark_stopped_by_user(container: &Container) -> Result<()> {
     let labels = container.labels();
-    if labels.contains_key(crate::restart::LABEL_RESTART) && !labels.contains_key(LABEL_STOPPED_BY_USER)
+    if labels.contains_key(crate::restart::LABEL_RESTART)
+        && !labels.contains_key(LABEL_STOPPED_BY_USER)
     {
         let changes = HashMap::from([(LABEL_STOPPED_BY_USER.to_string(), "1".to_string())]);
         container.clone().set_labels(&changes).await?;

@@ -62,7 +62,9 @@ impl std::str::FromStr for Policy {
                     max: u32::try_from(max).unwrap_or(u32::MAX),
                 },
                 Ok(_) => bail!("invalid restart policy: maximum retry count cannot be negative"),
-                Err(_) => bail!("invalid restart policy format: maximum retry count must be an integer"),
+                Err(_) => {
+                    bail!("invalid restart policy format: maximum retry count must be an integer")
+                }
             },
             ("no" | "always" | "unless-stopped", Some(_)) => {
                 bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'")

@@ -96,8 +96,7 @@ pub async fn reap_if_present(
     match reap(container, task).await {
         Ok(status) => Ok(Some(status)),
         Err(e)
-            if e
-                .downcast_ref::<libcontainerd::Error>()
+            if e.downcast_ref::<libcontainerd::Error>()
                 .is_some_and(|e| e.kind() == ErrorKind::NotFound) =>
         {
             Ok(None)

@@ -186,10 +186,26 @@ fn stop_holds_always_and_unless_stopped_until_containerd_starts_again() {
 #[test]
 fn a_killed_agent_is_back_at_the_next_command_and_catches_up_on_missed_exits() {
     let lcd = Lcd::new("agentkill");
-    lcd.run(&["run", "-d", "--name", "plain", lcd.rootfs(), "sleep", "1000"])
-        .ok();
     lcd.run(&[
-        "run", "-d", "--name", "again", "--restart", "always", lcd.rootfs(), "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        lcd.rootfs(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    lcd.run(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        lcd.rootfs(),
+        "sleep",
+        "1000",
     ])
     .ok();
     let pids: Vec<i32> = ["plain", "again"]
@@ -214,7 +230,11 @@ fn a_killed_agent_is_back_at_the_next_command_and_catches_up_on_missed_exits() {
     eventually("the containers' processes are gone", || {
         pids.iter().all(|pid| !is_alive(*pid as u32))
     });
-    assert_eq!(agent_pid(&lcd), None, "`daemon status` does not start the agent");
+    assert_eq!(
+        agent_pid(&lcd),
+        None,
+        "`daemon status` does not start the agent"
+    );
     assert_eq!(shims_of(&lcd.ns).len(), 2, "nobody reaped the shims yet");
     // The next command starts an agent, which records the exits it missed and restarts `again`.
     lcd.run(&["ps", "-a"]).ok();
@@ -242,7 +262,11 @@ fn a_killed_rm_f_leaves_an_exited_container_never_a_created_one() {
         let mut rm = lcd.command(["rm", "-f", id.as_str()]);
         rm.env("LCD_CRASH_AT", point);
         let out = lcd.output(rm);
-        assert_eq!(out.status.signal(), Some(9), "rm -f was not killed at {point}: {out}");
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "rm -f was not killed at {point}: {out}"
+        );
         // After the kill point, the agent records the exit; after the record point, rm did.
         eventually("the killed rm's container shows how it ended", || {
             state_of(&lcd, &id)["Status"] == "exited" && shims_of(&lcd.ns).is_empty()

@@ -23,8 +23,8 @@ use super::watch::Instance;
 use super::Files;
 use crate::context::Ctx;
 use crate::launch;
-use crate::restart::{self, Policy, LABEL_AUTO_REMOVE, LABEL_DETACHED, LABEL_RESTART_COUNT};
 use crate::restart::LABEL_STOPPED_BY_USER;
+use crate::restart::{self, Policy, LABEL_AUTO_REMOVE, LABEL_DETACHED, LABEL_RESTART_COUNT};
 use crate::state::{self, LABEL_EXIT_CODE, LABEL_STDIN};
 
 /// What the agent does next, one at a time.

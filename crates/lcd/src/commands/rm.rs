@@ -67,7 +67,11 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
     }
     match task.kill_all(Signal::KILL).await {
         Ok(()) => {}
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::FailedPrecondition) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::FailedPrecondition
+            ) => {}
         Err(e) => return Err(e.into()),
     }
     crash_point("rm-after-kill");

@@ -41,6 +41,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
             terminal: false,
             output: ctx.log_output(container.id())?,
         };
+        launch::mark_detached(&container, true).await?;
         container.start(Some(&dir), &config, |_| Ok(())).await?;
         println!("{id}");
         return Ok(0);
