@@ -195,7 +195,7 @@ impl Agent {
         }
         match state::task_with_status(&container).await? {
             Some((task, TaskStatus::Stopped)) if pid == 0 || task.pid() == pid => {
-                state::reap_if_present(&container, &task).await?;
+                state::reap_if_present(&container, &task, None).await?;
             }
             // Running again (a newer task), or not stopped yet: not this exit's business.
             Some(_) => return Ok(()),

@@ -29,7 +29,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
             let (container, task) = state::load_with_task(&client, &id).await?;
             if let Some((task, status)) = task {
                 if status == TaskStatus::Stopped {
-                    state::reap_if_present(&container, &task).await?;
+                    state::reap_if_present(&container, &task, None).await?;
                 } else if force {
                     // The agent must not start it again while it goes.
                     launch::mark_stopped_by_user(&container).await?;
@@ -75,9 +75,13 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
         Err(e) => return Err(e.into()),
     }
     crash_point("rm-after-kill");
-    let waited = tokio::time::timeout(KILL_WAIT, task.wait()).await;
-    if matches!(waited, Ok(Ok(_))) && state::reap_if_present(container, task).await.is_ok() {
-        return Ok(());
+    if let Ok(Ok(status)) = tokio::time::timeout(KILL_WAIT, task.wait()).await {
+        if state::reap_if_present(container, task, Some(status))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
     }
     // It would not go, or its exit could not be recorded: it goes all the same.
     task.force_delete().await?;

@@ -20,7 +20,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let mut leftover = false;
     match task {
         Some((task, TaskStatus::Stopped)) => {
-            state::reap_if_present(&container, &task).await?;
+            state::reap_if_present(&container, &task, None).await?;
         }
         Some((task, TaskStatus::Created)) => {
             // Left by a start that was killed before the process ran: its shim (and logger) go
@@ -51,7 +51,9 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         launch::mark_detached(&container, false).await?;
     }
     // containerd removes a deleted task's shim directory once it sees the shim go, a moment
-    // after the delete returned; until then a new task of the container fails with "file exists".
+    // after the delete returned; until then a new shim for the container fails to start ("file
+    // exists" from 1.6, "getwd: no such file or directory" from 1.7, whose cleanup removes the
+    // directory under the new shim).
     let mut tries = 0;
     loop {
         let started = if args.attach {
@@ -63,7 +65,9 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
             })
         };
         match started {
-            Err(e) if leftover && tries < 200 && format!("{e:#}").contains("file exists") => {
+            Err(e)
+                if leftover && tries < 200 && format!("{e:#}").contains("failed to start shim") =>
+            {
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
@@ -94,7 +98,7 @@ pub async fn run_attached(container: Container, stdin: bool, remove: bool) -> Re
     if remove {
         task.delete().await?;
     } else {
-        state::reap(&container, &task).await?;
+        state::reap_if_present(&container, &task, Some(status)).await?;
     }
     Ok(i32::try_from(status.code).unwrap_or(255))
 }

@@ -51,18 +51,25 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             let waited = match u64::try_from(timeout) {
                 Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
                     .await
-                    .is_ok(),
+                    .ok(),
                 // Negative: wait as long as it takes, as docker's -1.
-                Err(_) => {
-                    task.wait().await?;
-                    true
-                }
+                Err(_) => Some(task.wait().await),
             };
-            if !waited {
-                task.kill_all(Signal::KILL).await?;
-                task.wait().await?;
+            let exited = match waited {
+                Some(exited) => exited,
+                None => match task.kill_all(Signal::KILL).await {
+                    Ok(()) => task.wait().await,
+                    Err(e) => Err(e),
+                },
+            };
+            match exited {
+                Ok(status) => {
+                    state::reap_if_present(&container, &task, Some(status)).await?;
+                }
+                // lcd's agent saw the exit first: it recorded it and deleted the task.
+                Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
             }
-            state::reap_if_present(&container, &task).await?;
             println!("{id}");
             Ok(())
         }
