@@ -41,8 +41,8 @@ impl Ctx {
             Some(address) => Ok(address.clone()),
             None => {
                 let daemon = self.daemon();
-                self.ensure_daemon(&daemon).await?;
-                crate::agent::ensure(self)?;
+                let pid = self.ensure_daemon(&daemon).await?;
+                crate::agent::ensure(self, pid).await?;
                 Ok(daemon.config().socket())
             }
         }

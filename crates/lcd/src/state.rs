@@ -117,7 +117,18 @@ pub async fn reap_if_present(
     match task.delete().await {
         Ok(_) => Ok(Some(status)),
         Err(e) if gone(&e) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            // Two deletes at once (lcd's agent's and a command's): containerd 1.7 answers the
+            // loser with the shim's closed connection. Reaped all the same if the task is gone.
+            for _ in 0..50 {
+                match container.task().await {
+                    Err(lookup) if gone(&lookup) => return Ok(None),
+                    Err(_) => break,
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                }
+            }
+            Err(e.into())
+        }
     }
 }
 

@@ -332,3 +332,41 @@ fn restart_flags_are_checked_like_dockers() {
     lcd.assert_clean();
     stop_daemon_and_agent(&lcd);
 }
+
+#[test]
+fn a_containerd_killed_and_started_again_gets_a_new_agent_at_once() {
+    let lcd = Lcd::new("cdkill");
+    lcd.run(&["run", "-d", "--name", "w", lcd.rootfs(), "sleep", "1000"])
+        .ok();
+    let container_pid = state_of(&lcd, "w")["Pid"].as_u64().expect("pid") as i32;
+    let old_agent = agent_pid(&lcd).expect("an agent runs");
+    let containerd = support::pid_in(lcd.run(&["daemon", "status"]).ok());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(containerd as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill containerd");
+    eventually("containerd is gone", || !is_alive(containerd));
+    // The next command starts containerd again, and with it an agent for it (the old one goes).
+    lcd.run(&["ps", "-a"]).ok();
+    let agent = agent_pid(&lcd).expect("an agent runs for the new containerd");
+    assert_ne!(agent, old_agent);
+    assert!(
+        !is_alive(old_agent),
+        "the old containerd's agent is still there"
+    );
+    // The new agent sees exits: the container's shim outlived containerd and goes at the exit.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(container_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the container's process");
+    eventually("the exit is recorded and the shim reaped", || {
+        state_of(&lcd, "w")["Status"] == "exited" && shims_of(&lcd.ns).is_empty()
+    });
+    assert_eq!(state_of(&lcd, "w")["ExitCode"], 137);
+    lcd.run(&["rm", "w"]).ok();
+    lcd.assert_clean();
+    assert!(loggers_of(&lcd).is_empty());
+    stop_daemon_and_agent(&lcd);
+}

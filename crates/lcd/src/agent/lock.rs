@@ -10,8 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-/// The pid of the agent holding the lock on `path`, or None if no process holds it.
-pub fn holder(path: &Path) -> Option<u32> {
+/// The agent holding the lock on `path`, or None if no process holds it.
+pub fn holder(path: &Path) -> Option<Holder> {
     let mut file = File::open(path).ok()?;
     if try_lock(&file, libc::LOCK_SH) {
         // Nobody holds it; ours goes when the file closes.
@@ -20,7 +20,28 @@ pub fn holder(path: &Path) -> Option<u32> {
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
     // Held but without a pid yet (the agent is writing it): running all the same.
-    Some(text.trim().parse().unwrap_or(0))
+    let mut numbers = text.split_whitespace().map(|n| n.parse().ok());
+    Some(Holder {
+        pid: numbers.next().flatten().unwrap_or(0),
+        containerd: numbers.next().flatten(),
+    })
+}
+
+/// What the lock file says about the agent holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// The agent's pid.
+    pub pid: u32,
+    /// The pid of the containerd it serves, once it knows it.
+    pub containerd: Option<u32>,
+}
+
+/// Write the pid of the containerd the agent serves next to its own, in the file it holds.
+pub fn note_containerd(file: &mut File, containerd: u32) -> Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{} {containerd}", std::process::id())?;
+    Ok(())
 }
 
 /// Take the lock on `path` for this process and write our pid in it; None if another holds it.

@@ -83,17 +83,29 @@ impl Files {
 /// Whether an agent runs for this exec root and namespace.
 pub fn status(ctx: &Ctx) -> AgentStatus {
     match lock::holder(&Files::of(ctx).pid_file()) {
-        Some(pid) => AgentStatus::Running { pid },
+        Some(holder) => AgentStatus::Running { pid: holder.pid },
         None => AgentStatus::Stopped,
     }
 }
 
-/// Start the agent unless one runs; returns once it holds its lock (it then catches up on its
-/// own). Only for the managed containerd.
-pub fn ensure(ctx: &Ctx) -> Result<()> {
+/// Start the agent for the managed containerd `containerd` (its pid) unless one runs; returns
+/// once it holds its lock (it then catches up on its own).
+pub async fn ensure(ctx: &Ctx, containerd: u32) -> Result<()> {
     let files = Files::of(ctx);
-    if lock::holder(&files.pid_file()).is_some() {
-        return Ok(());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match lock::holder(&files.pid_file()) {
+            None => break,
+            // The agent of a containerd that is gone (one just started in its place) exits
+            // within a moment of noticing: wait for it, so that the new containerd gets an agent.
+            Some(holder) if holder.containerd.is_some_and(|pid| pid != containerd) => {
+                if Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some(_) => return Ok(()),
+        }
     }
     std::fs::create_dir_all(&files.dir)
         .with_context(|| format!("create {}", files.dir.display()))?;
@@ -134,22 +146,23 @@ pub fn ensure(ctx: &Ctx) -> Result<()> {
         let mut line = String::new();
         let _ = BufReader::new(stdout).read_line(&mut line);
     }
-    // Reaped by init once we exit; waiting for it here would wait for its whole life.
-    std::mem::forget(child);
+    // Reaped by init once we exit; waiting for it here would wait for its whole life (dropping
+    // the handle neither waits nor kills).
+    drop(child);
     Ok(())
 }
 
 /// Stop the agent (SIGTERM, then SIGKILL after 10 s) and wait until it is gone.
 pub async fn stop(ctx: &Ctx) -> Result<()> {
     let pid_file = Files::of(ctx).pid_file();
-    let Some(pid) = lock::holder(&pid_file) else {
+    let Some(lock::Holder { pid, .. }) = lock::holder(&pid_file) else {
         return Ok(());
     };
     let target = nix::unistd::Pid::from_raw(pid as i32);
     // The pid is the lock holder's, which is the agent while the lock is held.
     let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while lock::holder(&pid_file) == Some(pid) {
+    while lock::holder(&pid_file).is_some_and(|holder| holder.pid == pid) {
         if Instant::now() > deadline {
             let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
         }

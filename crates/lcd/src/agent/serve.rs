@@ -47,7 +47,7 @@ pub async fn serve(ctx: &Ctx) -> Result<i32> {
     let files = Files::of(ctx);
     std::fs::create_dir_all(&files.dir)
         .with_context(|| format!("create {}", files.dir.display()))?;
-    let Some(_lock) = lock::acquire(&files.pid_file())? else {
+    let Some(mut lock) = lock::acquire(&files.pid_file())? else {
         say("busy");
         return Ok(0);
     };
@@ -60,6 +60,7 @@ pub async fn serve(ctx: &Ctx) -> Result<i32> {
         tracing::info!("the managed containerd is not running: nothing to serve");
         return Ok(0);
     };
+    lock::note_containerd(&mut lock, containerd.pid)?;
     let client = Client::connect(ClientConfig::new(
         ctx.daemon().config().socket(),
         ctx.namespace.clone(),

@@ -50,11 +50,12 @@ impl Instance {
         format!("{} {}", self.pid, self.started)
     }
 
-    /// Returns once the process is gone (checked every second: the agent has nothing to do with
-    /// a containerd that is gone, and the next lcd command starts both again).
+    /// Returns once the process is gone (checked four times a second: the agent has nothing to
+    /// do with a containerd that is gone, and the next lcd command starts both again, waiting for
+    /// this agent to go first).
     pub async fn exited(self) {
         while self.is_alive() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }

@@ -19,7 +19,7 @@ pub async fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<i32> {
     match args.action {
         DaemonAction::Start => {
             let pid = ctx.ensure_daemon(&daemon).await?;
-            agent::ensure(ctx)?;
+            agent::ensure(ctx, pid).await?;
             println!("containerd running (pid {pid}) at {}", socket.display());
             print_agent(ctx);
             Ok(0)

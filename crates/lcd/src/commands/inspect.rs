@@ -34,7 +34,15 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         Some((task, status)) => {
             // A stopped task not reaped yet still knows its exit; wait returns it at once.
             let exit_status = if status == TaskStatus::Stopped {
-                Some(task.wait().await?)
+                match task.wait().await {
+                    Ok(exit) => Some(exit),
+                    // Reaped meanwhile (by lcd's agent), which recorded the exit on the container
+                    // first: look again.
+                    Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {
+                        return Box::pin(inspect_one(ctx, client, id)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 None
             };
