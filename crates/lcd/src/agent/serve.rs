@@ -36,10 +36,15 @@ enum Job {
     Restart { id: String, boot: bool },
 }
 
-/// How the agent last started a container: for the backoff.
+/// What the agent knows of a container's runs: for the backoff, and to act once per exit.
+#[derive(Default)]
 struct Run {
-    started: Instant,
+    /// When the agent last started it (None: not the agent).
+    started: Option<Instant>,
+    /// The last delay before a restart.
     delay: Option<Duration>,
+    /// The pid of the last exit the agent acted on.
+    last_exit: Option<u32>,
 }
 
 /// The agent's main: returns the exit status of `lcd agent`.
@@ -194,14 +199,21 @@ impl Agent {
         if !container.labels().contains_key(LABEL_DETACHED) {
             return Ok(());
         }
+        let last_exit = self.runs.get(id).and_then(|run| run.last_exit);
         match state::task_with_status(&container).await? {
             Some((task, TaskStatus::Stopped)) if pid == 0 || task.pid() == pid => {
                 state::reap_if_present(&container, &task, None).await?;
+                self.runs.entry(id.to_string()).or_default().last_exit = Some(task.pid());
             }
             // Running again (a newer task), or not stopped yet: not this exit's business.
             Some(_) => return Ok(()),
+            // The start-up list's name for an exit the stream delivered first, or an exit the
+            // agent acted on already.
+            None if pid == 0 || last_exit == Some(pid) => return Ok(()),
             // Recorded and deleted by someone else (`lcd stop`); what follows is still ours.
-            None => {}
+            None => {
+                self.runs.entry(id.to_string()).or_default().last_exit = Some(pid);
+            }
         }
         let container = match self.load(id).await? {
             Some((container, None)) => container,
@@ -216,23 +228,12 @@ impl Agent {
             self.runs.remove(id);
             return Ok(());
         }
-        let ran_for = self
-            .runs
-            .get(id)
-            .map_or(Duration::ZERO, |run| run.started.elapsed());
-        let previous = self.runs.get(id).and_then(|run| run.delay);
-        let delay = restart::next_delay(previous, ran_for);
-        if let Some(run) = self.runs.get_mut(id) {
-            run.delay = Some(delay);
-        } else {
-            self.runs.insert(
-                id.to_string(),
-                Run {
-                    started: Instant::now(),
-                    delay: Some(delay),
-                },
-            );
-        }
+        let run = self.runs.entry(id.to_string()).or_default();
+        let ran_for = run
+            .started
+            .map_or(Duration::ZERO, |started| started.elapsed());
+        let delay = restart::next_delay(run.delay, ran_for);
+        run.delay = Some(delay);
         let jobs = self.jobs.clone();
         let id = id.to_string();
         tokio::spawn(async move {
@@ -269,14 +270,7 @@ impl Agent {
         counted.set_labels(&changes).await?;
         let stdin = counted.labels().contains_key(LABEL_STDIN);
         launch::start_detached(&self.ctx, &counted, stdin).await?;
-        let delay = self.runs.get(id).and_then(|run| run.delay);
-        self.runs.insert(
-            id.to_string(),
-            Run {
-                started: Instant::now(),
-                delay,
-            },
-        );
+        self.runs.entry(id.to_string()).or_default().started = Some(Instant::now());
         tracing::info!(container = id, restarts = count + 1, "restarted");
         Ok(())
     }
