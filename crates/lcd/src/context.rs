@@ -36,13 +36,15 @@ impl Ctx {
         Daemon::new(config)
     }
 
-    /// The socket to use, starting the managed containerd if no address was given.
+    /// The socket to use, starting the managed containerd (and lcd's agent beside it, see
+    /// [`crate::agent`]) if no address was given.
     pub async fn socket(&self) -> Result<PathBuf> {
         match &self.address {
             Some(address) => Ok(address.clone()),
             None => {
                 let daemon = self.daemon();
-                self.ensure_daemon(&daemon).await?;
+                let pid = self.ensure_daemon(&daemon).await?;
+                crate::agent::ensure(self, pid).await?;
                 Ok(daemon.config().socket())
             }
         }

@@ -6,17 +6,23 @@
 //! - what commands share: `context` (where containerd is, lcd's directories), `state` (labels,
 //!   states, loading), `session` (an attached session), `tty`, `signals`, `flags` (`--format`,
 //!   `-e`) and [`exit`] (exit statuses, the one-line error);
+//! - `agent` (the process that outlives the CLI and acts on detached containers' exits) and
+//!   `launch` (a detached start, shared by the commands and the agent), above `restart` (docker's
+//!   restart policies) and the support modules; `fault` (crash points for the fault tests);
 //! - [`cli`]: the argument types, which import nothing of lcd's.
 
 pub mod cli;
 pub mod commands;
 pub mod exit;
 
+mod agent;
 mod container_fs;
 mod context;
 mod cri;
+mod fault;
 mod flags;
 mod inventory;
+mod launch;
 mod log_format;
 mod log_reader;
 mod log_tee;
@@ -24,6 +30,7 @@ mod metadata;
 mod mounts;
 mod network;
 mod options;
+mod restart;
 mod session;
 mod signals;
 mod state;

@@ -8,11 +8,17 @@
 //! the stdout copier close it, so stderr written after stdout ended is lost (containerd 1.6 and 1.7).
 //! Here each stream has a descriptor of its own on the same O_APPEND file, and each write lands
 //! whole at the end.
+//!
+//! It exits when the container's output ends: when every writer of both pipes has closed them,
+//! which is when the task is deleted (the shim keeps its ends open until then). lcd's agent deletes
+//! a detached container's task as soon as it has recorded the exit, so the logger goes with the
+//! container. It holds an exclusive lock on the log file while it runs: a second logger for the
+//! same file refuses to start.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -79,6 +85,15 @@ fn log_to(path: &Path) -> Result<()> {
             .with_context(|| format!("open log file {}", path.display()))
     };
     let (out_file, err_file) = (open()?, open()?);
+    // One logger per log file, ever: a second (a task made again while an old one's logger still
+    // drains) would interleave two containers' output. The lock goes when this process exits.
+    // SAFETY: flock on a descriptor we own; LOCK_NB makes it return at once.
+    if unsafe { libc::flock(out_file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "{} is being written by another lcd-logger: refusing to write it too",
+            path.display()
+        );
+    }
     drop(ready);
     let err_copier = std::thread::spawn(move || copy(stderr, err_file, Stream::Stderr));
     let out_result = copy(stdout, out_file, Stream::Stdout);

@@ -1,7 +1,7 @@
 //! What lcd records about its containers beyond containerd's own state, in container labels: the
 //! rootfs, whether stdin was asked for, and how the last run ended (its code, when, and whether
 //! the OOM killer struck) (its task is deleted when lcd sees
-//! it stop, so that no shim lingers for an exited container).
+//! it stop, so that no shim lingers for an exited container; the record is written first).
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -65,11 +65,36 @@ pub fn generate_id() -> Result<Id> {
     Ok(Id::new(hex)?)
 }
 
-/// Delete a stopped task and record its exit on the container.
+/// Record a stopped task's exit on the container, then delete the task (its shim and logger go).
+/// The record comes first, so that whoever looks in between (or after a kill of this process) sees
+/// how the container ended, never a container that ran shown as `Created`.
 pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::ExitStatus> {
+    match reap_if_present(container, task, None).await? {
+        Some(status) => Ok(status),
+        None => anyhow::bail!("container {} has no task", container.id()),
+    }
+}
+
+/// [`reap`], where a task already deleted by someone else (lcd's agent, a racing `lcd stop`) is no
+/// failure: whoever deleted it recorded the exit; None then. `known`: the exit status when the
+/// caller has it already (from a wait or an event), which saves asking containerd.
+pub async fn reap_if_present(
+    container: &Container,
+    task: &Task,
+    known: Option<libcontainerd::ExitStatus>,
+) -> Result<Option<libcontainerd::ExitStatus>> {
+    let gone = |e: &libcontainerd::Error| e.kind() == ErrorKind::NotFound;
+    let status = match known {
+        Some(status) => status,
+        // A stopped task's wait answers at once.
+        None => match task.wait().await {
+            Ok(status) => status,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        },
+    };
     // The cgroup, and its OOM count, goes with the task: read it first.
     let oom_killed = oom_kills(container.spec()).map(|n| n > 0);
-    let status = task.delete().await?;
     let finished = status
         .exited_at
         .unwrap_or_else(SystemTime::now)
@@ -82,9 +107,29 @@ pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::E
     if let Some(killed) = oom_killed {
         changes.insert(LABEL_OOM_KILLED.to_string(), killed.to_string());
     }
-    let mut container = container.clone();
-    container.set_labels(&changes).await?;
-    Ok(status)
+    let mut record = container.clone();
+    match record.set_labels(&changes).await {
+        Ok(()) => {}
+        // Removed meanwhile (`rm -f`, the agent's `-d --rm`): nothing left to record on.
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    match task.delete().await {
+        Ok(_) => Ok(Some(status)),
+        Err(e) if gone(&e) => Ok(None),
+        Err(e) => {
+            // Two deletes at once (lcd's agent's and a command's): containerd 1.7 answers the
+            // loser with the shim's closed connection. Reaped all the same if the task is gone.
+            for _ in 0..50 {
+                match container.task().await {
+                    Err(lookup) if gone(&lookup) => return Ok(None),
+                    Err(_) => break,
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                }
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// A container's state as lcd shows it.
@@ -161,13 +206,16 @@ pub async fn load_with_task(
     Ok(client.load_container_and_task(&id).await?)
 }
 
-/// The task of a loaded container and its status now, or None if it has none.
+/// The task of a loaded container and its status now, or None if it has none (also when it is
+/// deleted between the two lookups, as lcd's agent does once a detached container exits).
 pub async fn task_with_status(container: &Container) -> Result<Option<(Task, TaskStatus)>> {
-    match container.task().await {
-        Ok(task) => {
-            let status = task.status().await?;
-            Ok(Some((task, status)))
-        }
+    let task = match container.task().await {
+        Ok(task) => task,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match task.status().await {
+        Ok(status) => Ok(Some((task, status))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -99,6 +99,9 @@ pub struct CreateArgs {
     /// Run this instead of the image's entrypoint (drops its Cmd too; "" clears it).
     #[arg(long, allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
+    /// Restart policy: no, on-failure[:MAX], always or unless-stopped (needs -d).
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
     /// Pull the image: missing (if not stored), always, or never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,

@@ -103,6 +103,9 @@ pub enum Command {
     Checkpoint(CheckpointArgs),
     /// Manage lcd's own containerd.
     Daemon(DaemonArgs),
+    /// lcd's agent, which lcd starts beside its managed containerd (not for users).
+    #[command(hide = true)]
+    Agent,
     /// Show lcd's and containerd's versions.
     Version(FormatArgs),
     /// Make root filesystems.

@@ -23,20 +23,33 @@ use crate::metadata;
 use crate::mounts::{self, Plan};
 use crate::network;
 use crate::options;
+use crate::restart::{Policy, LABEL_RESTART};
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
 
 /// `lcd create`: the first half of run; prints the id.
 pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
-    let container = create_container(ctx, &args).await?;
+    let container = create_container(ctx, &args, HashMap::new()).await?;
     println!("{}", container.id());
     Ok(0)
 }
 
-/// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps.
-pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container> {
+/// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps (`extra`:
+/// those of `run`'s own flags).
+pub async fn create_container(
+    ctx: &Ctx,
+    args: &CreateArgs,
+    mut extra: HashMap<String, String>,
+) -> Result<Container> {
     let args = &metadata::with_env_files(args)?;
-    let user_labels = metadata::user_labels(args)?;
+    extra.extend(metadata::user_labels(args)?);
+    let policy: Policy = args.restart.parse()?;
+    if policy != Policy::No {
+        if ctx.address.is_some() {
+            bail!("--restart needs lcd's agent, which runs only beside lcd's own containerd: drop --address");
+        }
+        extra.insert(LABEL_RESTART.to_string(), policy.to_string());
+    }
     let id = match &args.name {
         Some(name) => Id::new(name.as_str())?,
         None => state::generate_id()?,
@@ -49,13 +62,13 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
     }
     if !is_rootfs_path(&args.rootfs) {
         let client = ctx.client().await?;
-        return create_from_image(ctx, &client, args, &id, user_labels, requests).await;
+        return create_from_image(ctx, &client, args, &id, extra, requests).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
     if args.read_only {
         mounts::check_read_only_rootfs(&rootfs, args.workdir.as_deref(), &requests)?;
     }
-    let mut labels = user_labels;
+    let mut labels = extra;
     labels.extend(options::labels(args, None)?);
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
     if args.interactive {

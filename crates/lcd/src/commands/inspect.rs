@@ -35,7 +35,15 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         Some((task, status)) => {
             // A stopped task not reaped yet still knows its exit; wait returns it at once.
             let exit_status = if status == TaskStatus::Stopped {
-                Some(task.wait().await?)
+                match task.wait().await {
+                    Ok(exit) => Some(exit),
+                    // Reaped meanwhile (by lcd's agent), which recorded the exit on the container
+                    // first: look again.
+                    Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {
+                        return Box::pin(inspect_one(ctx, client, id)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 None
             };
@@ -86,6 +94,7 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
             "StopSignal": stop_signal,
             "StopTimeout": stop_timeout,
         },
+        "RestartCount": crate::restart::count(container.labels()),
         "HostConfig": host_config(container.spec(), container.labels()),
         "Mounts": crate::volumes::mounts_of(container.labels()),
         "NetworkSettings": crate::network::settings(ctx, container.labels(), container.id()),
@@ -134,7 +143,10 @@ fn host_config(
         names.sort();
         names
     };
+    let restart = crate::restart::Policy::of(labels);
     json!({
+        "RestartPolicy": {"Name": restart.name(), "MaximumRetryCount": restart.max_retries()},
+        "AutoRemove": labels.contains_key(crate::restart::LABEL_AUTO_REMOVE),
         "Privileged": field("Privileged"),
         "CapAdd": field("CapAdd"),
         "CapDrop": field("CapDrop"),

@@ -6,6 +6,7 @@ use crate::cli::KillArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
+use crate::launch;
 use crate::state;
 
 /// `lcd kill`.
@@ -19,6 +20,8 @@ pub async fn kill(ctx: &Ctx, args: KillArgs) -> Result<i32> {
             let (container, task) = state::load_with_task(&client, &id).await?;
             cri::refuse_change(&container, "kill", force_kubernetes)?;
             let task = state::running(container.id(), task)?;
+            // As docker's kill: the restart policy does not bring it back.
+            launch::mark_stopped_by_user(&container).await?;
             task.kill(signal).await?;
             println!("{id}");
             Ok(())

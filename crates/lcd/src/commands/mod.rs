@@ -90,6 +90,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Update(args) => update::update(&ctx, args).await,
         Command::Checkpoint(args) => checkpoint::checkpoint(&ctx, args).await,
         Command::Daemon(args) => daemon::daemon(&ctx, args).await,
+        Command::Agent => crate::agent::serve(&ctx).await,
         Command::Version(args) => version::version(&ctx, args).await,
         Command::Rootfs(args) => rootfs::rootfs(args),
         Command::Stress(args) => stress::stress(&ctx, args).await,

@@ -1,25 +1,43 @@
 //! `lcd run`: `create`, then `start` attached or detached, and with `--rm` remove the container
-//! once it has exited.
+//! once it has exited (by lcd itself when attached, by lcd's agent when detached).
+
+use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 use libcontainerd::{Container, ErrorKind};
 
 use super::create::create_container;
-use super::start::{run_attached, start_detached};
+use super::start::run_attached;
 use crate::cli::RunArgs;
 use crate::context::Ctx;
+use crate::launch::start_detached;
 use crate::network;
+use crate::restart::{Policy, LABEL_AUTO_REMOVE, LABEL_DETACHED};
 use crate::{mounts, volumes};
 
 /// `lcd run`: create, start, and (unless detached) wait and return the container's exit status.
 pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
-    if args.detach && args.rm {
-        bail!(
-            "--rm with -d is not supported yet: remove the container with `lcd rm` when it is done"
-        );
+    let policy: Policy = args.create.restart.parse()?;
+    if args.rm && policy != Policy::No {
+        // docker's words.
+        bail!("conflicting options: --restart and --rm");
+    }
+    if policy != Policy::No && !args.detach {
+        bail!("--restart needs -d: an attached lcd run ends at its container's first exit");
+    }
+    if args.detach && args.rm && ctx.address.is_some() {
+        bail!("-d --rm needs lcd's agent, which runs only beside lcd's own containerd: drop --address");
     }
     let interactive = args.create.interactive;
-    let container = create_container(ctx, &args.create).await?;
+    let mut labels = HashMap::new();
+    if args.detach {
+        // Written with the container, so the detached start needs no second write.
+        labels.insert(LABEL_DETACHED.to_string(), "1".to_string());
+        if args.rm {
+            labels.insert(LABEL_AUTO_REMOVE.to_string(), "1".to_string());
+        }
+    }
+    let container = create_container(ctx, &args.create, labels).await?;
     let outcome = if args.detach {
         start_detached(ctx, &container, interactive).await.map(|_| {
             println!("{}", container.id());
@@ -32,8 +50,9 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         run_attached(container.clone(), interactive, args.rm, log.as_deref()).await
     }
     .map_err(network::hook_error);
-    if outcome.is_err() || args.rm {
-        // Nothing half-made stays behind when run fails, and --rm removes it either way.
+    if outcome.is_err() || (args.rm && !args.detach) {
+        // Nothing half-made stays behind when run fails, and an attached --rm removes it either
+        // way (a detached one is the agent's to remove once it exits).
         remove_quietly(ctx, &container).await;
         // docker's `run --rm` takes the container's anonymous volumes with it.
         let records = volumes::mounts_of(container.labels());

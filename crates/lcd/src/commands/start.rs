@@ -1,13 +1,14 @@
 //! `lcd start`: run a created (or stopped) container's task, attached (stdio forwarded, signals
 //! proxied, exit status returned) or detached (output to a log file, or kept on FIFOs for a later
-//! `lcd attach`). `run` starts its new container the same way, with the two functions here.
+//! `lcd attach`; see [`crate::launch`]). `run` starts its new container the same way.
 
 use anyhow::{bail, Context as _, Result};
-use libcontainerd::{Container, Id, Output, StdioConfig, Task, TaskStatus};
+use libcontainerd::{Container, Id, Output, StdioConfig, TaskStatus};
 
 use crate::cli::StartArgs;
 use crate::context::Ctx;
 use crate::cri;
+use crate::launch::{self, start_detached};
 use crate::network;
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
@@ -19,9 +20,16 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let id = Id::new(args.id.as_str())?;
     let (container, task) = client.load_container_and_task(&id).await?;
     cri::refuse_change(&container, "start", ctx.force_kubernetes)?;
+    let mut leftover = false;
     match task {
         Some((task, TaskStatus::Stopped)) => {
-            state::reap(&container, &task).await?;
+            state::reap_if_present(&container, &task, None).await?;
+        }
+        Some((task, TaskStatus::Created)) => {
+            // Left by a start that was killed before the process ran: its shim (and logger) go
+            // before the new task's come, so two loggers never write one file.
+            task.force_delete().await?;
+            leftover = true;
         }
         Some((_, status)) => bail!("container {id} is already {status}"),
         None => {}
@@ -36,55 +44,41 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
             terminal: false,
             output: ctx.log_output(container.id())?,
         };
+        launch::mark_detached(&container, true).await?;
         container.start(Some(&dir), &config, |_| Ok(())).await?;
         println!("{id}");
         return Ok(0);
     }
     if args.attach {
-        let log = ctx.log_path(container.id());
-        run_attached(container, stdin, false, Some(&log))
-            .await
-            .map_err(network::hook_error)
-    } else {
-        start_detached(ctx, &container, stdin)
-            .await
-            .map_err(network::hook_error)?;
-        println!("{id}");
-        Ok(0)
+        // This run's exit is the session's to record (and no restart policy applies to it).
+        launch::mark_detached(&container, false).await?;
     }
-}
-
-/// Start the container's task with nobody attached; see the module's summary for where its output
-/// goes.
-pub async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {
-    if stdin {
-        // A container that takes input is attached to later (`lcd attach`): its stdio stays on
-        // FIFOs. Output waits in them (64 KiB, then the process blocks) until someone attaches.
-        // With a terminal but no stdin (`-d -t`) there is nothing to type: its output goes to
-        // the log, as docker's does, and `lcd logs` shows it.
-        let config = StdioConfig {
-            stdin,
-            terminal: false,
-            output: Output::Pipe,
-        };
-        let (task, mut io) = container.create_task(None, &config).await?;
-        // The shim holds a writer on the stdin FIFO itself, so the process sees end of file only
-        // through CloseIO: letting go of our end without it keeps stdin open for `lcd attach`.
-        if let Some(ours) = io.stdin.take() {
-            ours.detach();
+    // containerd removes a deleted task's shim directory once it sees the shim go, a moment
+    // after the delete returned; until then a new shim for the container fails to start ("file
+    // exists" from 1.6, "getwd: no such file or directory" from 1.7, whose cleanup removes the
+    // directory under the new shim).
+    let mut tries = 0;
+    loop {
+        let started = if args.attach {
+            let log = ctx.log_path(container.id());
+            run_attached(container.clone(), stdin, false, Some(&log)).await
+        } else {
+            start_detached(ctx, &container, stdin).await.map(|_| {
+                println!("{id}");
+                0
+            })
         }
-        if let Err(e) = task.start().await {
-            let _ = task.force_delete().await;
-            return Err(e.into());
+        .map_err(network::hook_error);
+        match started {
+            Err(e)
+                if leftover && tries < 200 && format!("{e:#}").contains("failed to start shim") =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            started => return started,
         }
-        return Ok(task);
     }
-    let config = StdioConfig {
-        stdin,
-        terminal: false,
-        output: ctx.log_output(container.id())?,
-    };
-    Ok(container.start(None, &config, |_| Ok(())).await?)
 }
 
 /// Run the task with our stdio connected and return its exit status; the task is deleted afterwards
@@ -115,7 +109,7 @@ pub async fn run_attached(
     if remove {
         task.delete().await?;
     } else {
-        state::reap(&container, &task).await?;
+        state::reap_if_present(&container, &task, Some(status)).await?;
     }
     Ok(i32::try_from(status.code).unwrap_or(255))
 }

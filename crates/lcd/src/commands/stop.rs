@@ -11,6 +11,7 @@ use crate::cli::StopArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
+use crate::launch;
 use crate::options::stop_settings;
 use crate::state;
 
@@ -30,6 +31,8 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
             cri::refuse_change(&container, "stop", force_kubernetes)?;
+            // Before anything else: a restart the agent has pending is cancelled too.
+            launch::mark_stopped_by_user(&container).await?;
             let task = state::running(container.id(), task)?;
             let (label_signal, label_timeout) = stop_settings(container.labels());
             let signal = match given_signal {
@@ -40,22 +43,36 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             };
             let timeout = args.time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
             // A paused process cannot act on the signal; docker's stop also just signals it.
-            task.kill(signal).await?;
+            match task.kill(signal).await {
+                // It exited meanwhile and lcd's agent already recorded that and deleted the task.
+                Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {
+                    println!("{id}");
+                    return Ok(());
+                }
+                killed => killed?,
+            }
             let waited = match u64::try_from(timeout) {
                 Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
                     .await
-                    .is_ok(),
+                    .ok(),
                 // Negative: wait as long as it takes, as docker's -1.
-                Err(_) => {
-                    task.wait().await?;
-                    true
-                }
+                Err(_) => Some(task.wait().await),
             };
-            if !waited {
-                task.kill_all(Signal::KILL).await?;
-                task.wait().await?;
+            let exited = match waited {
+                Some(exited) => exited,
+                None => match task.kill_all(Signal::KILL).await {
+                    Ok(()) => task.wait().await,
+                    Err(e) => Err(e),
+                },
+            };
+            match exited {
+                Ok(status) => {
+                    state::reap_if_present(&container, &task, Some(status)).await?;
+                }
+                // lcd's agent saw the exit first: it recorded it and deleted the task.
+                Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
             }
-            state::reap(&container, &task).await?;
             println!("{id}");
             Ok(())
         }
