@@ -5,7 +5,7 @@
 //! - [`commands`]: one module per command, and `dispatch`;
 //! - what commands share: `context` (where containerd is, lcd's directories), `state` (labels,
 //!   states, loading), `session` (an attached session), `tty`, `signals`, `flags` (`--format`,
-//!   `-e`) and [`exit`] (exit statuses, the one-line error);
+//!   `-e`), `template` (`--format` Go templates) and [`exit`] (exit statuses, the one-line error);
 //! - [`cli`]: the argument types, which import nothing of lcd's.
 
 pub mod cli;
@@ -18,4 +18,5 @@ mod options;
 mod session;
 mod signals;
 mod state;
+mod template;
 mod tty;

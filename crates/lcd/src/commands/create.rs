@@ -47,9 +47,23 @@ pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container>
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
     let client = ctx.client().await?;
-    Ok(client
+    let container = client
         .new_container(&id, &spec, &ctx.runtime(), &labels)
-        .await?)
+        .await?;
+    forget_old_log(ctx, &id);
+    Ok(container)
+}
+
+/// A new container's log starts empty: a file at its path is an earlier container's of the same
+/// name (removed while its logger still wrote, or by a crashed lcd), not this one's. Called once
+/// containerd has accepted the id, so it never touches a live container's log.
+fn forget_old_log(ctx: &Ctx, id: &Id) {
+    let path = ctx.log_path(id);
+    if let Err(e) = std::fs::remove_file(&path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::debug!(path = %path.display(), error = %e, "removing an old log");
+        }
+    }
 }
 
 /// A rootfs is a path; `127.0.0.1:5000/app` and `library/busybox` are images.
@@ -112,9 +126,11 @@ async fn create_from_image(
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
-    Ok(prepared
+    let container = prepared
         .create(client, id, &spec, &ctx.runtime(), &labels)
-        .await?)
+        .await?;
+    forget_old_log(ctx, id);
+    Ok(container)
 }
 
 /// Whether `prepare` failed because the image is not stored (not, say, a missing snapshot).

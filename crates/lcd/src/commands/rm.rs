@@ -1,7 +1,9 @@
 //! `lcd rm [-f] ID...`: remove containers, their task (if stopped, or with -f) and their log.
+//! Removal agrees with a concurrent one: a container (or task) that another `rm` removed meanwhile
+//! counts as removed.
 
 use anyhow::{bail, Context as _, Result};
-use libcontainerd::TaskStatus;
+use libcontainerd::{Container, ErrorKind, Task, TaskStatus};
 
 use crate::cli::RmArgs;
 use crate::context::Ctx;
@@ -17,23 +19,46 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
             if let Some((task, status)) = task {
-                if status == TaskStatus::Stopped {
-                    task.delete().await?;
-                } else if force {
-                    task.force_delete().await?;
-                } else {
-                    bail!(
-                        "cannot remove container {id}: it is {status}; stop it first or use rm -f"
-                    );
-                }
+                delete_task(&task, status, force, &id).await?;
             }
-            container.delete().await?;
+            delete_container(&container, force, &id).await?;
             remove_log(&ctx.log_path(container.id()))?;
             println!("{id}");
             Ok(())
         }
     })
     .await
+}
+
+async fn delete_task(task: &Task, status: TaskStatus, force: bool, id: &str) -> Result<()> {
+    let deleted = if status == TaskStatus::Stopped {
+        task.delete().await.map(|_| ())
+    } else if force {
+        task.force_delete().await
+    } else {
+        bail!("cannot remove container {id}: it is {status}; stop it first or use rm -f");
+    };
+    match deleted {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+        // Deleted by another lcd meanwhile.
+        _ => Ok(()),
+    }
+}
+
+async fn delete_container(container: &Container, force: bool, id: &str) -> Result<()> {
+    let mut deleted = container.delete().await;
+    if force && matches!(&deleted, Err(e) if e.kind() == ErrorKind::FailedPrecondition) {
+        // A task was started since we looked (a racing `lcd start` or `run`): -f removes it too.
+        if let Some((task, status)) = state::task_with_status(container).await? {
+            delete_task(&task, status, true, id).await?;
+        }
+        deleted = container.delete().await;
+    }
+    match deleted {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+        // Removed by another lcd meanwhile: it is gone, which is what was asked.
+        _ => Ok(()),
+    }
 }
 
 fn remove_log(path: &std::path::Path) -> Result<()> {

@@ -1,11 +1,14 @@
-//! `lcd stop [-t SECONDS] [-s SIGNAL] ID...`: the stop signal (SIGTERM unless the container was
+//! `lcd stop [-t SECONDS] [-s SIGNAL] ID...`: for each running container, the stop signal (SIGTERM unless the container was
 //! created with `--stop-signal` or from an image with a StopSignal), then SIGKILL after a grace
-//! period (10 seconds unless `--stop-timeout` said otherwise; `-t` and `-s` override both).
+//! period (10 seconds unless `--stop-timeout` said otherwise; `-t` and `-s` override both). A
+//! container that is not running is stopped already: its id is printed, as docker does.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use libcontainerd::Signal;
+use libcontainerd::{Signal, TaskStatus};
+
+use super::start::is_gone;
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
@@ -27,7 +30,22 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
         let client = client.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
-            let task = state::running(container.id(), task)?;
+            let task = match task {
+                Some((task, TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing)) => {
+                    task
+                }
+                Some((task, TaskStatus::Stopped)) => {
+                    // Stopped, not reaped yet: finish the job.
+                    ignore_gone(state::reap(&container, &task).await.map(|_| ()))?;
+                    println!("{id}");
+                    return Ok(());
+                }
+                // Created or exited: stopped already, which docker's stop accepts quietly.
+                _ => {
+                    println!("{id}");
+                    return Ok(());
+                }
+            };
             let (label_signal, label_timeout) = stop_settings(container.labels());
             let signal = match given_signal {
                 Some(s) => s,
@@ -37,25 +55,46 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             };
             let timeout = args.time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
             // A paused process cannot act on the signal; docker's stop also just signals it.
-            task.kill(signal).await?;
+            // Each step may find the work done by a racing `kill`, `stop` or `rm`: the process
+            // ended, or its task was reaped, is what stop wants.
+            ignore_gone(task.kill(signal).await.map_err(Into::into))?;
             let waited = match u64::try_from(timeout) {
                 Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
                     .await
                     .is_ok(),
                 // Negative: wait as long as it takes, as docker's -1.
                 Err(_) => {
-                    task.wait().await?;
+                    ignore_gone(task.wait().await.map(|_| ()).map_err(Into::into))?;
                     true
                 }
             };
             if !waited {
-                task.kill_all(Signal::KILL).await?;
-                task.wait().await?;
+                ignore_gone(task.kill_all(Signal::KILL).await.map_err(Into::into))?;
+                ignore_gone(task.wait().await.map(|_| ()).map_err(Into::into))?;
             }
-            state::reap(&container, &task).await?;
+            ignore_gone(state::reap(&container, &task).await.map(|_| ()))?;
             println!("{id}");
             Ok(())
         }
     })
     .await
+}
+
+/// Success when `result` failed only because the process ended or its task (or container) went
+/// away meanwhile.
+fn ignore_gone(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if is_gone(&e) || finished(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// containerd's refusal to signal a process that has exited.
+fn finished(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<libcontainerd::Error>())
+        .is_some_and(|e| {
+            e.kind() == libcontainerd::ErrorKind::FailedPrecondition
+                || e.message().contains("process already finished")
+        })
 }
