@@ -144,6 +144,13 @@ pub fn format_time(t: SystemTime) -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
+/// docker's CreatedAt in `ps` and `images`: `2006-01-02 15:04:05 +0000 UTC`.
+pub fn docker_time(t: SystemTime) -> String {
+    // 2006-01-02T15:04:05.000000000Z
+    let rfc = libcontainerd::time::rfc3339(t);
+    format!("{} {} +0000 UTC", &rfc[..10], &rfc[11..19])
+}
+
 /// The inverse of [`format_time`]; whole seconds too.
 pub fn parse_time(text: &str) -> Option<SystemTime> {
     let (secs, nanos) = text.split_once('.').unwrap_or((text, "0"));

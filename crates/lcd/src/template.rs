@@ -60,8 +60,11 @@ impl Format {
             None | Some("") => Ok(Format::Default),
             Some(f) if f == default || f == "table" => Ok(Format::Default),
             Some("json") => Ok(Format::Json),
-            Some(f) if f.contains("{{") || f.starts_with("table ") => {
-                Ok(Format::Template(Template::parse(f)?))
+            Some(f) if f.contains("{{") || f.starts_with("table ") => Template::parse(f)
+                .map(Format::Template)
+                .map_err(|e| anyhow!("invalid --format: {e}")),
+            Some(other) if default.is_empty() => {
+                bail!("unknown format {other:?}: use json or a Go template")
             }
             Some(other) => {
                 bail!("unknown format {other:?}: use {default}, json or a Go template")

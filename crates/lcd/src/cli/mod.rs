@@ -67,8 +67,8 @@ pub enum Command {
     Attach(AttachArgs),
     /// List containers.
     Ps(PsArgs),
-    /// Show containers' details as JSON.
-    Inspect(IdsArgs),
+    /// Show containers' details as JSON (or through a Go template: -f '{{.State.Status}}').
+    Inspect(InspectArgs),
     /// Send a signal to containers (default SIGKILL).
     Kill(KillArgs),
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
@@ -216,9 +216,9 @@ pub struct StatsArgs {
     /// Print one sample and exit.
     #[arg(long)]
     pub no_stream: bool,
-    /// Output format: table or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output format: table, json, or a Go template (`{{.Name}} {{.CPUPerc}}`).
+    #[arg(long)]
+    pub format: Option<String>,
     /// Containers (default: all running).
     pub ids: Vec<String>,
 }
@@ -328,6 +328,16 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print each container through a Go template (`{{.State.Pid}}`), or `json` (one per line).
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Container ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct IdsArgs {
     /// Container ids.
     #[arg(required = true)]
@@ -395,9 +405,9 @@ pub enum DaemonAction {
 
 #[derive(Debug, Args)]
 pub struct FormatArgs {
-    /// Output format: text or json.
-    #[arg(long, default_value = "text")]
-    pub format: String,
+    /// Output format: text, json, or a Go template (`{{.Server.Version}}`).
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -266,13 +266,6 @@ fn quoted_command(command: &str, truncate: bool) -> String {
     serde_json::to_string(&shown).unwrap_or_default()
 }
 
-/// docker's CreatedAt: `2006-01-02 15:04:05 +0000 UTC`.
-fn created_at(t: SystemTime) -> String {
-    let rfc = libcontainerd::time::rfc3339(t);
-    // 2006-01-02T15:04:05.000000000Z
-    format!("{} {} +0000 UTC", &rfc[..10], &rfc[11..19])
-}
-
 /// The row as `docker ps --format json` prints it (docker's keys), plus lcd's `Pid` and
 /// `ExitCode`.
 fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
@@ -297,7 +290,7 @@ fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
     labels.sort();
     json!({
         "Command": quoted_command(&command_of(&r.info), truncate),
-        "CreatedAt": r.info.created_at.map(created_at).unwrap_or_default(),
+        "CreatedAt": r.info.created_at.map(state::docker_time).unwrap_or_default(),
         "ID": short_id,
         "Image": where_from(&r.info),
         "Labels": labels.join(","),
@@ -374,6 +367,6 @@ mod tests {
             "\"a b c d e f g h i j k\""
         );
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5);
-        assert_eq!(created_at(t), "2023-11-14 22:13:20 +0000 UTC");
+        assert_eq!(state::docker_time(t), "2023-11-14 22:13:20 +0000 UTC");
     }
 }

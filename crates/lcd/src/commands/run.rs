@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use libcontainerd::{Container, ErrorKind};
 
 use super::create::create_container;
-use super::start::{run_attached, start_detached, Attached, NOT_A_TTY};
+use super::start::{not_a_tty, run_attached, start_detached, Attached};
 use crate::cli::RunArgs;
 use crate::context::Ctx;
 use crate::tty;
@@ -20,7 +20,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     let interactive = args.create.interactive;
     // docker refuses before creating anything: raw keys need a terminal to come from.
     if interactive && args.create.tty && !args.detach && !tty::stdin_is_terminal() {
-        bail!(NOT_A_TTY);
+        return Ok(not_a_tty());
     }
     let container = create_container(ctx, &args.create).await?;
     let outcome = if args.detach {

@@ -65,7 +65,7 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
     }
     if args.attach {
         if stdin && has_terminal(&container) && !tty::stdin_is_terminal() {
-            bail!(NOT_A_TTY);
+            return Ok(not_a_tty());
         }
         match run_attached(container, stdin, false).await? {
             Attached::Exited(code) => Ok(code),
@@ -78,8 +78,12 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
     }
 }
 
-/// docker's refusal of `-it` when stdin is not a terminal.
-pub const NOT_A_TTY: &str = "the input device is not a TTY";
+/// docker's refusal of `-it` when stdin is not a terminal: its message, and its status 1 (a
+/// refusal of the client's, not a failure of the engine's).
+pub fn not_a_tty() -> i32 {
+    eprintln!("lcd: the input device is not a TTY");
+    1
+}
 
 /// Start the container's task with nobody attached; see the module's summary for where its output
 /// goes.
