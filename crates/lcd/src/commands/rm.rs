@@ -1,10 +1,11 @@
 //! `lcd rm [-f] ID...`: remove containers, their task (if stopped, or with -f) and their log.
 //! Removal agrees with a concurrent one: a container (or task) that another `rm` removed meanwhile
-//! counts as removed.
+//! counts as removed, and `rm -f` of a missing container prints docker's error but succeeds.
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::{Container, ErrorKind, Task, TaskStatus};
 
+use super::start::is_gone;
 use crate::cli::RmArgs;
 use crate::context::Ctx;
 use crate::exit::for_each_id;
@@ -17,7 +18,14 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            let (container, task) = state::load_with_task(&client, &id).await?;
+            let (container, task) = match state::load_with_task(&client, &id).await {
+                // docker's rm -f says so, and counts it done: the container is gone.
+                Err(e) if force && is_gone(&e) => {
+                    crate::exit::print(&e);
+                    return Ok(());
+                }
+                loaded => loaded?,
+            };
             if let Some((task, status)) = task {
                 delete_task(&task, status, force, &id).await?;
             }
