@@ -402,3 +402,48 @@ fn update_start_stop_and_id_prefixes_like_docker() {
     assert_eq!(lcd.run(&["rm", "f502aa", "f503b"]).ok(), "f502aa\nf503b\n");
     lcd.assert_clean();
 }
+
+/// lcd run by a user other than root: the permission errors say root is needed, and a socket the
+/// user may not reach is not "no such socket".
+#[test]
+fn a_non_root_user_is_told_root_is_needed() {
+    use std::os::unix::fs::PermissionsExt;
+    let lcd = Lcd::bare("nonroot");
+    // Root's lcd starts the managed containerd (its socket under the exec root).
+    lcd.run(&["daemon", "start"]).ok();
+    // nobody may run a copy of lcd in the fixture's dir, and read the data root, not write it.
+    let dir = lcd.dir();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.join("lcd");
+    std::fs::copy(support::lcd_bin(), &bin).expect("copy lcd");
+    std::fs::set_permissions(lcd.data_root(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .env("LCD_DATA_ROOT", lcd.data_root())
+            .env("LCD_EXEC_ROOT", lcd.path("nobody-run"))
+            .env("LCD_NAMESPACE", &lcd.ns)
+            .env_remove("LCD_ADDRESS")
+            .stdin(Stdio::null());
+        support::run_command(cmd, None, TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = as_nobody(&["ps"]);
+    out.expect_error(125, &["Permission denied", "lcd needs root"]);
+
+    let socket = lcd.exec_root().join("containerd/containerd.sock");
+    let socket = socket.to_str().expect("utf-8");
+    let out = as_nobody(&["--address", socket, "ps"]);
+    let line = out.expect_error(125, &["permission denied", "lcd needs root"]);
+    assert!(!line.contains("no such socket"), "{out}");
+    // The directories open to all, the socket still root's only (0600).
+    for sub in ["run", "run/containerd"] {
+        std::fs::set_permissions(lcd.path(sub), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let out = as_nobody(&["--address", socket, "ps"]);
+    out.expect_error(125, &["ermission denied", "lcd needs root"]);
+    lcd.run(&["daemon", "stop"]).ok();
+}
