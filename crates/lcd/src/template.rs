@@ -642,7 +642,7 @@ mod tests {
         let out = t.render_rows(&rows, &[("ID", "CONTAINER ID")]).unwrap();
         assert_eq!(
             out,
-            "CONTAINER ID     NAMES\na                x\nbbbbbbbbbbbbb    y\n"
+            "CONTAINER ID    NAMES\na               x\nbbbbbbbbbbbbb   y\n"
         );
     }
 
