@@ -66,7 +66,11 @@ pub fn usage(e: &clap::Error) -> i32 {
         let _ = e.print();
         return if e.use_stderr() { LCD_ERROR } else { 0 };
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // args_os: an argument that is not UTF-8 may be the very mistake being reported.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     eprintln!("lcd: {}", usage_line(&e.render().to_string()));
     eprintln!("See '{} --help'.", command_path(&args));
     LCD_ERROR
