@@ -312,11 +312,19 @@ fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
     })
 }
 
-/// The IMAGE column: the image a container was made from (docker's short form), or the rootfs
+/// The IMAGE column: the image a container was made from (docker's short form, without
+/// `:latest`), or the rootfs
 /// directory it runs in.
 fn where_from(info: &libcontainerd::ContainerInfo) -> String {
     match image_of(info) {
-        Some(image) => libcontainerd_images::reference::familiar(image),
+        // docker shows `busybox` for a container run from `busybox`.
+        Some(image) => {
+            let familiar = libcontainerd_images::reference::familiar(image);
+            match familiar.strip_suffix(":latest") {
+                Some(short) => short.to_string(),
+                None => familiar,
+            }
+        }
         None => info.labels.get(LABEL_ROOTFS).cloned().unwrap_or_default(),
     }
 }
