@@ -78,6 +78,7 @@ fn a_reused_name_gets_a_fresh_log_and_races_leave_no_log() {
     assert_eq!(lcd.run(&["logs", "old"]).ok(), "fresh\n");
     lcd.run(&["rm", "old"]).ok();
 
+    let mut seen = Vec::new();
     for round in 0..6 {
         let name = format!("race{round}");
         let run = lcd.spawn(
@@ -85,13 +86,18 @@ fn a_reused_name_gets_a_fresh_log_and_races_leave_no_log() {
             Stdio::null(),
         );
         let rm = lcd.spawn(&["rm", "-f", &name], Stdio::null());
-        let _ = run.finish(TIMEOUT);
-        let _ = rm.finish(TIMEOUT);
+        seen.push(run.finish(TIMEOUT).to_string());
+        seen.push(rm.finish(TIMEOUT).to_string());
         // Whichever won, the container goes now, and its log with it.
-        let _ = lcd.run(&["rm", "-f", &name]);
+        seen.push(lcd.run(&["rm", "-f", &name]).to_string());
     }
     let logs = support::entries(&lcd.data_root().join("logs").join(&lcd.ns));
-    assert!(logs.is_empty(), "log files left: {logs:?}");
+    assert!(
+        logs.is_empty(),
+        "log files left: {logs:?}; runs: {}",
+        seen.join("\n")
+    );
+    // A run whose container was removed while its task was created leaves no task either.
     lcd.assert_clean();
 }
 

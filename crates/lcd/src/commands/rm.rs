@@ -63,10 +63,18 @@ async fn delete_container(container: &Container, force: bool, id: &str) -> Resul
         deleted = container.delete().await;
     }
     match deleted {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
         // Removed by another lcd meanwhile: it is gone, which is what was asked.
-        _ => Ok(()),
+        _ => {}
     }
+    if force {
+        // A task whose create was under way while the record went (a racing `run -d`) would
+        // outlive its container: containerd deletes a record whatever its task.
+        if let Ok(task) = container.task().await {
+            let _ = task.force_delete().await;
+        }
+    }
+    Ok(())
 }
 
 fn remove_log(path: &std::path::Path) -> Result<()> {

@@ -2,10 +2,10 @@
 //! once it has exited.
 
 use anyhow::{bail, Result};
-use libcontainerd::{Container, ErrorKind};
+use libcontainerd::{Container, ErrorKind, Task};
 
 use super::create::create_container;
-use super::start::{not_a_tty, run_attached, start_detached, Attached};
+use super::start::{is_gone, not_a_tty, run_attached, start_detached, Attached};
 use crate::cli::RunArgs;
 use crate::context::Ctx;
 use crate::tty;
@@ -24,10 +24,14 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     }
     let container = create_container(ctx, &args.create).await?;
     let outcome = if args.detach {
-        start_detached(ctx, &container, interactive).await.map(|_| {
-            println!("{}", container.id());
-            0
-        })
+        match start_detached(ctx, &container, interactive).await {
+            // Failing here removes the log below, as any failed run does.
+            Ok(task) => ensure_not_removed(ctx, &container, &task).await.map(|()| {
+                println!("{}", container.id());
+                0
+            }),
+            Err(e) => Err(e),
+        }
     } else {
         match run_attached(container.clone(), interactive, args.rm).await {
             Ok(Attached::Exited(code)) => Ok(code),
@@ -40,11 +44,54 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             Err(e) => Err(e),
         }
     };
+    if matches!(&outcome, Err(e) if is_gone(e)) {
+        // Removed under us (a racing `rm -f`) after its task was created: containerd keeps a
+        // task whose record is gone, out of reach of its own API.
+        reclaim_orphaned_task(ctx, &container).await;
+    }
     if outcome.is_err() || args.rm {
         // Nothing half-made stays behind when run fails, and --rm removes it either way.
         remove_quietly(ctx, &container).await;
     }
     outcome
+}
+
+/// A `rm -f` racing this run may have removed the record while the task was being created
+/// (containerd deletes a record whatever its task): then the task, which nobody could find any
+/// more, goes too, and the run fails as docker's does for a container removed under it.
+async fn ensure_not_removed(ctx: &Ctx, container: &Container, task: &Task) -> Result<()> {
+    match container.client().load_container(container.id()).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if task.force_delete().await.is_err() {
+                reclaim_orphaned_task(ctx, container).await;
+            }
+            bail!("container {} was removed while it started", container.id())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Remove the task containerd may keep for a container whose record was deleted while the task
+/// was being created: its task API needs the record, so a stand-in record of the same id (on
+/// `/`, never run) is made, the task deleted through it, and the stand-in removed. When the id
+/// is taken again (a new container of that name), it is not ours to touch, and nothing happens.
+async fn reclaim_orphaned_task(ctx: &Ctx, container: &Container) {
+    let Ok(spec) = libcontainerd::SpecBuilder::new("/").build() else {
+        return;
+    };
+    let client = container.client();
+    let Ok(stand_in) = client
+        .new_container(container.id(), &spec, &ctx.runtime(), &Default::default())
+        .await
+    else {
+        return;
+    };
+    if let Ok(task) = stand_in.task().await {
+        let _ = task.force_delete().await;
+    }
+    if let Err(e) = stand_in.delete().await {
+        tracing::debug!(container = %container.id(), error = %e, "removing a stand-in record");
+    }
 }
 
 /// What becomes of a `--rm` container the user detached from (Ctrl-P Ctrl-Q): it keeps running,
