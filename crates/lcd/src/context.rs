@@ -21,6 +21,8 @@ pub struct Ctx {
     pub exec_root: PathBuf,
     /// The containerd binary for the managed daemon.
     pub containerd: PathBuf,
+    /// Let commands change containers that Kubernetes manages (see [`crate::cri`]).
+    pub force_kubernetes: bool,
 }
 
 impl Ctx {

@@ -1,7 +1,7 @@
 //! `lcd-logger file FILE`: the logging binary containerd's shim starts for a detached container
 //! (`binary://` IO; containerd passes the URI's `file=FILE` query as two arguments). It appends the
-//! container's stdout (fd 3) and stderr (fd 4) to FILE until both end, and closes fd 5 to tell the
-//! shim it is ready. A binary of its own, std only, so that the process each running detached
+//! container's stdout (fd 3) and stderr (fd 4) to FILE until both end, each read as timestamped
+//! entries of its stream (see `log_format`), and closes fd 5 to tell the shim it is ready. A binary of its own, std only, so that the process each running detached
 //! container keeps is small (lcd itself would map tens of MiB and start a runtime).
 //!
 //! Why not the shim's own `file://` IO: it shares one descriptor between the two streams and lets
@@ -11,12 +11,19 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
+
+// The format `lcd logs` reads; only the writing half is used here.
+#[allow(dead_code)]
+#[path = "log_format.rs"]
+mod log_format;
+
+use log_format::Stream;
 
 /// The fds containerd's shim hands a logging binary.
 const STDOUT_FD: RawFd = 3;
@@ -73,18 +80,29 @@ fn log_to(path: &Path) -> Result<()> {
     };
     let (out_file, err_file) = (open()?, open()?);
     drop(ready);
-    let err_copier = std::thread::spawn(move || copy(stderr, err_file));
-    let out_result = copy(stdout, out_file);
+    let err_copier = std::thread::spawn(move || copy(stderr, err_file, Stream::Stderr));
+    let out_result = copy(stdout, out_file, Stream::Stdout);
     let err_result = err_copier
         .join()
         .unwrap_or_else(|_| Err(anyhow::anyhow!("the stderr copier panicked")));
     out_result.and(err_result)
 }
 
-/// Copy one stream into the file until it ends.
-fn copy(from: OwnedFd, mut to: File) -> Result<()> {
+/// Copy one stream into the file until it ends, each read as entries written at once (one
+/// `write` on an O_APPEND file: the other stream's entries never land inside them).
+fn copy(from: OwnedFd, mut to: File, stream: Stream) -> Result<()> {
     let mut from = File::from(from);
-    std::io::copy(&mut from, &mut to).context("copy output to the log file")?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("read the container's output"),
+        };
+        let entries = log_format::encode(stream, &buf[..n], std::time::SystemTime::now());
+        to.write_all(&entries).context("write to the log file")?;
+    }
     to.flush()?;
     Ok(())
 }

@@ -3,11 +3,14 @@
 //! size followed, signals proxied, until the process exits or the user detaches.
 
 use std::os::fd::AsFd;
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use libcontainerd::{Container, DirectIo, ExitStatus, Task};
 use tokio::io::AsyncWriteExt;
 
+use crate::log_format::Stream;
+use crate::log_tee::Tee;
 use crate::tty;
 
 /// How a session ended.
@@ -30,12 +33,14 @@ pub fn has_terminal(container: &Container) -> bool {
 }
 
 /// Run a session on `task` with its stdio `io`. `terminal` says whether the process has a terminal;
-/// `detach_keys` is the sequence that detaches when our stdin is a terminal.
+/// `detach_keys` is the sequence that detaches when our stdin is a terminal; the output is also
+/// appended to the container's `log` file, if given.
 pub async fn attach(
     task: &Task,
     mut io: DirectIo,
     terminal: bool,
     detach_keys: &[u8],
+    log: Option<&Path>,
 ) -> Result<Outcome> {
     let interactive_terminal = terminal && io.stdin.is_some() && tty::stdin_is_terminal();
     // Restored when this guard drops, on every return below (and by tty's panic hook).
@@ -49,10 +54,12 @@ pub async fn attach(
     };
     let mut copiers = Vec::new();
     if let Some(out) = io.stdout.take() {
-        copiers.push(tokio::spawn(copy_out(out, tokio::io::stdout())));
+        let to = Tee::new(tokio::io::stdout(), log, Stream::Stdout);
+        copiers.push(tokio::spawn(copy_out(out, to)));
     }
     if let Some(err) = io.stderr.take() {
-        copiers.push(tokio::spawn(copy_out(err, tokio::io::stderr())));
+        let to = Tee::new(tokio::io::stderr(), log, Stream::Stderr);
+        copiers.push(tokio::spawn(copy_out(err, to)));
     }
     let detector = interactive_terminal.then(|| tty::DetachDetector::new(detach_keys));
     let mut input = io

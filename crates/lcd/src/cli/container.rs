@@ -102,6 +102,8 @@ pub struct CreateArgs {
     /// Pull the image: missing (if not stored), always, or never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
+    #[command(flatten)]
+    pub metadata: super::MetadataArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,

@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod container;
+mod files;
 mod images;
+mod metadata;
+mod system;
 
 pub use container::*;
+pub use files::*;
 pub use images::*;
+pub use metadata::*;
+pub use system::*;
 
 /// The help section of the options every command takes, apart from each command's own.
 const GLOBAL: &str = "Global Options";
@@ -49,6 +55,11 @@ pub struct Cli {
     /// Log debug messages to stderr.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub debug: bool,
+    /// Let stop, kill, rm, pause, update, start and checkpoint change containers that Kubernetes
+    /// manages (made by containerd's CRI plugin, namespace k8s.io), which they refuse otherwise:
+    /// the kubelet restarts, recreates or misreports what lcd changes behind its back.
+    #[arg(long, global = true)]
+    pub force_kubernetes: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,6 +126,27 @@ pub enum Command {
     Image(ImageArgs),
     /// Load-test containerd through the library, like containerd-stress.
     Stress(StressArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(IdsArgs),
+    /// Copy files between a container and the host (- for a tar stream).
+    Cp(CpArgs),
+    /// List the files a container from an image changed (A added, C changed, D deleted).
+    Diff(DiffArgs),
+    /// Write a container's filesystem as a tar archive.
+    Export(ExportArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Manage containers.
+    Container(ContainerArgs),
+    /// Show system-wide information.
+    Info(InfoArgs),
+    /// Manage lcd: disk usage, pruning, information.
+    System(SystemArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(CompletionArgs),
+    /// Print lcd's man page, generated from its command-line definitions.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -383,6 +415,22 @@ pub struct LogsArgs {
     /// Keep printing new output until the container stops.
     #[arg(short, long)]
     pub follow: bool,
+    /// Only the last N lines ("all": every line).
+    #[arg(short = 'n', long, default_value = "all", allow_hyphen_values = true)]
+    pub tail: String,
+    /// Only output since a time: 2026-11-30T05:45:00Z, 2026-11-30, a Unix time, or a duration
+    /// ago (10m, 1h30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only output before a time (the same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Start each line with the time it was written.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Start each line with the log's extra attributes (lcd's logs have none).
+    #[arg(long)]
+    pub details: bool,
     /// Container id.
     pub id: String,
 }

@@ -30,7 +30,8 @@ pub async fn attach(ctx: &Ctx, args: AttachArgs) -> Result<i32> {
     if io.stdin.is_none() && io.stdout.is_none() {
         bail!("container {id} was started without -i or -t: its output is in `lcd logs {id}`");
     }
-    match session::attach(&task, io, has_terminal(&container), &keys).await? {
+    let log = ctx.log_path(container.id());
+    match session::attach(&task, io, has_terminal(&container), &keys, Some(&log)).await? {
         session::Outcome::Detached => Ok(0),
         session::Outcome::Exited(status) => {
             state::reap(&container, &task).await?;

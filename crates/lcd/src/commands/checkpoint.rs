@@ -8,6 +8,7 @@ use libcontainerd::Task;
 
 use crate::cli::{CheckpointAction, CheckpointArgs};
 use crate::context::Ctx;
+use crate::cri;
 use crate::state;
 
 /// How long `checkpoint create` waits for the checkpointed container to stop.
@@ -28,6 +29,7 @@ pub async fn checkpoint(ctx: &Ctx, args: CheckpointArgs) -> Result<i32> {
         .with_context(|| format!("resolve checkpoint directory {}", dir.display()))?;
     let client = ctx.client().await?;
     let task = state::running_task(&client, &id).await?;
+    cri::refuse_change(task.container(), "checkpoint", ctx.force_kubernetes)?;
     task.create_checkpoint(&dir, !leave_running).await?;
     if !leave_running {
         reap_checkpointed(&task).await?;

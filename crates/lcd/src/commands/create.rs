@@ -6,6 +6,7 @@
 //! `ctr --rootfs` and `podman --rootfs` do; anything else is an image reference, run on a
 //! copy-on-write snapshot of its own (pulled first if missing, as `--pull` says).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use libcontainerd_images::{prepare, RunOptions};
 use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::flags::env_entry;
+use crate::metadata;
 use crate::options;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
@@ -31,17 +33,20 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
 
 /// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps.
 pub async fn create_container(ctx: &Ctx, args: &CreateArgs) -> Result<Container> {
+    let args = &metadata::with_env_files(args)?;
+    let user_labels = metadata::user_labels(args)?;
     let id = match &args.name {
         Some(name) => Id::new(name.as_str())?,
         None => state::generate_id()?,
     };
     if !is_rootfs_path(&args.rootfs) {
         let client = ctx.client().await?;
-        return create_from_image(ctx, &client, args, &id).await;
+        return create_from_image(ctx, &client, args, &id, user_labels).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
     let spec = build_spec(args, &rootfs)?;
-    let mut labels = options::labels(args, None)?;
+    let mut labels = user_labels;
+    labels.extend(options::labels(args, None)?);
     labels.insert(LABEL_ROOTFS.to_string(), rootfs.display().to_string());
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
@@ -77,6 +82,7 @@ async fn create_from_image(
     client: &Client,
     args: &CreateArgs,
     id: &Id,
+    user_labels: HashMap<String, String>,
 ) -> Result<Container> {
     let image = args.rootfs.as_str();
     if args.pull == "always" {
@@ -113,7 +119,11 @@ async fn create_from_image(
         prepared => prepared?,
     };
     let built = apply_options(prepared.spec.clone(), args).and_then(|spec| {
-        let labels = options::labels(args, prepared.config.stop_signal.as_deref())?;
+        let mut labels = user_labels;
+        labels.extend(options::labels(
+            args,
+            prepared.config.stop_signal.as_deref(),
+        )?);
         Ok((spec, labels))
     });
     let (spec, mut labels) = match built {

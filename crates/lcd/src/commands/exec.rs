@@ -18,6 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::ExecArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::flags::env_entry;
 use crate::state::LABEL_ROOTFS;
 use crate::{session, signals, tty};
@@ -42,6 +43,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     let (container, task) = crate::state::load_with_task(&client, &args.container).await?;
     let id = container.id().clone();
     let (task, _) = task.ok_or_else(|| anyhow::anyhow!("container {id} is not running"))?;
+    let _exec_dir = cri::ExecDirCleanup::new(&container);
 
     let mut builder =
         exec_process(container.spec(), args.command.iter().cloned()).terminal(args.tty);

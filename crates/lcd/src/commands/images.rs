@@ -10,6 +10,7 @@ use libcontainerd_images::{Platform, Reference};
 use super::pull::human;
 use crate::cli::ImagesArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::state::human_duration;
 use crate::template::Format;
 
@@ -28,6 +29,7 @@ pub async fn images(ctx: &Ctx, args: ImagesArgs) -> Result<i32> {
     let format = Format::parse(args.format.as_deref(), "text")?;
     let client = ctx.client().await?;
     let mut rows = summaries(&client, &Platform::host()).await?;
+    cri::hide_id_aliases(&mut rows);
     if let Some(filter) = &args.reference {
         let wanted = Reference::parse(filter)?;
         let with_tag = filter.contains(':') && wanted.tag().is_some();

@@ -10,6 +10,7 @@ use libcontainerd_images::{import_rootfs, Platform, RootfsSource};
 
 use crate::cli::ImportArgs;
 use crate::context::Ctx;
+use crate::cri;
 
 /// `lcd import SOURCE NAME`.
 pub async fn import(ctx: &Ctx, args: ImportArgs) -> Result<i32> {
@@ -37,6 +38,7 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> Result<i32> {
     };
     let imported = import_rootfs(&client, &source, &args.name).await?;
     drop(spool);
+    cri::unpack_for_pods(&client, &ctx.namespace, &imported.names).await?;
     let name = imported.names.first().cloned().unwrap_or_default();
     let details = inspect(&client, &name, &Platform::host()).await?;
     println!("{}", details.id);

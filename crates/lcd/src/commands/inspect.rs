@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::cli::InspectArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit;
 use crate::options;
 use crate::state::{self, State, LABEL_OOM_KILLED, LABEL_ROOTFS};
@@ -56,7 +57,9 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         }
         None => None,
     };
-    let state = State::of(container.labels(), info.as_ref());
+    let mut state = State::of(container.labels(), info.as_ref());
+    let recorded = std::iter::once((container.labels(), container.id().as_str(), &mut state));
+    cri::recorded_exits(client, recorded).await;
     let oom_killed = match &info {
         // Stopped and not reaped yet: the cgroup still counts its OOM kills.
         Some(t) if t.status == TaskStatus::Stopped => {
@@ -67,7 +70,13 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
     };
     let process = container.spec().process().clone();
     let (stop_signal, stop_timeout) = options::stop_settings(container.labels());
-    let log = ctx.log_path(container.id());
+    let kubernetes = cri::Kube::of(container.labels());
+    let log = match &kubernetes {
+        // Without a recorded log file the field is empty, as for a sandbox.
+        Some(k) if !k.is_sandbox() => cri::log_path(client, &container).await.ok().flatten(),
+        Some(_) => None,
+        None => Some(ctx.log_path(container.id())),
+    };
     Ok(json!({
         "Id": container.id().as_str(),
         "Namespace": ctx.namespace,
@@ -91,7 +100,8 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
         "Image": container.snapshot().and_then(|s| s.image.as_deref()),
         "Snapshot": container.snapshot().map(|s| serde_json::json!({"Snapshotter": s.snapshotter, "Key": s.key})),
         "BundleDir": container.bundle_dir(),
-        "LogPath": log.exists().then_some(log),
+        "LogPath": log.filter(|l| l.exists()),
+        "Kubernetes": kubernetes.map(|k| k.to_json()),
         "Labels": container.labels(),
         "Spec": container.spec(),
     }))

@@ -5,6 +5,7 @@ use libcontainerd_images::{import, ImportOptions, Reference};
 
 use crate::cli::LoadArgs;
 use crate::context::Ctx;
+use crate::cri;
 
 /// `lcd load [-i FILE]`: prints `Loaded image: NAME` per image, as docker does.
 pub async fn load(ctx: &Ctx, args: LoadArgs) -> Result<i32> {
@@ -28,6 +29,8 @@ pub async fn load(ctx: &Ctx, args: LoadArgs) -> Result<i32> {
             import(&client, std::io::stdin(), &ImportOptions::default()).await?
         }
     };
+    let names: Vec<String> = images.iter().flat_map(|i| i.names.clone()).collect();
+    cri::unpack_for_pods(&client, &ctx.namespace, &names).await?;
     for image in images {
         for name in image.names {
             let shown = Reference::parse(&name)

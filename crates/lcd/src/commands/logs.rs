@@ -1,53 +1,34 @@
-//! `lcd logs [-f] ID`: a detached container's output, from the file lcd-logger appends it to.
+//! `lcd logs [-f] [-n N] [--since T] [--until T] [-t] [--details] ID`: a container's output, from
+//! the log file lcd-logger (detached containers) or the attached session (attached ones) appends
+//! it to, or for a Kubernetes container the CRI log the kubelet asked for (see [`crate::cri`]);
+//! stdout and stderr come back on their own streams.
 
-use std::time::Duration;
-
-use anyhow::{Context as _, Result};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use anyhow::Result;
 
 use crate::cli::LogsArgs;
 use crate::context::Ctx;
+use crate::cri;
+use crate::log_reader::{self, Options};
 use crate::state;
 
-/// `lcd logs [-f]`.
+/// `lcd logs`.
 pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<i32> {
+    let options = Options::parse(
+        &args.tail,
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.timestamps,
+        args.details,
+    )?;
     let client = ctx.client().await?;
     let container = state::load(&client, &args.id).await?;
-    let path = ctx.log_path(container.id());
-    let mut out = tokio::io::stdout();
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+    let path = match cri::log_path(&client, &container).await? {
+        Some(path) => path,
+        None => ctx.log_path(container.id()),
     };
-    if let Some(f) = file.as_mut() {
-        tokio::io::copy(f, &mut out).await?;
-    }
-    if args.follow {
-        // The shim appends to the file; poll it while the task runs, then drain what is left.
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let task = state::task_with_status(&container).await?;
-            let running = state::running(container.id(), task).is_ok();
-            if file.is_none() {
-                file = tokio::fs::File::open(&path).await.ok();
-            }
-            if let Some(f) = file.as_mut() {
-                let pos = f.stream_position().await?;
-                let n = f.read(&mut buf).await?;
-                if n > 0 {
-                    out.write_all(&buf[..n]).await?;
-                    out.flush().await?;
-                    continue;
-                }
-                f.seek(std::io::SeekFrom::Start(pos)).await?;
-            }
-            if !running {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    out.flush().await?;
+    log_reader::print_log(&path, &options, args.follow, || {
+        cri::still_running(&container)
+    })
+    .await?;
     Ok(0)
 }

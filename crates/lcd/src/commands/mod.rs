@@ -9,20 +9,28 @@
 
 mod attach;
 mod checkpoint;
+mod completion;
+mod cp;
 mod create;
 mod daemon;
+mod df;
+mod diff;
 mod events;
 mod exec;
+mod export;
 mod image;
 mod images;
 mod import;
+mod info;
 mod inspect;
 mod kill;
 mod load;
 mod logs;
 mod pause;
+mod prune;
 mod ps;
 mod pull;
+mod rename;
 mod rm;
 mod rmi;
 mod rootfs;
@@ -36,10 +44,11 @@ mod tag;
 mod top;
 mod update;
 mod version;
+mod wait;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ContainerAction, SystemAction};
 use crate::context::Ctx;
 
 // The conversions from flags to what containerd gets, for the fuzz target.
@@ -54,6 +63,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         data_root: cli.data_root,
         exec_root: cli.exec_root,
         containerd: cli.containerd,
+        force_kubernetes: cli.force_kubernetes,
     };
     match cli.command {
         Command::Run(args) => run::run(&ctx, args).await,
@@ -86,5 +96,21 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Tag(args) => tag::tag(&ctx, args).await,
         Command::Rmi(args) => rmi::rmi(&ctx, args).await,
         Command::Image(args) => image::image(&ctx, args).await,
+        Command::Wait(args) => wait::wait(&ctx, args).await,
+        Command::Cp(args) => cp::cp(&ctx, args).await,
+        Command::Diff(args) => diff::diff(&ctx, args).await,
+        Command::Export(args) => export::export(&ctx, args).await,
+        Command::Rename(args) => rename::rename(&ctx, args).await,
+        Command::Container(args) => match args.action {
+            ContainerAction::Prune(args) => prune::container_prune(&ctx, args).await,
+        },
+        Command::Info(args) => info::info(&ctx, args).await,
+        Command::System(args) => match args.action {
+            SystemAction::Df(args) => df::df(&ctx, args).await,
+            SystemAction::Prune(args) => prune::system_prune(&ctx, args).await,
+            SystemAction::Info(args) => info::info(&ctx, args).await,
+        },
+        Command::Completion(args) => completion::completion(args),
+        Command::Man(args) => completion::man(args),
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use crate::cli::IdsArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::state;
 
@@ -14,7 +15,9 @@ pub async fn pause(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            state::running_task(&client, &id).await?.pause().await?;
+            let task = state::running_task(&client, &id).await?;
+            cri::refuse_change(task.container(), "pause", ctx.force_kubernetes)?;
+            task.pause().await?;
             println!("{id}");
             Ok(())
         }

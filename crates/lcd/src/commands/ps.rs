@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::cli::PsArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::state::{self, State, LABEL_ROOTFS};
 use crate::template::{Format, Template};
 
@@ -100,6 +101,11 @@ async fn rows(client: &Client) -> Result<Vec<Row>> {
             Row { info, state }
         })
         .collect();
+    // Kubernetes' exited containers have no task left: CRI recorded their exit.
+    let states = rows
+        .iter_mut()
+        .map(|r| (&r.info.labels, r.info.id.as_str(), &mut r.state));
+    cri::recorded_exits(client, states).await;
     rows.sort_by_key(|r| std::cmp::Reverse(r.info.created_at));
     Ok(rows)
 }
@@ -296,7 +302,7 @@ fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
         "Labels": labels.join(","),
         "LocalVolumes": "0",
         "Mounts": "",
-        "Names": id,
+        "Names": names_of(&r.info),
         "Networks": "",
         "Ports": "",
         "RunningFor": r.info.created_at.map(|t| format!(
@@ -309,7 +315,16 @@ fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
         "Status": status_text(&r.state, now),
         "Pid": pid,
         "ExitCode": exit_code,
+        "Kubernetes": cri::Kube::of(&r.info.labels).map(|k| k.to_json()),
     })
+}
+
+/// The NAMES column: a Kubernetes container's name, else the id (lcd's ids are its names).
+fn names_of(info: &ContainerInfo) -> String {
+    match cri::Kube::of(&info.labels) {
+        Some(_) => cri::name_of(&info.labels),
+        None => info.id.to_string(),
+    }
 }
 
 /// The IMAGE column: the image a container was made from (docker's short form, without

@@ -8,6 +8,7 @@ use libcontainerd::{Container, ErrorKind, Task, TaskStatus};
 use super::start::is_gone;
 use crate::cli::RmArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::state;
 
@@ -26,6 +27,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                 }
                 loaded => loaded?,
             };
+            cri::refuse_change(&container, "remove", ctx.force_kubernetes)?;
             if let Some((task, status)) = task {
                 delete_task(&task, status, force, &id).await?;
             }

@@ -33,7 +33,10 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             Err(e) => Err(e),
         }
     } else {
-        match run_attached(container.clone(), interactive, args.rm).await {
+        // A container removed when it exits keeps no log (docker's removes it with the
+        // container), so its attached output goes to the terminal alone.
+        let log = (!args.rm).then(|| ctx.log_path(container.id()));
+        match run_attached(container.clone(), interactive, args.rm, log.as_deref()).await {
             Ok(Attached::Exited(code)) => Ok(code),
             Ok(Attached::Detached) => {
                 if args.rm {

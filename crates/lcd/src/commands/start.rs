@@ -7,6 +7,7 @@ use libcontainerd::{Client, Container, Output, StdioConfig, Task, TaskStatus};
 
 use crate::cli::StartArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
@@ -36,6 +37,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
 async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) -> Result<i32> {
     let (container, task) = state::load_with_task(client, given).await?;
     let id = container.id().clone();
+    cri::refuse_change(&container, "start", ctx.force_kubernetes)?;
     match task {
         Some((task, TaskStatus::Stopped)) => {
             state::reap(&container, &task).await?;
@@ -67,7 +69,8 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
         if stdin && has_terminal(&container) && !tty::stdin_is_terminal() {
             return Ok(not_a_tty());
         }
-        match run_attached(container, stdin, false).await? {
+        let log = ctx.log_path(container.id());
+        match run_attached(container, stdin, false, Some(&log)).await? {
             Attached::Exited(code) => Ok(code),
             Attached::Detached => Ok(0),
         }
@@ -88,9 +91,11 @@ pub fn not_a_tty() -> i32 {
 /// Start the container's task with nobody attached; see the module's summary for where its output
 /// goes.
 pub async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Result<Task> {
-    if stdin || has_terminal(container) {
+    if stdin {
         // A container that takes input is attached to later (`lcd attach`): its stdio stays on
         // FIFOs. Output waits in them (64 KiB, then the process blocks) until someone attaches.
+        // With a terminal but no stdin (`-d -t`) there is nothing to type: its output goes to
+        // the log, as docker's does, and `lcd logs` shows it.
         let config = StdioConfig {
             stdin,
             terminal: false,
@@ -132,8 +137,14 @@ const KILLED: i32 = 137;
 /// Run the task with our stdio connected until it exits (its task is then deleted and its exit
 /// recorded on the container) or the user detaches (Ctrl-P Ctrl-Q on a terminal: the container
 /// keeps running).
-/// With `remove`, the exit is not recorded: the container is about to go.
-pub async fn run_attached(container: Container, stdin: bool, remove: bool) -> Result<Attached> {
+/// With `remove`, the exit is not recorded: the container is about to go. The output is also
+/// appended to `log`, if given.
+pub async fn run_attached(
+    container: Container,
+    stdin: bool,
+    remove: bool,
+    log: Option<&std::path::Path>,
+) -> Result<Attached> {
     let config = StdioConfig {
         stdin,
         terminal: false,
@@ -145,7 +156,7 @@ pub async fn run_attached(container: Container, stdin: bool, remove: bool) -> Re
         let _ = task.force_delete().await;
         return Err(e.into());
     }
-    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS).await {
+    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS, log).await {
         Ok(session::Outcome::Exited(status)) => status,
         Ok(session::Outcome::Detached) => return Ok(Attached::Detached),
         // Someone removed the container (`rm -f`) while we were attached: its process was

@@ -12,6 +12,7 @@ use super::start::is_gone;
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::options::stop_settings;
 use crate::state;
@@ -26,10 +27,12 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
         None => None,
     };
     let client = ctx.client().await?;
+    let force_kubernetes = ctx.force_kubernetes;
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
+            cri::refuse_change(&container, "stop", force_kubernetes)?;
             let task = match task {
                 Some((task, TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing)) => {
                     task

@@ -8,6 +8,7 @@ use libcontainerd::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxRe
 
 use crate::cli::UpdateArgs;
 use crate::context::Ctx;
+use crate::cri;
 use crate::exit::for_each_id;
 use crate::options;
 use crate::state;
@@ -20,12 +21,14 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<i32> {
     // Validate every flag before touching any container.
     let resources = update_resources(&args)?;
     let client = ctx.client().await?;
+    let force_kubernetes = ctx.force_kubernetes;
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         let resources = resources.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
             let task = state::running(container.id(), task)?;
+            cri::refuse_change(&container, "update", force_kubernetes)?;
             task.update_resources(&resources).await?;
             // Recorded for `inspect`: the spec keeps the limits the container was created with.
             let now = options::merge_resources(

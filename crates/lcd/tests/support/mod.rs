@@ -151,6 +151,13 @@ impl Running {
         }
     }
 
+    /// The next stdout line, if one comes within `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        self.stdout_seen.push_str(&line);
+        Some(line)
+    }
+
     /// Send `signal` to the `lcd` process.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
@@ -207,6 +214,47 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Start a prepared `lcd` command in the background with stdout read line by line.
+pub fn spawn_command(mut cmd: Command, stdin: Stdio) -> Running {
+    let what = describe(&cmd);
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let stderr = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut s);
+        s
+    });
+    Running {
+        what,
+        stdin: child.stdin.take(),
+        child: Some(child),
+        lines,
+        stdout_seen: String::new(),
+        stderr: Some(stderr),
+        started,
     }
 }
 
@@ -425,44 +473,7 @@ impl Lcd {
 
     /// Start `lcd ARGS` in the background with stdout read line by line.
     pub fn spawn(&self, args: &[&str], stdin: Stdio) -> Running {
-        let mut cmd = self.command(args);
-        let what = describe(&cmd);
-        cmd.stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut s);
-            s
-        });
-        Running {
-            what,
-            stdin: child.stdin.take(),
-            child: Some(child),
-            lines,
-            stdout_seen: String::new(),
-            stderr: Some(stderr),
-            started,
-        }
+        spawn_command(self.command(args), stdin)
     }
 
     /// `lcd ps -aq`.

@@ -13,11 +13,14 @@ const SOCKET_PATH_MAX: usize = 107;
 /// Where to look for the binary when `PATH` is unset.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Plugins the managed containerd does not load: CRI (we are not a kubelet), the snapshotters that
-/// only log errors on an ordinary host (aufs even runs `modprobe`), and `opt`, which would create
-/// `/opt/containerd` outside our directories.
+/// containerd's CRI plugin: the API a kubelet drives, serving namespace `k8s.io`.
+const CRI_PLUGIN: &str = "io.containerd.grpc.v1.cri";
+
+/// Plugins the managed containerd does not load: the snapshotters that only log errors on an
+/// ordinary host (aufs even runs `modprobe`), and `opt`, which would create `/opt/containerd`
+/// outside our directories. CRI ([`CRI_PLUGIN`]) is off too unless [`DaemonConfig::cri`] asks
+/// for it.
 const DISABLED_PLUGINS: &[&str] = &[
-    "io.containerd.grpc.v1.cri",
     "io.containerd.snapshotter.v1.aufs",
     "io.containerd.snapshotter.v1.btrfs",
     "io.containerd.snapshotter.v1.devmapper",
@@ -45,6 +48,23 @@ pub struct DaemonConfig {
     pub stop_timeout: Duration,
     /// Run containerd with log level `debug` instead of `info`.
     pub debug: bool,
+    /// Serve the CRI API (the kubelet's) too; `None`, the default, leaves the CRI plugin off:
+    /// an engine's own containerd has no kubelet, and CRI would start a streaming server and
+    /// watch namespace `k8s.io` for nothing. For testing an engine next to Kubernetes on one
+    /// containerd.
+    pub cri: Option<CriConfig>,
+}
+
+/// The CRI plugin's settings for a managed containerd that serves a kubelet-style client. Its
+/// files stay in the daemon's directories: the plugin's own under containerd's root and state,
+/// runc's state under `<state>/runc-cri`, the CNI directories under `<root>/cni` (pods on the
+/// host's network never call CNI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriConfig {
+    /// The image of the pods' sandbox ("pause") containers, a reference stored in namespace
+    /// `k8s.io` (containerd 1.6 would otherwise pull `registry.k8s.io/pause`). Its entrypoint must
+    /// keep running until it is killed.
+    pub sandbox_image: String,
 }
 
 impl DaemonConfig {
@@ -58,6 +78,7 @@ impl DaemonConfig {
             start_timeout: Duration::from_secs(15),
             stop_timeout: Duration::from_secs(15),
             debug: false,
+            cri: None,
         }
     }
 
@@ -133,8 +154,10 @@ impl DaemonConfig {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
         let level = if self.debug { "debug" } else { "info" };
-        let disabled = DISABLED_PLUGINS
+        let cri_disabled = self.cri.is_none().then_some(CRI_PLUGIN);
+        let disabled = cri_disabled
             .iter()
+            .chain(DISABLED_PLUGINS)
             .map(|p| toml_string(p))
             .collect::<Vec<_>>()
             .join(", ");
@@ -157,7 +180,29 @@ impl DaemonConfig {
              \n\
              [timeouts]\n  \"io.containerd.timeout.bolt.open\" = \"{bolt_timeout_ms}ms\"\n\
              \n\
-             [plugins]\n  [plugins.\"io.containerd.monitor.v1.cgroups\"]\n    no_prometheus = true\n"
+             [plugins]\n  [plugins.\"io.containerd.monitor.v1.cgroups\"]\n    no_prometheus = true\n\
+             {cri}",
+            cri = self.render_cri()?,
+        ))
+    }
+
+    /// The CRI plugin's section, empty when it is off.
+    fn render_cri(&self) -> Result<String> {
+        let Some(cri) = &self.cri else {
+            return Ok(String::new());
+        };
+        let image = toml_string(&cri.sandbox_image);
+        let cni_bin = toml_path(&self.root.join("cni/bin"))?;
+        let cni_conf = toml_path(&self.root.join("cni/net.d"))?;
+        let runc_root = toml_path(&self.state.join("runc-cri"))?;
+        // restrict_oom_score_adj: CRI gives sandboxes oom_score_adj -998, which runc cannot set
+        // without CAP_SYS_RESOURCE (a containerd in a container, or a restricted root); clamping
+        // to containerd's own score keeps pods startable there and changes nothing elsewhere.
+        Ok(format!(
+            "  [plugins.\"{CRI_PLUGIN}\"]\n    sandbox_image = {image}\n    restrict_oom_score_adj = true\n\
+             \x20   [plugins.\"{CRI_PLUGIN}\".cni]\n      bin_dir = {cni_bin}\n      conf_dir = {cni_conf}\n\
+             \x20   [plugins.\"{CRI_PLUGIN}\".containerd.runtimes.runc]\n      runtime_type = \"io.containerd.runc.v2\"\n\
+             \x20   [plugins.\"{CRI_PLUGIN}\".containerd.runtimes.runc.options]\n      Root = {runc_root}\n"
         ))
     }
 }
@@ -252,9 +297,32 @@ mod tests {
         assert!(text.contains("address = \"/tmp/s/containerd.sock\""));
         assert!(text.contains("address = \"/tmp/s/containerd.sock.ttrpc\""));
         assert!(text.contains("level = \"debug\""));
-        assert!(text.contains("\"io.containerd.grpc.v1.cri\""));
+        assert!(text.contains("disabled_plugins = [\"io.containerd.grpc.v1.cri\""));
+        assert!(!text.contains("sandbox_image"), "{text}");
         assert!(text.contains("\"io.containerd.timeout.bolt.open\" = \"15000ms\""));
         assert_eq!(toml_string("a\nb"), "\"a\\u000Ab\"");
+    }
+
+    #[test]
+    fn cri_is_enabled_only_when_asked_for() {
+        let mut config = DaemonConfig::new("/tmp/r", "/tmp/s");
+        config.cri = Some(CriConfig {
+            sandbox_image: "docker.io/test/pause:1".into(),
+        });
+        let text = config.render().expect("render");
+        let disabled = text
+            .lines()
+            .find(|l| l.starts_with("disabled_plugins"))
+            .expect("disabled_plugins");
+        assert!(!disabled.contains("grpc.v1.cri"), "{disabled}");
+        assert!(disabled.contains("snapshotter.v1.aufs"), "{disabled}");
+        assert!(
+            text.contains("sandbox_image = \"docker.io/test/pause:1\""),
+            "{text}"
+        );
+        assert!(text.contains("restrict_oom_score_adj = true"), "{text}");
+        assert!(text.contains("conf_dir = \"/tmp/r/cni/net.d\""), "{text}");
+        assert!(text.contains("Root = \"/tmp/s/runc-cri\""), "{text}");
     }
 
     #[test]

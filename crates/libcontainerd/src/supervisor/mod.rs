@@ -49,7 +49,7 @@ mod lifecycle;
 mod occupant;
 mod pidfd;
 
-pub use config::DaemonConfig;
+pub use config::{CriConfig, DaemonConfig};
 pub use lifecycle::{Daemon, DaemonStatus};
 
 /// How often the supervisor polls for a socket, a lock or an exit.

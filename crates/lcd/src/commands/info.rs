@@ -1,0 +1,247 @@
+//! `lcd info` (and `lcd system info`): what lcd runs on, as `docker info` shows it: containerd's
+//! version, the runtime, the snapshotter, the cgroup version and driver, how many containers are
+//! running, paused and stopped, how many images there are, and lcd's directories. `--format json`
+//! prints one object with docker's keys.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Result};
+use libcontainerd::Client;
+use libcontainerd_images::Platform;
+use serde_json::{json, Value};
+
+use crate::cli::InfoArgs;
+use crate::context::Ctx;
+use crate::flags::parse_format;
+use crate::inventory;
+
+/// How many containers are in each of docker's three groups.
+#[derive(Debug, Default)]
+struct Counts {
+    running: usize,
+    paused: usize,
+    /// Exited or never started.
+    stopped: usize,
+}
+
+async fn count_containers(client: &Client) -> Result<Counts> {
+    let mut counts = Counts::default();
+    for (_, state) in inventory::containers(client).await? {
+        match state.name() {
+            "running" => counts.running += 1,
+            "paused" => counts.paused += 1,
+            _ => counts.stopped += 1,
+        }
+    }
+    Ok(counts)
+}
+
+/// `lcd info`.
+pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
+    let template = args.format.contains("{{");
+    let json = !template && parse_format(&args.format, "text")?;
+    let client = ctx.client().await?;
+    let (version, counts, images, snapshotter) = tokio::try_join!(
+        async { Ok::<_, anyhow::Error>(client.version().await?) },
+        count_containers(&client),
+        async {
+            let rows = libcontainerd_images::store::summaries(&client, &Platform::host()).await?;
+            // docker counts images, not names: two tags of one image are one.
+            let ids: HashSet<String> = rows.into_iter().map(|r| r.id.unwrap_or(r.digest)).collect();
+            Ok::<_, anyhow::Error>(ids.len())
+        },
+        async { Ok::<_, anyhow::Error>(libcontainerd_images::snapshotter::choose(&client).await?) },
+    )?;
+    let runtime = ctx.runtime();
+    let runc = runtime
+        .options
+        .as_ref()
+        .map(|o| o.binary_name.clone())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "runc".to_string());
+    let uname = nix::sys::utsname::uname()?;
+    let info = json!({
+        "Containers": counts.running + counts.paused + counts.stopped,
+        "ContainersRunning": counts.running,
+        "ContainersPaused": counts.paused,
+        "ContainersStopped": counts.stopped,
+        "Images": images,
+        "Driver": snapshotter,
+        "LoggingDriver": "lcd-logger",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version(),
+        "DefaultRuntime": runtime.name,
+        "RuncVersion": first_line_of(&runc, &["--version"]),
+        "ContainerdVersion": version.version,
+        "ContainerdRevision": version.revision,
+        "ContainerdAddress": client.address(),
+        "ManagedContainerd": ctx.address.is_none(),
+        "Namespace": ctx.namespace,
+        "KernelVersion": uname.release().to_string_lossy(),
+        "OperatingSystem": operating_system(),
+        "OSType": "linux",
+        "Architecture": uname.machine().to_string_lossy(),
+        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "MemTotal": total_memory(),
+        "Name": uname.nodename().to_string_lossy(),
+        "DockerRootDir": ctx.data_root,
+        "ExecRoot": ctx.exec_root,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+    });
+    if template {
+        println!("{}", render(&args.format, &info)?);
+    } else if json {
+        println!("{info}");
+    } else {
+        print!("{}", text(&info));
+    }
+    Ok(0)
+}
+
+/// docker's layout: one `Key: value` a line, containers broken down below their total.
+fn text(info: &Value) -> String {
+    let s = |key: &str| match &info[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => "unknown".to_string(),
+        other => other.to_string(),
+    };
+    let memory = info["MemTotal"]
+        .as_u64()
+        .map(|b| format!("{:.2}GiB", b as f64 / (1u64 << 30) as f64))
+        .unwrap_or_else(|| "unknown".to_string());
+    let containerd = format!("{} ({})", s("ContainerdVersion"), s("ContainerdAddress"));
+    let managed = if info["ManagedContainerd"] == Value::Bool(true) {
+        "managed by lcd"
+    } else {
+        "given by --address"
+    };
+    [
+        "Server:".to_string(),
+        format!(" Containers: {}", s("Containers")),
+        format!("  Running: {}", s("ContainersRunning")),
+        format!("  Paused: {}", s("ContainersPaused")),
+        format!("  Stopped: {}", s("ContainersStopped")),
+        format!(" Images: {}", s("Images")),
+        format!(" Server Version: lcd {}", s("ServerVersion")),
+        format!(" containerd: {containerd}, {managed}"),
+        format!(" Namespace: {}", s("Namespace")),
+        format!(" Storage Driver (snapshotter): {}", s("Driver")),
+        format!(" Logging Driver: {}", s("LoggingDriver")),
+        format!(" Cgroup Driver: {}", s("CgroupDriver")),
+        format!(" Cgroup Version: {}", s("CgroupVersion")),
+        format!(" Default Runtime: {}", s("DefaultRuntime")),
+        format!(" runc version: {}", s("RuncVersion")),
+        format!(" Kernel Version: {}", s("KernelVersion")),
+        format!(" Operating System: {}", s("OperatingSystem")),
+        format!(" OSType: {}", s("OSType")),
+        format!(" Architecture: {}", s("Architecture")),
+        format!(" CPUs: {}", s("NCPU")),
+        format!(" Total Memory: {memory}"),
+        format!(" Name: {}", s("Name")),
+        format!(" Data Root: {}", s("DockerRootDir")),
+        format!(" Exec Root: {}", s("ExecRoot")),
+    ]
+    .iter()
+    .map(|line| format!("{line}\n"))
+    .collect()
+}
+
+/// The Go-template forms scripts give `docker info --format`: `{{.Field}}`, `{{.A.B}}`,
+/// `{{json .}}`, `{{json .Field}}`, over the object `--format json` prints. (lcd's full template
+/// engine serves the other commands' `--format`; this covers info's common uses until it does.)
+fn render(template: &str, info: &Value) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            bail!("template: unclosed action in {template:?}");
+        };
+        let action = rest[start + 2..start + end].trim();
+        let (json, path) = match action.strip_prefix("json ") {
+            Some(path) => (true, path.trim()),
+            None => (false, action),
+        };
+        let Some(path) = path.strip_prefix('.') else {
+            bail!("template: unsupported action {{{{{action}}}}}: use {{{{.Field}}}} or {{{{json .}}}}");
+        };
+        let value = path
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .try_fold(info, |v, key| v.get(key));
+        match (value, json) {
+            (None, _) => bail!("template: no field {path:?} in lcd info"),
+            (Some(v), true) => out.push_str(&v.to_string()),
+            (Some(Value::String(s)), false) => out.push_str(s),
+            (Some(Value::Null), false) => out.push_str("<no value>"),
+            (Some(v), false) => out.push_str(&v.to_string()),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// "2" on a unified hierarchy, else "1" (hybrid and legacy hosts: containers get v1 controllers).
+fn cgroup_version() -> &'static str {
+    match nix::sys::statfs::statfs("/sys/fs/cgroup") {
+        Ok(s) if s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => "2",
+        _ => "1",
+    }
+}
+
+/// /etc/os-release's PRETTY_NAME.
+fn operating_system() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+/// Bytes of RAM, from /proc/meminfo.
+fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The first line a program prints (`runc --version`), or None if it cannot run.
+fn first_line_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn templates_read_fields_and_json() {
+        let info = json!({"ContainersRunning": 2, "Driver": "overlayfs", "A": {"B": null}});
+        assert_eq!(
+            render("{{.ContainersRunning}} on {{ .Driver }}", &info).unwrap(),
+            "2 on overlayfs"
+        );
+        assert_eq!(render("{{json .Driver}}", &info).unwrap(), "\"overlayfs\"");
+        assert_eq!(render("{{.A.B}}", &info).unwrap(), "<no value>");
+        assert!(render("{{.Nope}}", &info)
+            .unwrap_err()
+            .to_string()
+            .contains("Nope"));
+        assert!(render("{{range .X}}", &info).is_err());
+    }
+}

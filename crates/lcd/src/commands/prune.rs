@@ -1,0 +1,153 @@
+//! `lcd container prune [-f]` and `lcd system prune [-f] [-a]`, as docker's: after a `[y/N]`
+//! question (unless `-f`), remove every stopped container (exited or never started) with its
+//! snapshot and log; `system prune` also removes log files whose container is gone and, with `-a`,
+//! every image no container was made from. Prints what went and the space reclaimed.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context as _, Result};
+use libcontainerd::{Client, TaskStatus};
+
+use super::pull::human;
+use crate::cli::{PruneArgs, SystemPruneArgs};
+use crate::context::Ctx;
+use crate::exit;
+use crate::inventory::{self, file_size};
+
+/// `lcd container prune`.
+pub async fn container_prune(ctx: &Ctx, args: PruneArgs) -> Result<i32> {
+    if !args.force && !confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(0);
+    }
+    let client = ctx.client().await?;
+    let (removed, reclaimed) = prune_containers(ctx, &client).await?;
+    let mut out = String::new();
+    section(&mut out, "Deleted Containers:", &removed);
+    out.push_str(&format!("Total reclaimed space: {}\n", human(reclaimed)));
+    print!("{out}");
+    Ok(0)
+}
+
+/// `lcd system prune`.
+pub async fn system_prune(ctx: &Ctx, args: SystemPruneArgs) -> Result<i32> {
+    let images = if args.all {
+        "  - all images without at least one container associated to them"
+    } else {
+        "  - all dangling images"
+    };
+    let warning = format!(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all log files of containers that are gone\n{images}\n"
+    );
+    if !args.force && !confirm(&warning)? {
+        return Ok(0);
+    }
+    let client = ctx.client().await?;
+    let (containers, mut reclaimed) = prune_containers(ctx, &client).await?;
+    let remaining: Vec<_> = inventory::containers(&client)
+        .await?
+        .into_iter()
+        .map(|(info, _)| info)
+        .collect();
+    for log in inventory::orphan_logs(ctx, &remaining)? {
+        reclaimed += file_size(&log);
+        if let Err(e) = std::fs::remove_file(&log) {
+            tracing::warn!(log = %log.display(), error = %e, "removing a log file");
+        }
+    }
+    let mut untagged = Vec::new();
+    if args.all {
+        // lcd's images always have a name, so none is dangling: without -a no image goes.
+        for image in inventory::image_usage(&client, &remaining).await? {
+            if image.containers > 0 {
+                continue;
+            }
+            for name in &image.names {
+                match libcontainerd_images::store::remove(&client, name, true).await {
+                    Ok(name) => untagged.push(format!("untagged: {name}")),
+                    Err(e) => {
+                        exit::print(&anyhow::Error::new(e).context(format!("remove image {name}")))
+                    }
+                }
+            }
+            untagged.push(format!("deleted: {}", image.id));
+            reclaimed += image.size;
+        }
+    }
+    let mut out = String::new();
+    section(&mut out, "Deleted Containers:", &containers);
+    section(&mut out, "Deleted Images:", &untagged);
+    out.push_str(&format!("Total reclaimed space: {}\n", human(reclaimed)));
+    print!("{out}");
+    Ok(0)
+}
+
+/// Remove every container that is not running or paused; returns their ids and the bytes freed.
+/// A container that starts or goes meanwhile is left alone.
+async fn prune_containers(ctx: &Ctx, client: &Client) -> Result<(Vec<String>, u64)> {
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for usage in inventory::container_usage(ctx, client).await? {
+        if usage.state.is_up() {
+            continue;
+        }
+        let id = usage.info.id.clone();
+        let gone = async {
+            let container = client.load_container(&id).await?;
+            if let Ok(task) = container.task().await {
+                // Only a task that has stopped; one that started meanwhile stays.
+                if task.status().await? != TaskStatus::Stopped {
+                    return Ok::<bool, anyhow::Error>(false);
+                }
+                task.delete().await?;
+            }
+            container.delete().await?;
+            Ok(true)
+        };
+        match gone.await {
+            Ok(true) => {
+                let log = ctx.log_path(&id);
+                if let Err(e) = std::fs::remove_file(&log) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(log = %log.display(), error = %e, "removing a log file");
+                    }
+                }
+                reclaimed += usage.size + usage.log_size;
+                removed.push(id.to_string());
+            }
+            Ok(false) => {}
+            Err(e) => exit::print(&e.context(format!("remove container {id}"))),
+        }
+    }
+    Ok((removed, reclaimed))
+}
+
+/// docker's list: a title, one item a line, a blank line; nothing when empty.
+fn section(out: &mut String, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    out.push_str(title);
+    out.push('\n');
+    for item in items {
+        out.push_str(item);
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+/// docker's question: print the warning and `[y/N]`, read one line; only y or yes goes on.
+fn confirm(warning: &str) -> Result<bool> {
+    let mut stdout = std::io::stdout().lock();
+    write!(
+        stdout,
+        "{warning}\nAre you sure you want to continue? [y/N] "
+    )?;
+    stdout.flush()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("read the answer")?;
+    let answer = answer.trim().to_ascii_lowercase();
+    Ok(answer == "y" || answer == "yes")
+}
