@@ -54,6 +54,10 @@ impl Ctx {
     /// no lcd flags: where one of ours is the fix, this adds it.
     pub async fn ensure_daemon(&self, daemon: &Daemon) -> Result<u32> {
         daemon.ensure_running().await.map_err(|err| {
+            if is_permission_error(&err) {
+                // Not the library's error any more: its kind must not make this a 126.
+                return anyhow::anyhow!("start the managed containerd: {err}{NEEDS_ROOT}");
+            }
             let hint = match err.kind() {
                 // Another data root's containerd serves our exec root (the default one is shared).
                 ErrorKind::FailedPrecondition => " (each --data-root needs its own --exec-root)",
@@ -121,6 +125,7 @@ impl Ctx {
         ))
         .await;
         match connected {
+            Err(e) if is_permission_error(&e) => Err(anyhow::anyhow!("{e}{NEEDS_ROOT}")),
             Err(e) if self.address.is_some() && e.kind() == ErrorKind::Unavailable => {
                 // The library says what failed; where to look next is lcd's to say.
                 Err(anyhow::anyhow!(
@@ -130,6 +135,15 @@ impl Ctx {
             connected => Ok(connected?),
         }
     }
+}
+
+/// What a permission error means for lcd when it runs as a user other than root.
+const NEEDS_ROOT: &str = " (lcd needs root: run it as root, or give a rootless containerd's socket with --address and data and exec roots of your own)";
+
+/// A refusal by the file system (the data root, the socket), as a non-root user meets it.
+fn is_permission_error(err: &libcontainerd::Error) -> bool {
+    err.kind() == ErrorKind::PermissionDenied
+        || err.to_string().contains("Permission denied (os error 13)")
 }
 
 /// Whether `binary` is an executable file: a path as it is, a bare name in `PATH` (as the library

@@ -57,14 +57,77 @@ pub fn report(e: &anyhow::Error) -> i32 {
 }
 
 /// Print clap's refusal of the command line (or the help or version asked for) and return the
-/// status: 125 for a mistake, as docker's own usage errors, 0 for `--help` and `--version`.
+/// status: 125 for a mistake, as docker's own usage errors, 0 for `--help` and `--version`. A
+/// mistake is docker's two lines: what is wrong, and `See 'lcd run --help'.` for the command the
+/// user typed.
 pub fn usage(e: &clap::Error) -> i32 {
-    let _ = e.print();
-    if e.use_stderr() {
-        LCD_ERROR
-    } else {
-        0
+    use clap::error::ErrorKind;
+    if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return if e.use_stderr() { LCD_ERROR } else { 0 };
     }
+    // args_os: an argument that is not UTF-8 may be the very mistake being reported.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    eprintln!("lcd: {}", usage_line(&e.render().to_string()));
+    eprintln!("See '{} --help'.", command_path(&args));
+    LCD_ERROR
+}
+
+/// clap's message without its `error: ` prefix, tips and usage: the lines up to the first blank
+/// one, joined.
+fn usage_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = message.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
+
+/// `lcd` and the (sub)commands named in `args`, skipping global options and their values.
+fn command_path(args: &[String]) -> String {
+    use clap::CommandFactory;
+    let root = crate::cli::Cli::command();
+    let takes_value = |cmd: &clap::Command, arg: &str| {
+        let name = arg.trim_start_matches('-');
+        !arg.contains('=')
+            && cmd.get_arguments().any(|a| {
+                a.get_long() == Some(name)
+                    && a.get_num_args().is_none_or(|n| n.takes_values())
+                    && !matches!(
+                        a.get_action(),
+                        clap::ArgAction::SetTrue | clap::ArgAction::Count
+                    )
+            })
+    };
+    let mut path = vec!["lcd".to_string()];
+    let mut current = &root;
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if arg.starts_with("--") {
+            skip_value = takes_value(&root, arg);
+            continue;
+        }
+        if arg.starts_with('-') {
+            continue;
+        }
+        match current.find_subcommand(arg) {
+            Some(sub) => {
+                path.push(arg.clone());
+                current = sub;
+            }
+            None => break,
+        }
+    }
+    path.join(" ")
 }
 
 /// Run `each` for every id; print each failure and go on, then return 125 if any failed, as docker
@@ -99,6 +162,22 @@ mod tests {
         let e = anyhow::Error::new(lib).context("start");
         // The source is not repeated after the library's own message.
         assert_eq!(one_line(&e), format!("start: {said}"));
+    }
+
+    #[test]
+    fn usage_errors_name_the_command_typed() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(command_path(&args(&["run", "--bogus", "x"])), "lcd run");
+        assert_eq!(
+            command_path(&args(&["--namespace", "ps", "image", "ls", "-x"])),
+            "lcd image ls"
+        );
+        assert_eq!(command_path(&args(&["--debug", "stop"])), "lcd stop");
+        assert_eq!(command_path(&args(&["nosuch"])), "lcd");
+        assert_eq!(
+            usage_line("error: the following required arguments were not provided:\n  <IMAGE|ROOTFS>\n\nUsage: lcd run\n"),
+            "the following required arguments were not provided: <IMAGE|ROOTFS>"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - [`commands`]: one module per command, and `dispatch`;
 //! - what commands share: `context` (where containerd is, lcd's directories), `state` (labels,
 //!   states, loading), `session` (an attached session), `tty`, `signals`, `flags` (`--format`,
-//!   `-e`) and [`exit`] (exit statuses, the one-line error);
+//!   `-e`), `template` (`--format` Go templates) and [`exit`] (exit statuses, the one-line error);
 //! - `agent` (the process that outlives the CLI and acts on detached containers' exits) and
 //!   `launch` (a detached start, shared by the commands and the agent), above `restart` (docker's
 //!   restart policies) and the support modules; `fault` (crash points for the fault tests);
@@ -35,5 +35,6 @@ mod session;
 mod signals;
 mod state;
 mod tarball;
+mod template;
 mod tty;
 mod volumes;

@@ -2,6 +2,8 @@
 //! command line, sets up logging and the async runtime, and exits with the code the library's
 //! command returns; everything else is in the `lcd` library (src/lib.rs).
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use lcd::cli::Cli;
 
@@ -43,6 +45,8 @@ fn init_logging(debug: bool) {
         .with_env_filter(filter)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
+        // Colours only for a person reading a terminal, never into a file or pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

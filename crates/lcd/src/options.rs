@@ -22,6 +22,10 @@ pub const LABEL_STOP_TIMEOUT: &str = "io.lcd.stop-timeout";
 /// The security-related options as given, as JSON in docker's HostConfig names, for `inspect`.
 pub const LABEL_HOST_CONFIG: &str = "io.lcd.host-config";
 
+/// The resource limits `lcd update` last set, as OCI LinuxResources JSON (the spec keeps those of
+/// `create`); `inspect` shows these.
+pub const LABEL_RESOURCES: &str = "io.lcd.resources";
+
 /// Debian's static tini, which `--init` runs as PID 1.
 const TINI_STATIC: &str = "/usr/bin/tini-static";
 
@@ -303,6 +307,82 @@ pub fn host_config(labels: &HashMap<String, String>) -> serde_json::Value {
         .get(LABEL_HOST_CONFIG)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// The container's resource limits now: those `lcd update` recorded, else the spec's.
+pub fn resources(
+    spec: &Spec,
+    labels: &HashMap<String, String>,
+) -> libcontainerd::oci_spec::runtime::LinuxResources {
+    labels
+        .get(LABEL_RESOURCES)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .or_else(|| spec.linux().as_ref()?.resources().clone())
+        .unwrap_or_default()
+}
+
+/// `current` with the limits `update` sets replaced: what a container has after an update.
+pub fn merge_resources(
+    mut current: libcontainerd::oci_spec::runtime::LinuxResources,
+    update: &libcontainerd::oci_spec::runtime::LinuxResources,
+) -> libcontainerd::oci_spec::runtime::LinuxResources {
+    if let Some(new) = update.memory() {
+        let mut memory = (*current.memory()).unwrap_or_default();
+        if new.limit().is_some() {
+            memory.set_limit(new.limit());
+        }
+        if new.swap().is_some() {
+            memory.set_swap(new.swap());
+        }
+        current.set_memory(Some(memory));
+    }
+    if let Some(new) = update.cpu() {
+        let mut cpu = current.cpu().clone().unwrap_or_default();
+        if new.quota().is_some() {
+            cpu.set_quota(new.quota()).set_period(new.period());
+        }
+        if new.shares().is_some() {
+            cpu.set_shares(new.shares());
+        }
+        if new.cpus().is_some() {
+            cpu.set_cpus(new.cpus().clone());
+        }
+        current.set_cpu(Some(cpu));
+    }
+    if update.pids().is_some() {
+        current.set_pids(*update.pids());
+    }
+    current
+}
+
+/// docker's HostConfig resource fields of `resources` (0 or "" where unset, as docker shows them).
+pub fn resource_fields(
+    resources: &libcontainerd::oci_spec::runtime::LinuxResources,
+) -> serde_json::Map<String, serde_json::Value> {
+    let memory = resources.memory().as_ref();
+    let cpu = resources.cpu().as_ref();
+    let quota = cpu.and_then(|c| c.quota()).unwrap_or(0);
+    let period = cpu.and_then(|c| c.period()).unwrap_or(0);
+    let nano_cpus = if quota > 0 && period > 0 {
+        quota.saturating_mul(1_000_000_000) / period as i64
+    } else {
+        0
+    };
+    let fields = json!({
+        "Memory": memory.and_then(|m| m.limit()).filter(|l| *l > 0).unwrap_or(0),
+        "MemorySwap": memory.and_then(|m| m.swap()).unwrap_or(0),
+        "MemoryReservation": memory.and_then(|m| m.reservation()).unwrap_or(0),
+        "NanoCpus": nano_cpus,
+        "CpuShares": cpu.and_then(|c| c.shares()).unwrap_or(0),
+        "CpuQuota": quota,
+        "CpuPeriod": period,
+        "CpusetCpus": cpu.and_then(|c| c.cpus().clone()).unwrap_or_default(),
+        "PidsLimit": resources.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
+    });
+    match fields {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 #[cfg(test)]

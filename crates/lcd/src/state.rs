@@ -15,7 +15,8 @@ pub const LABEL_ROOTFS: &str = "io.lcd.rootfs";
 pub const LABEL_STDIN: &str = "io.lcd.stdin";
 /// Exit code of the last run.
 pub const LABEL_EXIT_CODE: &str = "io.lcd.exit-code";
-/// When the last run ended (seconds since the epoch).
+/// When the last run ended: seconds since the epoch with nanoseconds (`1700000000.123456789`;
+/// whole seconds from older lcds are read too).
 pub const LABEL_FINISHED_AT: &str = "io.lcd.finished-at";
 
 /// "true" when the kernel's OOM killer killed a process of the last run, else "false".
@@ -95,15 +96,10 @@ pub async fn reap_if_present(
     };
     // The cgroup, and its OOM count, goes with the task: read it first.
     let oom_killed = oom_kills(container.spec()).map(|n| n > 0);
-    let finished = status
-        .exited_at
-        .unwrap_or_else(SystemTime::now)
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let finished = status.exited_at.unwrap_or_else(SystemTime::now);
     let mut changes = HashMap::new();
     changes.insert(LABEL_EXIT_CODE.to_string(), status.code.to_string());
-    changes.insert(LABEL_FINISHED_AT.to_string(), finished.to_string());
+    changes.insert(LABEL_FINISHED_AT.to_string(), format_time(finished));
     if let Some(killed) = oom_killed {
         changes.insert(LABEL_OOM_KILLED.to_string(), killed.to_string());
     }
@@ -161,10 +157,7 @@ impl State {
             _ => match labels.get(LABEL_EXIT_CODE).and_then(|c| c.parse().ok()) {
                 Some(code) => State::Exited {
                     code,
-                    finished_at: labels
-                        .get(LABEL_FINISHED_AT)
-                        .and_then(|s| s.parse().ok())
-                        .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+                    finished_at: labels.get(LABEL_FINISHED_AT).and_then(|s| parse_time(s)),
                 },
                 None => State::Created,
             },
@@ -190,20 +183,90 @@ impl State {
     }
 }
 
-/// Load a container by user-given id, with docker's "No such container" wording.
-pub async fn load(client: &libcontainerd::Client, id: &str) -> Result<Container> {
-    let id = Id::new(id)?;
-    Ok(client.load_container(&id).await?)
+/// `secs.nanos` since the epoch, as [`LABEL_FINISHED_AT`] keeps it.
+pub fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
-/// Load a container and its task with the task's status, both lookups at once; the task is None
-/// if the container has none.
+/// docker's CreatedAt in `ps` and `images`: `2006-01-02 15:04:05 +0000 UTC`.
+pub fn docker_time(t: SystemTime) -> String {
+    // 2006-01-02T15:04:05.000000000Z
+    let rfc = libcontainerd::time::rfc3339(t);
+    format!("{} {} +0000 UTC", &rfc[..10], &rfc[11..19])
+}
+
+/// The inverse of [`format_time`]; whole seconds too.
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    let (secs, nanos) = text.split_once('.').unwrap_or((text, "0"));
+    let secs: u64 = secs.parse().ok()?;
+    let digits = &nanos[..nanos.len().min(9)];
+    let nanos: u32 = format!("{digits:0<9}").parse().ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+/// The ids among `known` that `given` names: itself if present, else those it is a prefix of.
+pub fn matching<'a>(known: impl IntoIterator<Item = &'a str>, given: &str) -> Vec<&'a str> {
+    let mut prefixed = Vec::new();
+    for id in known {
+        if id == given {
+            return vec![id];
+        }
+        if id.starts_with(given) {
+            prefixed.push(id);
+        }
+    }
+    prefixed.sort_unstable();
+    prefixed
+}
+
+/// Find the one container id starting with `given`, after the exact lookup failed with `missing`.
+async fn by_prefix(
+    client: &libcontainerd::Client,
+    given: &str,
+    missing: libcontainerd::Error,
+) -> Result<Id> {
+    let containers = client.list_containers().await?;
+    let found = matching(containers.iter().map(|c| c.id.as_str()), given);
+    match found.as_slice() {
+        [] => Err(missing.into()),
+        [one] => Ok(Id::new(*one)?),
+        several => anyhow::bail!(
+            "multiple containers match {given:?}: {}; give more of the id",
+            several.join(", ")
+        ),
+    }
+}
+
+/// Load the container a user means by `given`, as docker finds it: the container of that exact id
+/// (lcd's ids are docker's names too), else the one whose id starts with `given`. No match is
+/// containerd's "no such container"; several are an error naming them. Every command that takes
+/// a container finds it through this or [`load_with_task`].
+pub async fn load(client: &libcontainerd::Client, given: &str) -> Result<Container> {
+    let id = Id::new(given)?;
+    match client.load_container(&id).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let id = by_prefix(client, given, e).await?;
+            Ok(client.load_container(&id).await?)
+        }
+        loaded => Ok(loaded?),
+    }
+}
+
+/// Load a container (by id or id prefix, see [`load`]) and its task with the task's status,
+/// both lookups at once; the task is None if the container has none.
 pub async fn load_with_task(
     client: &libcontainerd::Client,
-    id: &str,
+    given: &str,
 ) -> Result<(Container, Option<(Task, TaskStatus)>)> {
-    let id = Id::new(id)?;
-    Ok(client.load_container_and_task(&id).await?)
+    let id = Id::new(given)?;
+    match client.load_container_and_task(&id).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let id = by_prefix(client, given, e).await?;
+            Ok(client.load_container_and_task(&id).await?)
+        }
+        loaded => Ok(loaded?),
+    }
 }
 
 /// The task of a loaded container and its status now, or None if it has none (also when it is
@@ -271,6 +334,31 @@ mod tests {
         let state = State::of(&labels, None);
         assert_eq!(state.name(), "exited");
         assert!(matches!(state, State::Exited { code: 3, .. }));
+    }
+
+    #[test]
+    fn finish_times_keep_nanoseconds_and_read_whole_seconds() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 120_000_007);
+        assert_eq!(format_time(t), "1700000000.120000007");
+        assert_eq!(parse_time(&format_time(t)), Some(t));
+        assert_eq!(
+            parse_time("100"),
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100))
+        );
+        assert_eq!(parse_time("x"), None);
+    }
+
+    #[test]
+    fn ids_match_exactly_or_by_a_unique_prefix() {
+        let ids = ["f502aa", "f503bb", "web", "webapp"];
+        assert_eq!(
+            matching(ids, "web"),
+            ["web"],
+            "an exact id wins over prefixes"
+        );
+        assert_eq!(matching(ids, "f502"), ["f502aa"]);
+        assert_eq!(matching(ids, "f50"), ["f502aa", "f503bb"]);
+        assert!(matching(ids, "zz").is_empty());
     }
 
     #[test]

@@ -212,16 +212,16 @@ fn duplicate_name_is_rejected_and_the_first_container_is_intact() {
         out.expect_error(125, &["same", "already in use"]);
     }
     let after = lcd.ps_of("same");
-    assert_eq!(after["state"], "running", "{after}");
+    assert_eq!(after["State"], "running", "{after}");
     assert_eq!(
-        after["pid"], before["pid"],
+        after["Pid"], before["Pid"],
         "the first container was replaced"
     );
     assert!(
         lcd.bundles().join("same").is_dir(),
         "the first container's bundle dir is gone"
     );
-    let pid = u32::try_from(after["pid"].as_u64().expect("pid")).expect("pid");
+    let pid = u32::try_from(after["Pid"].as_u64().expect("pid")).expect("pid");
     assert!(is_alive(pid), "the first container's process is gone");
     lcd.run(&["rm", "-f", "same"]).ok();
     lcd.assert_clean();
@@ -335,7 +335,7 @@ fn rm_of_a_running_container_needs_force() {
     assert_eq!(out.ok(), "r1\n");
     lcd.wait_state("r1", "running", Duration::from_secs(10));
     lcd.run(&["rm", "r1"]).expect_error(125, &["r1", "running"]);
-    assert_eq!(lcd.ps_of("r1")["state"], "running");
+    assert_eq!(lcd.ps_of("r1")["State"], "running");
     assert_eq!(lcd.run(&["ps", "-q"]).ok(), "r1\n");
     assert_eq!(lcd.run(&["rm", "-f", "r1"]).ok(), "r1\n");
     lcd.assert_clean();
@@ -356,16 +356,16 @@ fn kill_and_stop_need_a_running_container() {
     // Created, never started.
     lcd.run(&["kill", "st"])
         .expect_error(125, &["st", "not running"]);
-    lcd.run(&["stop", "st"])
-        .expect_error(125, &["st", "not running"]);
+    // docker's stop accepts a container that is not running: it is stopped already.
+    assert_eq!(lcd.run(&["stop", "st"]).ok(), "st\n");
+    assert_eq!(lcd.ps_of("st")["State"], "created");
     // Ran and exited.
     lcd.run(&["start", "-a", "st"]).expect_code(0);
-    assert_eq!(lcd.ps_of("st")["state"], "exited");
+    assert_eq!(lcd.ps_of("st")["State"], "exited");
     lcd.run(&["kill", "st"])
         .expect_error(125, &["st", "not running"]);
-    lcd.run(&["stop", "-t", "1", "st"])
-        .expect_error(125, &["st", "not running"]);
-    assert_eq!(lcd.ps_of("st")["state"], "exited");
+    assert_eq!(lcd.run(&["stop", "-t", "1", "st"]).ok(), "st\n");
+    assert_eq!(lcd.ps_of("st")["State"], "exited");
     // Several ids: the good ones are handled, the bad ones reported, 125 overall.
     let out = lcd.run(&["rm", "st", "nosuch"]);
     out.expect_error(125, &["nosuch"]);
@@ -563,11 +563,17 @@ fn detached_container_lifecycle() {
     let rows: Vec<&str> = table.ok().lines().collect();
     assert_eq!(rows.len(), 2, "{table}");
     assert!(rows[0].starts_with("CONTAINER ID"), "{table}");
+    // docker's columns; ids cut to 12 characters, names whole.
     assert!(
-        rows[1].starts_with(&id) && rows[1].contains("Up"),
+        rows[0].starts_with("CONTAINER ID   IMAGE") && rows[0].ends_with("NAMES"),
         "{table}"
     );
-    assert_eq!(lcd.run(&["ps", "-q"]).ok(), format!("{id}\n"));
+    assert!(
+        rows[1].starts_with(&id[..12]) && rows[1].contains("Up") && rows[1].ends_with(&id),
+        "{table}"
+    );
+    assert_eq!(lcd.run(&["ps", "-q"]).ok(), format!("{}\n", &id[..12]));
+    assert_eq!(lcd.run(&["ps", "-q", "--no-trunc"]).ok(), format!("{id}\n"));
     let json = lcd.run(&["ps", "--format", "json"]);
     let lines: Vec<serde_json::Value> = json
         .ok()
@@ -576,13 +582,13 @@ fn detached_container_lifecycle() {
         .collect();
     assert_eq!(lines.len(), 1, "{json}");
     let row = &lines[0];
-    assert_eq!(row["id"], id.as_str());
-    assert_eq!(row["state"], "running");
+    assert_eq!(row["Names"], id.as_str());
+    assert_eq!(row["State"], "running");
     assert!(
-        row["status"].as_str().expect("status").starts_with("Up"),
+        row["Status"].as_str().expect("status").starts_with("Up"),
         "{row}"
     );
-    let pid = u32::try_from(row["pid"].as_u64().expect("pid")).expect("pid");
+    let pid = u32::try_from(row["Pid"].as_u64().expect("pid")).expect("pid");
     assert!(is_alive(pid), "ps names pid {pid}, which does not run");
 
     // logs: stdout and stderr of the container.
@@ -607,11 +613,11 @@ fn detached_container_lifecycle() {
     );
     assert_eq!(lcd.run(&["ps", "-q"]).ok(), "", "the container still runs");
     let row = lcd.ps_of(&id);
-    assert_eq!(row["state"], "exited", "{row}");
-    let code = row["exit_code"].as_u64().expect("exit_code");
+    assert_eq!(row["State"], "exited", "{row}");
+    let code = row["ExitCode"].as_u64().expect("exit_code");
     assert!(code == 137 || code == 143, "exit code {code}");
     assert!(
-        row["status"]
+        row["Status"]
             .as_str()
             .expect("status")
             .starts_with(&format!("Exited ({code})")),
@@ -721,10 +727,10 @@ fn logs_follow_until_the_container_exits() {
     );
     let row = lcd.ps_of("f1");
     assert_eq!(
-        row["state"], "exited",
+        row["State"], "exited",
         "logs -f returned while the container ran: {row}"
     );
-    assert_eq!(row["exit_code"], 5, "{row}");
+    assert_eq!(row["ExitCode"], 5, "{row}");
     // Following an exited container prints its log and returns.
     let again = lcd.run(&["logs", "-f", "f1"]);
     assert_eq!(again.ok(), "1\n2\n3\n");
@@ -752,7 +758,7 @@ fn create_then_start() {
     ]);
     assert_eq!(out.ok(), "c1\n");
     let row = lcd.ps_of("c1");
-    assert_eq!(row["state"], "created", "{row}");
+    assert_eq!(row["State"], "created", "{row}");
     assert_eq!(
         lcd.run(&["ps", "-q"]).ok(),
         "",
@@ -766,8 +772,8 @@ fn create_then_start() {
     assert_eq!(out.stdout, "run\n", "{out}");
     assert_eq!(out.stderr, "warn\n", "{out}");
     let row = lcd.ps_of("c1");
-    assert_eq!(row["state"], "exited", "{row}");
-    assert_eq!(row["exit_code"], 4, "{row}");
+    assert_eq!(row["State"], "exited", "{row}");
+    assert_eq!(row["ExitCode"], 4, "{row}");
     let inspect = lcd.inspect("c1");
     assert_eq!(inspect["State"]["Status"], "exited");
     assert_eq!(inspect["State"]["ExitCode"], 4, "{}", inspect["State"]);
@@ -780,9 +786,9 @@ fn create_then_start() {
         let logs = lcd.run(&["logs", "c1"]);
         // The log holds both streams of both runs (the attached one's too, as docker keeps
         // it), each stream back on its own.
-        if row["state"] == "exited" && logs.stdout == "run\nrun\n" && logs.stderr == "warn\nwarn\n"
+        if row["State"] == "exited" && logs.stdout == "run\nrun\n" && logs.stderr == "warn\nwarn\n"
         {
-            assert_eq!(row["exit_code"], 4, "{row}");
+            assert_eq!(row["ExitCode"], 4, "{row}");
             break;
         }
         assert!(
@@ -891,8 +897,9 @@ fn managed_daemon_is_reused_and_stoppable() {
     );
     let json = lcd.run(&["version", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(json.ok()).expect("version JSON");
-    assert_eq!(v["containerd"]["version"], server_version.as_str(), "{v}");
-    assert_eq!(v["client"]["version"], env!("CARGO_PKG_VERSION"), "{v}");
+    // docker's keys.
+    assert_eq!(v["Server"]["Version"], server_version.as_str(), "{v}");
+    assert_eq!(v["Client"]["Version"], env!("CARGO_PKG_VERSION"), "{v}");
     lcd.run(&["version", "--format", "yaml"])
         .expect_error(125, &["yaml"]);
 
@@ -959,7 +966,7 @@ fn a_second_data_root_on_an_exec_root_in_use_is_refused() {
     lcd.output(with_other_root(&["daemon", "stop"])).ok();
 
     assert_eq!(pid_in(lcd.run(&["daemon", "status"]).ok()), pid);
-    assert_eq!(lcd.ps_of("keep")["state"], "running");
+    assert_eq!(lcd.ps_of("keep")["State"], "running");
     assert_eq!(lcd.run(&["rm", "-f", "keep"]).ok(), "keep\n");
     lcd.assert_clean();
 }

@@ -17,6 +17,8 @@ const FORMAT_COMMANDS: &[&[&str]] = &[
     &["stats", "--no-stream"],
     &["events"],
     &["version"],
+    &["images"],
+    &["inspect", "x"],
 ];
 
 #[test]
@@ -25,20 +27,30 @@ fn malformed_formats_are_one_line_125_errors_before_any_containerd_is_used() {
     let long = "x".repeat(10_000);
     let values = [
         "yaml",
-        "",
         "JSON",
         "json ",
         " json",
-        "{{.ID}}",
-        "{{json .}}",
-        "table {{.ID}}",
         "json\ntable",
         "\u{202e}json",
         "\x1b[31mjson",
         long.as_str(),
+        // Go templates that do not parse.
+        "{{.ID",
+        "{{nosuch .ID}}",
+        "{{range .X}}",
+        "{{end}}",
+        "{{\u{202e}x}}",
     ];
+    // Templates (and docker's empty format, the default) are `events`' only mistakes: the other
+    // commands take them.
+    let events_only = ["", "{{.ID}}", "{{json .}}", "table {{.ID}}"];
     for command in FORMAT_COMMANDS {
-        for value in values {
+        let wrong: Vec<&str> = if command[0] == "events" {
+            values.iter().chain(events_only.iter()).copied().collect()
+        } else {
+            values.to_vec()
+        };
+        for value in wrong {
             let mut args: Vec<&str> = command.to_vec();
             args.extend(["--format", value]);
             let out = lcd.run(&args);

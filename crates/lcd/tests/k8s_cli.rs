@@ -55,7 +55,8 @@ async fn lcd_shows_a_pods_containers_with_their_kubernetes_names() {
     let row_of = |id: &str| {
         lines
             .iter()
-            .find(|l| l.starts_with(id))
+            // docker's ps shows 12 characters of an id.
+            .find(|l| l.starts_with(&id[..12]))
             .unwrap_or_else(|| panic!("{id} is not in `lcd ps`: {table}"))
             .to_string()
     };
@@ -69,18 +70,18 @@ async fn lcd_shows_a_pods_containers_with_their_kubernetes_names() {
     );
     assert!(row_of(&pod.container).contains(BOX_FAMILIAR), "{table}");
 
-    let json = node.lcd(K8S, &["ps", "--format", "json"]);
+    let json = node.lcd(K8S, &["ps", "--no-trunc", "--format", "json"]);
     let app: serde_json::Value = json
         .ok()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
-        .find(|v| v["id"] == pod.container.as_str())
+        .find(|v| v["ID"] == pod.container.as_str())
         .unwrap_or_else(|| panic!("no {} in {json}", pod.container));
-    assert_eq!(app["state"], "running");
-    assert_eq!(app["kubernetes"]["Kind"], "container");
-    assert_eq!(app["kubernetes"]["Pod"], "web");
-    assert_eq!(app["kubernetes"]["PodNamespace"], "default");
-    assert_eq!(app["kubernetes"]["Container"], "app");
+    assert_eq!(app["State"], "running");
+    assert_eq!(app["Kubernetes"]["Kind"], "container");
+    assert_eq!(app["Kubernetes"]["Pod"], "web");
+    assert_eq!(app["Kubernetes"]["PodNamespace"], "default");
+    assert_eq!(app["Kubernetes"]["Container"], "app");
 
     let inspect = node.lcd(K8S, &["inspect", &pod.container]);
     let inspected: serde_json::Value = serde_json::from_str(inspect.ok()).expect("json");
@@ -190,15 +191,15 @@ async fn lcd_reads_cri_logs_and_execs_top_and_stats_in_a_pod() {
     let followed = follow.finish(TIMEOUT);
     followed.expect_code(0);
     // CRI deleted the task; lcd shows the exit CRI recorded (137: StopContainer's SIGKILL).
-    let stopped = node.lcd(K8S, &["ps", "-a", "--format", "json"]);
+    let stopped = node.lcd(K8S, &["ps", "-a", "--no-trunc", "--format", "json"]);
     let stopped: serde_json::Value = stopped
         .ok()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
-        .find(|v| v["id"] == pod.container.as_str())
+        .find(|v| v["ID"] == pod.container.as_str())
         .expect("the stopped container in ps -a");
-    assert_eq!(stopped["state"], "exited", "{stopped}");
-    assert_eq!(stopped["exit_code"], 137, "{stopped}");
+    assert_eq!(stopped["State"], "exited", "{stopped}");
+    assert_eq!(stopped["ExitCode"], 137, "{stopped}");
     let inspected = node.lcd(K8S, &["inspect", &pod.container]);
     let inspected: serde_json::Value = serde_json::from_str(inspected.ok()).expect("json");
     assert_eq!(inspected[0]["State"]["ExitCode"], 137);

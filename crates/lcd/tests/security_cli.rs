@@ -208,7 +208,7 @@ fn stop_honours_the_stop_signal_and_timeout() {
         "stop took {:?}",
         stop.elapsed
     );
-    assert_eq!(lcd.ps_of(&id)["exit_code"], 7, "the trap did not run");
+    assert_eq!(lcd.ps_of(&id)["ExitCode"], 7, "the trap did not run");
     assert!(lcd.run(&["logs", &id]).ok().contains("got-usr1"));
     assert_eq!(lcd.inspect(&id)["Config"]["StopSignal"], "SIGUSR1");
     lcd.run(&["rm", &id]).ok();
@@ -236,7 +236,7 @@ fn stop_honours_the_stop_signal_and_timeout() {
         "stop took {:?}",
         stop.elapsed
     );
-    assert_eq!(lcd.ps_of(&id)["exit_code"], 137);
+    assert_eq!(lcd.ps_of(&id)["ExitCode"], 137);
     lcd.run(&["rm", "-f", &id]).ok();
     lcd.assert_clean();
 }

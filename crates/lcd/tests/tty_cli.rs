@@ -229,7 +229,7 @@ fn attach_without_a_terminal_from_one_process_after_another() {
     // The container runs on, its stdin still open: losing an attached client is no end of file.
     std::thread::sleep(Duration::from_millis(500));
     let row = lcd.ps_of("y");
-    assert_eq!(row["state"], "running", "{row}");
+    assert_eq!(row["State"], "running", "{row}");
 
     // A second attach sends a line, then its end of input ends the loop.
     let second = lcd.run_input(&["attach", "y"], b"two\n");
@@ -237,8 +237,8 @@ fn attach_without_a_terminal_from_one_process_after_another() {
     assert_eq!(second.stdout, "got:two\nbye\n", "{second}");
     assert_eq!(second.stderr, "", "{second}");
     let row = lcd.ps_of("y");
-    assert_eq!(row["state"], "exited", "{row}");
-    assert_eq!(row["exit_code"], 5, "{row}");
+    assert_eq!(row["State"], "exited", "{row}");
+    assert_eq!(row["ExitCode"], 5, "{row}");
     let row = ps_row(&lcd, &["-a"], "y").expect("y is not in `lcd ps -a`");
     assert!(row.contains("Exited (5)"), "{row}");
 
@@ -258,7 +258,7 @@ fn attach_refuses_what_it_cannot_attach_to() {
     lcd.run(&["attach", "plain"])
         .expect_error(125, &["plain", "lcd logs"]);
     assert!(started.elapsed() < TIMEOUT);
-    assert_eq!(lcd.ps_of("plain")["state"], "running");
+    assert_eq!(lcd.ps_of("plain")["State"], "running");
 
     // Unknown.
     lcd.run(&["attach", "nope"]).expect_error(125, &["nope"]);

@@ -228,10 +228,25 @@ async fn connect_channel(address: &Path, timeout: Duration) -> Result<Channel> {
             ),
         )
     };
-    if !address.exists() {
-        return Err(unreachable(
-            "no such socket (is containerd running?)".into(),
-        ));
+    // Not `exists()`, which says false for a socket in a directory we may not search: a socket
+    // we are not allowed to reach is a permission error, not a missing socket.
+    match std::fs::metadata(address) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "cannot connect to containerd at {}: permission denied",
+                    address.display()
+                ),
+            )
+            .with_source(e));
+        }
+        Err(_) => {
+            return Err(unreachable(
+                "no such socket (is containerd running?)".into(),
+            ))
+        }
     }
     let path = address.to_path_buf();
     // The URI is a placeholder: the connector below always dials the unix socket.

@@ -56,9 +56,9 @@ pub struct ImagesArgs {
     /// Full image IDs.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: text or json.
-    #[arg(long, default_value = "text")]
-    pub format: String,
+    /// Output format: table, json, or a Go template (`{{.Repository}}:{{.Tag}}`).
+    #[arg(long)]
+    pub format: Option<String>,
     /// Only images of this repository (NAME or NAME:TAG).
     pub reference: Option<String>,
 }

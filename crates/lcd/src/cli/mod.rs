@@ -22,37 +22,42 @@ pub use mounts::*;
 pub use network::*;
 pub use system::*;
 
+/// The help section of the options every command takes, apart from each command's own.
+const GLOBAL: &str = "Global Options";
+
 /// A docker-style command line for containerd.
 #[derive(Debug, Parser)]
 #[command(name = "lcd", version, about, propagate_version = true)]
 pub struct Cli {
     /// containerd's socket; without it, lcd uses (and starts) its own managed containerd.
-    #[arg(long, global = true, env = "LCD_ADDRESS")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "LCD_ADDRESS")]
     pub address: Option<PathBuf>,
     /// containerd namespace.
-    #[arg(long, global = true, env = "LCD_NAMESPACE", default_value = "lcd")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "LCD_NAMESPACE", default_value = "lcd")]
     pub namespace: String,
     /// Persistent files: the managed containerd's root, container logs.
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "LCD_DATA_ROOT",
         default_value = "/var/lib/lcd"
     )]
     pub data_root: PathBuf,
     /// Runtime files: the managed containerd's state and socket, bundle dirs.
-    #[arg(long, global = true, env = "LCD_EXEC_ROOT", default_value = "/run/lcd")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "LCD_EXEC_ROOT", default_value = "/run/lcd")]
     pub exec_root: PathBuf,
     /// The containerd binary that the managed daemon runs.
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "LCD_CONTAINERD",
         default_value = "containerd"
     )]
     pub containerd: PathBuf,
     /// Log debug messages to stderr.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub debug: bool,
     /// Let stop, kill, rm, pause, update, start and checkpoint change containers that Kubernetes
     /// manages (made by containerd's CRI plugin, namespace k8s.io), which they refuse otherwise:
@@ -77,8 +82,8 @@ pub enum Command {
     Attach(AttachArgs),
     /// List containers.
     Ps(PsArgs),
-    /// Show containers' details as JSON.
-    Inspect(IdsArgs),
+    /// Show containers' details as JSON (or through a Go template: -f '{{.State.Status}}').
+    Inspect(InspectArgs),
     /// Send a signal to containers (default SIGKILL).
     Kill(KillArgs),
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
@@ -259,9 +264,9 @@ pub struct StatsArgs {
     /// Print one sample and exit.
     #[arg(long)]
     pub no_stream: bool,
-    /// Output format: table or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output format: table, json, or a Go template (`{{.Name}} {{.CPUPerc}}`).
+    #[arg(long)]
+    pub format: Option<String>,
     /// Containers (default: all running).
     pub ids: Vec<String>,
 }
@@ -337,8 +342,9 @@ pub struct StartArgs {
     /// Restore from a checkpoint directory (made by `lcd checkpoint create`).
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
-    /// Container id.
-    pub id: String,
+    /// Container ids (one with -a or --checkpoint).
+    #[arg(required = true)]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -349,9 +355,34 @@ pub struct PsArgs {
     /// Only print ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format: table or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output format: table, json, or a Go template (`table {{.ID}}\t{{.Names}}`).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only containers matching KEY=VALUE: status, name, id, label, ancestor, exited; repeatable.
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Show the N last created containers (all states).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the latest created container (all states).
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Show the containers' sizes.
+    #[arg(short, long)]
+    pub size: bool,
+    /// Do not truncate ids and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print each container through a Go template (`{{.State.Pid}}`), or `json` (one per line).
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Container ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -441,9 +472,9 @@ pub enum DaemonAction {
 
 #[derive(Debug, Args)]
 pub struct FormatArgs {
-    /// Output format: text or json.
-    #[arg(long, default_value = "text")]
-    pub format: String,
+    /// Output format: text, json, or a Go template (`{{.Server.Version}}`).
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

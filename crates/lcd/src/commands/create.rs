@@ -91,10 +91,28 @@ pub async fn create_container(
         Ok(created?)
     }
     .await;
-    if created.is_err() {
-        plan.undo();
+    match created {
+        Ok(container) => {
+            forget_old_log(ctx, &id);
+            Ok(container)
+        }
+        Err(e) => {
+            plan.undo();
+            Err(e)
+        }
     }
-    created
+}
+
+/// A new container's log starts empty: a file at its path is an earlier container's of the same
+/// name (removed while its logger still wrote, or by a crashed lcd), not this one's. Called once
+/// containerd has accepted the id, so it never touches a live container's log.
+fn forget_old_log(ctx: &Ctx, id: &Id) {
+    let path = ctx.log_path(id);
+    if let Err(e) = std::fs::remove_file(&path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::debug!(path = %path.display(), error = %e, "removing an old log");
+        }
+    }
 }
 
 /// A rootfs is a path; `127.0.0.1:5000/app` and `library/busybox` are images.
@@ -185,7 +203,9 @@ async fn create_from_image(
         net.abandon();
         plan.undo();
     }
-    Ok(created?)
+    let container = created?;
+    forget_old_log(ctx, id);
+    Ok(container)
 }
 
 /// Whether `prepare` failed because the image is not stored (not, say, a missing snapshot).

@@ -152,36 +152,52 @@ fn plain_line(now: SystemTime, container_id: &str, event: EventType, info: &Even
     }
 }
 
-/// One event for `--format json`.
-#[derive(serde::Serialize)]
-struct JsonEvent<'a> {
-    time: String,
-    container_id: &'a str,
-    event: &'static str,
-    process_id: &'a str,
-    pid: u32,
-    exit_code: u32,
-    exited_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+/// docker's Action for an event: its names where they differ from lcd's.
+fn docker_action(event: EventType) -> &'static str {
+    match event.as_str() {
+        "exit" => "die",
+        "exec-added" => "exec_create",
+        "exec-started" => "exec_start",
+        "paused" => "pause",
+        "resumed" => "unpause",
+        other => other,
+    }
 }
 
+/// One event for `--format json`, in docker's shape: `status`/`id` (docker's older keys), `Type`,
+/// `Action`, `Actor` with the event's details as attributes, `scope`, `time`, `timeNano`.
 fn json_line(
     now: SystemTime,
     container_id: &str,
     event: EventType,
     info: &EventInfo,
 ) -> Result<String, BackendError> {
-    let record = JsonEvent {
-        time: rfc3339(now),
-        container_id,
-        event: event.as_str(),
-        process_id: &info.process_id,
-        pid: info.pid,
-        exit_code: info.exit_code,
-        exited_at: info.exited_at.map(rfc3339),
-        error: info.error.as_deref(),
-    };
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let action = docker_action(event);
+    let mut attributes = serde_json::json!({
+        "processId": info.process_id,
+        "pid": info.pid.to_string(),
+        "exitCode": info.exit_code.to_string(),
+        "time": rfc3339(now),
+    });
+    if let Some(at) = info.exited_at {
+        attributes["exitedAt"] = rfc3339(at).into();
+    }
+    if let Some(error) = &info.error {
+        attributes["error"] = error.as_str().into();
+    }
+    let record = serde_json::json!({
+        "status": action,
+        "id": container_id,
+        "Type": "container",
+        "Action": action,
+        "Actor": { "ID": container_id, "Attributes": attributes },
+        "scope": "local",
+        "time": since.as_secs(),
+        "timeNano": since.as_nanos() as u64,
+    });
     Ok(serde_json::to_string(&record)?)
 }
 
@@ -252,14 +268,22 @@ mod tests {
     fn json_lines_carry_every_field() {
         let line = json_line(at(1_700_000_001), "c1", EventType::Exit, &exit_info()).unwrap();
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["time"], "2023-11-14T22:13:21.000000000Z");
-        assert_eq!(value["container_id"], "c1");
-        assert_eq!(value["event"], "exit");
-        assert_eq!(value["process_id"], "c1");
-        assert_eq!(value["pid"], 123);
-        assert_eq!(value["exit_code"], 0);
-        assert_eq!(value["exited_at"], "2023-11-14T22:13:20.000000000Z");
-        assert!(value.get("error").is_none());
+        assert_eq!(value["time"], 1_700_000_001);
+        assert_eq!(value["timeNano"], 1_700_000_001_000_000_000u64);
+        assert_eq!(value["id"], "c1");
+        assert_eq!(value["Type"], "container");
+        assert_eq!(value["Action"], "die", "docker's name for an exit");
+        assert_eq!(value["status"], "die");
+        let actor = &value["Actor"];
+        assert_eq!(actor["ID"], "c1");
+        assert_eq!(actor["Attributes"]["processId"], "c1");
+        assert_eq!(actor["Attributes"]["pid"], "123");
+        assert_eq!(actor["Attributes"]["exitCode"], "0");
+        assert_eq!(
+            actor["Attributes"]["exitedAt"],
+            "2023-11-14T22:13:20.000000000Z"
+        );
+        assert!(actor["Attributes"].get("error").is_none());
         assert!(!line.contains('\n'));
         let start = EventInfo {
             container_id: "c1".into(),
@@ -269,8 +293,8 @@ mod tests {
         };
         let line = json_line(at(0), "c1", EventType::Start, &start).unwrap();
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["event"], "start");
-        assert!(value["exited_at"].is_null());
+        assert_eq!(value["Action"], "start");
+        assert!(value["Actor"]["Attributes"].get("exitedAt").is_none());
     }
 
     #[test]

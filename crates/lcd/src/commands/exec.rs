@@ -33,7 +33,6 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     if args.command.is_empty() {
         bail!("exec needs a command: lcd exec [OPTIONS] CONTAINER COMMAND [ARG...]");
     }
-    let id = Id::new(args.container.clone())?;
     let attach_stdin = args.interactive && !args.detach;
     if args.tty && attach_stdin && !tty::stdin_is_terminal() {
         // docker's message: a terminal needs a terminal to read keys from.
@@ -41,7 +40,8 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     }
 
     let client = ctx.client().await?;
-    let (container, task) = client.load_container_and_task(&id).await?;
+    let (container, task) = crate::state::load_with_task(&client, &args.container).await?;
+    let id = container.id().clone();
     let (task, _) = task.ok_or_else(|| anyhow::anyhow!("container {id} is not running"))?;
     let _exec_dir = cri::ExecDirCleanup::new(&container);
 

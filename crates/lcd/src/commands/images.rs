@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use libcontainerd_images::store::{summaries, ImageSummary};
 use libcontainerd_images::{Platform, Reference};
 
@@ -12,12 +12,21 @@ use crate::cli::ImagesArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::state::human_duration;
+use crate::template::Format;
+
+/// Column titles of the `images` fields in a `table` template, as docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
 
 /// `lcd images`.
 pub async fn images(ctx: &Ctx, args: ImagesArgs) -> Result<i32> {
-    if !matches!(args.format.as_str(), "text" | "json") {
-        bail!("invalid --format {:?}: use text or json", args.format);
-    }
+    let format = Format::parse(args.format.as_deref(), "text")?;
     let client = ctx.client().await?;
     let mut rows = summaries(&client, &Platform::host()).await?;
     cri::hide_id_aliases(&mut rows);
@@ -50,19 +59,34 @@ pub async fn images(ctx: &Ctx, args: ImagesArgs) -> Result<i32> {
         return Ok(0);
     }
     let now = SystemTime::now();
-    if args.format == "json" {
-        for row in &rows {
-            let line = serde_json::json!({
-                "Repository": row.repository,
-                "Tag": row.tag,
-                "ID": id_of(row),
-                "Digest": row.digest,
-                "CreatedAt": row.created.map(libcontainerd::time::rfc3339),
-                "Size": row.size.map(human),
-                "VirtualSize": row.size,
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let since = row.created.map(|t| {
+                format!(
+                    "{} ago",
+                    human_duration(now.duration_since(t).unwrap_or_default())
+                )
             });
-            println!("{line}");
-        }
+            let size = row.size.map(human).unwrap_or_default();
+            // docker's keys; the sizes it splits into shared and unique lcd does not measure.
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": row.created.map(crate::state::docker_time).unwrap_or_default(),
+                "CreatedSince": since.unwrap_or_default(),
+                "Digest": row.digest,
+                "ID": id_of(row),
+                "Repository": row.repository,
+                "SharedSize": "N/A",
+                "Size": size,
+                "Tag": row.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": size,
+            })
+        })
+        .collect();
+    if let Some(text) = format.render(&values, HEADERS)? {
+        print!("{text}");
         return Ok(0);
     }
     let mut out = format!(

@@ -1,18 +1,24 @@
-//! `lcd inspect ID...`: containers' details as one JSON array, in docker's field names.
+//! `lcd inspect [-f FORMAT] ID...`: containers' details as one JSON array, in docker's field
+//! names, or each through a Go template.
 
 use anyhow::Result;
 use libcontainerd::{Client, TaskInfo, TaskStatus};
 use serde_json::json;
 
-use crate::cli::IdsArgs;
+use crate::cli::InspectArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit;
 use crate::options;
 use crate::state::{self, State, LABEL_OOM_KILLED, LABEL_ROOTFS};
+use crate::template::Format;
 
 /// `lcd inspect`.
-pub async fn inspect(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
+pub async fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<i32> {
+    let format = match args.format.as_deref() {
+        None | Some("") => None,
+        given => Some(Format::parse(given, "")?),
+    };
     let client = ctx.client().await?;
     let mut found = Vec::new();
     let mut failed = false;
@@ -25,7 +31,10 @@ pub async fn inspect(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&found)?);
+    match format.map(|f| f.render(&found, &[])).transpose()?.flatten() {
+        Some(text) => print!("{text}"),
+        None => println!("{}", serde_json::to_string_pretty(&found)?),
+    }
     Ok(if failed { exit::LCD_ERROR } else { 0 })
 }
 
@@ -144,7 +153,7 @@ fn host_config(
         names
     };
     let restart = crate::restart::Policy::of(labels);
-    json!({
+    let mut config = json!({
         "RestartPolicy": {"Name": restart.name(), "MaximumRetryCount": restart.max_retries()},
         "AutoRemove": labels.contains_key(crate::restart::LABEL_AUTO_REMOVE),
         "Privileged": field("Privileged"),
@@ -168,5 +177,9 @@ fn host_config(
             "Gid": p.user().gid(),
             "AdditionalGids": p.user().additional_gids(),
         })),
-    })
+    });
+    if let Some(map) = config.as_object_mut() {
+        map.extend(options::resource_fields(&options::resources(spec, labels)));
+    }
+    config
 }

@@ -3,12 +3,16 @@
 //! A container's exit is recorded before its task is deleted, and the task is deleted before the
 //! container: an `rm` killed at any point leaves either the container as it was, or an exited
 //! container that says how it ended (never one shown as `Created` after it ran).
+//!
+//! Removal agrees with a concurrent one: a container (or task) that another `rm` removed meanwhile
+//! counts as removed, and `rm -f` of a missing container prints docker's error but succeeds.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::{Container, ErrorKind, Signal, Task, TaskStatus};
 
+use super::start::is_gone;
 use crate::cli::RmArgs;
 use crate::context::Ctx;
 use crate::cri;
@@ -30,14 +34,25 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            let (container, task) = state::load_with_task(&client, &id).await?;
+            let (container, task) = match state::load_with_task(&client, &id).await {
+                // docker's rm -f says so, and counts it done: the container is gone.
+                Err(e) if force && is_gone(&e) => {
+                    crate::exit::print(&e);
+                    return Ok(());
+                }
+                loaded => loaded?,
+            };
             cri::refuse_change(&container, "remove", ctx.force_kubernetes)?;
             if let Some((task, status)) = task {
                 if status == TaskStatus::Stopped {
                     state::reap_if_present(&container, &task, None).await?;
                 } else if force {
                     // The agent must not start it again while it goes.
-                    launch::mark_stopped_by_user(&container).await?;
+                    if let Err(e) = launch::mark_stopped_by_user(&container).await {
+                        if !is_gone(&e) {
+                            return Err(e);
+                        }
+                    }
                     kill_and_reap(&container, &task, status).await?;
                 } else {
                     bail!(
@@ -46,11 +61,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                 }
             }
             crash_point("rm-after-exit-recorded");
-            match container.delete().await {
-                // The agent removed it meanwhile (a `run -d --rm` container that just exited).
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                removed => removed?,
-            }
+            delete_container(&container, force, &id).await?;
             network::forget(ctx, container.id())?;
             remove_log(&ctx.log_path(container.id()))?;
             if remove_volumes {
@@ -72,8 +83,10 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
         status,
         TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing
     ) {
-        task.force_delete().await?;
-        return Ok(());
+        return match task.force_delete().await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        };
     }
     match task.kill_all(Signal::KILL).await {
         Ok(()) => {}
@@ -93,8 +106,51 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
             return Ok(());
         }
     }
-    // It would not go, or its exit could not be recorded: it goes all the same.
-    task.force_delete().await?;
+    // It would not go, or its exit could not be recorded: it goes all the same (unless a racing
+    // `rm` took it already).
+    match task.force_delete().await {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn delete_task(task: &Task, status: TaskStatus, force: bool, id: &str) -> Result<()> {
+    let deleted = if status == TaskStatus::Stopped {
+        task.delete().await.map(|_| ())
+    } else if force {
+        task.force_delete().await
+    } else {
+        bail!("cannot remove container {id}: it is {status}; stop it first or use rm -f");
+    };
+    match deleted {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+        // Deleted by another lcd meanwhile.
+        _ => Ok(()),
+    }
+}
+
+async fn delete_container(container: &Container, force: bool, id: &str) -> Result<()> {
+    let mut deleted = container.delete().await;
+    if force && matches!(&deleted, Err(e) if e.kind() == ErrorKind::FailedPrecondition) {
+        // A task was started since we looked (a racing `lcd start` or `run`): -f removes it too.
+        if let Some((task, status)) = state::task_with_status(container).await? {
+            delete_task(&task, status, true, id).await?;
+        }
+        deleted = container.delete().await;
+    }
+    match deleted {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
+        // Removed by another lcd meanwhile: it is gone, which is what was asked.
+        _ => {}
+    }
+    if force {
+        // A task whose create was under way while the record went (a racing `run -d`) would
+        // outlive its container: containerd deletes a record whatever its task.
+        if let Ok(task) = container.task().await {
+            let _ = task.force_delete().await;
+        }
+    }
     Ok(())
 }
 

@@ -3,22 +3,42 @@
 //! `lcd attach`; see [`crate::launch`]). `run` starts its new container the same way.
 
 use anyhow::{bail, Context as _, Result};
-use libcontainerd::{Container, Id, Output, StdioConfig, TaskStatus};
+use libcontainerd::{Client, Container, Output, StdioConfig, TaskStatus};
 
 use crate::cli::StartArgs;
 use crate::context::Ctx;
 use crate::cri;
+use crate::exit::for_each_id;
 use crate::launch::{self, start_detached};
 use crate::network;
 use crate::session::{self, has_terminal};
 use crate::state::{self, LABEL_STDIN};
 use crate::tty;
 
-/// `lcd start`: the second half of run, for a created (or stopped) container.
+/// `lcd start`: the second half of run, for created (or stopped) containers. A container that
+/// runs already is left as it is, quietly, as docker does.
 pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
+    if args.ids.len() > 1 && (args.attach || args.checkpoint.is_some()) {
+        bail!("you cannot start and attach (or restore) multiple containers at once");
+    }
     let client = ctx.client().await?;
-    let id = Id::new(args.id.as_str())?;
-    let (container, task) = client.load_container_and_task(&id).await?;
+    if args.ids.len() > 1 {
+        let args = &args;
+        return for_each_id(&args.ids, |id| {
+            let client = client.clone();
+            async move {
+                start_one(ctx, &client, args, &id).await?;
+                Ok(())
+            }
+        })
+        .await;
+    }
+    start_one(ctx, &client, &args, &args.ids[0]).await
+}
+
+async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) -> Result<i32> {
+    let (container, task) = state::load_with_task(client, given).await?;
+    let id = container.id().clone();
     cri::refuse_change(&container, "start", ctx.force_kubernetes)?;
     let mut leftover = false;
     match task {
@@ -30,6 +50,12 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
             // before the new task's come, so two loggers never write one file.
             task.force_delete().await?;
             leftover = true;
+        }
+        Some((_, TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing))
+            if !args.attach && args.checkpoint.is_none() =>
+        {
+            println!("{given}");
+            return Ok(0);
         }
         Some((_, status)) => bail!("container {id} is already {status}"),
         None => {}
@@ -46,10 +72,13 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         };
         launch::mark_detached(&container, true).await?;
         container.start(Some(&dir), &config, |_| Ok(())).await?;
-        println!("{id}");
+        println!("{given}");
         return Ok(0);
     }
     if args.attach {
+        if stdin && has_terminal(&container) && !tty::stdin_is_terminal() {
+            return Ok(not_a_tty());
+        }
         // This run's exit is the session's to record (and no restart policy applies to it).
         launch::mark_detached(&container, false).await?;
     }
@@ -61,10 +90,15 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     loop {
         let started = if args.attach {
             let log = ctx.log_path(container.id());
-            run_attached(container.clone(), stdin, false, Some(&log)).await
+            run_attached(container.clone(), stdin, false, Some(&log))
+                .await
+                .map(|attached| match attached {
+                    Attached::Exited(code) => code,
+                    Attached::Detached => 0,
+                })
         } else {
             start_detached(ctx, &container, stdin).await.map(|_| {
-                println!("{id}");
+                println!("{given}");
                 0
             })
         }
@@ -81,16 +115,37 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     }
 }
 
-/// Run the task with our stdio connected and return its exit status; the task is deleted afterwards
-/// (its exit is recorded on the container, or the container goes too with --rm). If the user detaches
-/// (Ctrl-P Ctrl-Q on a terminal), the container keeps running and lcd returns 0. The output is
-/// also appended to `log`, if given.
+/// docker's refusal of `-it` when stdin is not a terminal: its message, and its status 1 (a
+/// refusal of the client's, not a failure of the engine's).
+pub fn not_a_tty() -> i32 {
+    eprintln!("lcd: the input device is not a TTY");
+    1
+}
+
+/// How an attached run ended.
+#[derive(Debug)]
+pub enum Attached {
+    /// The process exited with this status; its task is deleted and its exit recorded.
+    Exited(i32),
+    /// The user detached (Ctrl-P Ctrl-Q): the container keeps running, its task untouched.
+    Detached,
+}
+
+/// docker's status for a container whose task was killed and deleted under an attached session
+/// (`rm -f` from another shell): 128 + SIGKILL.
+const KILLED: i32 = 137;
+
+/// Run the task with our stdio connected until it exits (its task is then deleted and its exit
+/// recorded on the container) or the user detaches (Ctrl-P Ctrl-Q on a terminal: the container
+/// keeps running).
+/// With `remove`, the exit is not recorded: the container is about to go. The output is also
+/// appended to `log`, if given.
 pub async fn run_attached(
     container: Container,
     stdin: bool,
     remove: bool,
     log: Option<&std::path::Path>,
-) -> Result<i32> {
+) -> Result<Attached> {
     let config = StdioConfig {
         stdin,
         terminal: false,
@@ -102,14 +157,33 @@ pub async fn run_attached(
         let _ = task.force_delete().await;
         return Err(e.into());
     }
-    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS, log).await? {
-        session::Outcome::Exited(status) => status,
-        session::Outcome::Detached => return Ok(0),
+    let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS, log).await {
+        Ok(session::Outcome::Exited(status)) => status,
+        Ok(session::Outcome::Detached) => return Ok(Attached::Detached),
+        // Someone removed the container (`rm -f`) while we were attached: its process was
+        // killed, as docker reports it.
+        Err(e) if is_gone(&e) => return Ok(Attached::Exited(KILLED)),
+        Err(e) => return Err(e),
     };
-    if remove {
-        task.delete().await?;
+    let reaped = if remove {
+        task.delete().await.map(|_| ()).map_err(anyhow::Error::from)
     } else {
-        state::reap_if_present(&container, &task, Some(status)).await?;
+        state::reap_if_present(&container, &task, Some(status))
+            .await
+            .map(|_| ())
+    };
+    match reaped {
+        Ok(()) => {}
+        // Reaped (or removed) by another lcd meanwhile: the exit is the one we saw.
+        Err(e) if is_gone(&e) => {}
+        Err(e) => return Err(e),
     }
-    Ok(i32::try_from(status.code).unwrap_or(255))
+    Ok(Attached::Exited(i32::try_from(status.code).unwrap_or(255)))
+}
+
+/// Whether `e` says the task or container no longer exists.
+pub fn is_gone(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<libcontainerd::Error>())
+        .is_some_and(|e| e.kind() == libcontainerd::ErrorKind::NotFound)
 }

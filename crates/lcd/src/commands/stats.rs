@@ -11,8 +11,8 @@ use libcontainerd::{Client, Id, Task, TaskStatus};
 
 use crate::cli::StatsArgs;
 use crate::context::Ctx;
-use crate::flags::parse_format;
 use crate::state;
+use crate::template::Format;
 
 /// How often `lcd stats` samples, and so the window its CPU % is measured over.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -21,7 +21,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// `docker stats`. CPU % needs two samples, so even `--no-stream` takes a second.
 pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<i32> {
     // Decide on the format before starting or contacting any containerd.
-    let json = parse_format(&args.format, "table")?;
+    let format = Format::parse(args.format.as_deref(), "table")?;
+    let json = !matches!(format, Format::Default);
     let client = ctx.client().await?;
     // Named containers must exist and run now; without names, whatever runs at each refresh.
     let mut named = Vec::new();
@@ -52,7 +53,7 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<i32> {
             }
         }
         if !first {
-            print_stats(&rows, json, live)?;
+            print_stats(&rows, &format, live)?;
             if args.no_stream {
                 return Ok(0);
             }
@@ -149,8 +150,11 @@ impl StatsRow {
     /// The fields of `docker stats --format json`.
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
+            "Container": self.id,
             "ID": self.id,
             "Name": self.id,
+            // lcd's containers share the host's network unless a network is set up for them.
+            "NetIO": "--",
             "CPUPerc": self.cpu_text(),
             "MemUsage": self.memory_text(),
             "MemPerc": format!("{:.2}%", self.memory_percent()),
@@ -179,12 +183,21 @@ fn format_stats_table(rows: &[StatsRow]) -> String {
     out
 }
 
-fn print_stats(rows: &[StatsRow], json: bool, live: bool) -> Result<()> {
+/// Column titles of the `stats` fields in a `table` template, as docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+];
+
+fn print_stats(rows: &[StatsRow], format: &Format, live: bool) -> Result<()> {
     let mut out = String::new();
-    if json {
-        for r in rows {
-            out.push_str(&format!("{}\n", r.json()));
-        }
+    let values: Vec<serde_json::Value> = rows.iter().map(StatsRow::json).collect();
+    if let Some(text) = format.render(&values, HEADERS)? {
+        out.push_str(&text);
     } else {
         if live {
             // Clear the screen and go home: the table redraws in place, like docker's.

@@ -1,11 +1,14 @@
-//! `lcd stop [-t SECONDS] [-s SIGNAL] ID...`: the stop signal (SIGTERM unless the container was
+//! `lcd stop [-t SECONDS] [-s SIGNAL] ID...`: for each running container, the stop signal (SIGTERM unless the container was
 //! created with `--stop-signal` or from an image with a StopSignal), then SIGKILL after a grace
-//! period (10 seconds unless `--stop-timeout` said otherwise; `-t` and `-s` override both).
+//! period (10 seconds unless `--stop-timeout` said otherwise; `-t` and `-s` override both). A
+//! container that is not running is stopped already: its id is printed, as docker does.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use libcontainerd::Signal;
+use libcontainerd::{Signal, TaskStatus};
+
+use super::start::is_gone;
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
@@ -32,8 +35,28 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             let (container, task) = state::load_with_task(&client, &id).await?;
             cri::refuse_change(&container, "stop", force_kubernetes)?;
             // Before anything else: a restart the agent has pending is cancelled too.
-            launch::mark_stopped_by_user(&container).await?;
-            let task = state::running(container.id(), task)?;
+            ignore_gone(launch::mark_stopped_by_user(&container).await)?;
+            let task = match task {
+                // Unknown: a task that exists and has not stopped counts as running.
+                Some((
+                    task,
+                    TaskStatus::Running
+                    | TaskStatus::Paused
+                    | TaskStatus::Pausing
+                    | TaskStatus::Unknown,
+                )) => task,
+                Some((task, TaskStatus::Stopped)) => {
+                    // Stopped, not reaped yet: finish the job.
+                    ignore_gone(state::reap(&container, &task).await.map(|_| ()))?;
+                    println!("{id}");
+                    return Ok(());
+                }
+                // Created or exited: stopped already, which docker's stop accepts quietly.
+                _ => {
+                    println!("{id}");
+                    return Ok(());
+                }
+            };
             let (label_signal, label_timeout) = stop_settings(container.labels());
             let signal = match given_signal {
                 Some(s) => s,
@@ -43,14 +66,9 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             };
             let timeout = args.time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
             // A paused process cannot act on the signal; docker's stop also just signals it.
-            match task.kill(signal).await {
-                // It exited meanwhile and lcd's agent already recorded that and deleted the task.
-                Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {
-                    println!("{id}");
-                    return Ok(());
-                }
-                killed => killed?,
-            }
+            // Each step may find the work done by a racing `kill`, `stop` or `rm`: the process
+            // ended, or its task was reaped, is what stop wants.
+            ignore_gone(task.kill(signal).await.map_err(Into::into))?;
             let waited = match u64::try_from(timeout) {
                 Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
                     .await
@@ -60,22 +78,42 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             };
             let exited = match waited {
                 Some(exited) => exited,
-                None => match task.kill_all(Signal::KILL).await {
-                    Ok(()) => task.wait().await,
-                    Err(e) => Err(e),
-                },
+                None => {
+                    ignore_gone(task.kill_all(Signal::KILL).await.map_err(Into::into))?;
+                    task.wait().await
+                }
             };
             match exited {
-                Ok(status) => {
-                    state::reap_if_present(&container, &task, Some(status)).await?;
-                }
-                // lcd's agent saw the exit first: it recorded it and deleted the task.
-                Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+                Ok(status) => ignore_gone(
+                    state::reap_if_present(&container, &task, Some(status))
+                        .await
+                        .map(|_| ()),
+                )?,
+                // Reaped by lcd's agent or a racing command, which recorded the exit.
+                Err(e) => ignore_gone(Err(e.into()))?,
             }
             println!("{id}");
             Ok(())
         }
     })
     .await
+}
+
+/// Success when `result` failed only because the process ended or its task (or container) went
+/// away meanwhile.
+fn ignore_gone(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if is_gone(&e) || finished(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// containerd's refusal to signal a process that has exited.
+fn finished(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<libcontainerd::Error>())
+        .is_some_and(|e| {
+            e.kind() == libcontainerd::ErrorKind::FailedPrecondition
+                || e.message().contains("process already finished")
+        })
 }

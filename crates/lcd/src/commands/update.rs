@@ -1,6 +1,8 @@
 //! `lcd update [OPTIONS] ID...`: change running containers' resource limits, with docker's flags
 //! and units (`--memory 512m`, `--memory-swap -1` for unlimited swap, `--cpus 1.5`).
 
+use std::collections::HashMap;
+
 use anyhow::{anyhow, bail, Result};
 use libcontainerd::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
@@ -8,6 +10,7 @@ use crate::cli::UpdateArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
+use crate::options;
 use crate::state;
 
 /// The CFS period docker uses for `--cpus`, in microseconds.
@@ -23,9 +26,21 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<i32> {
         let client = client.clone();
         let resources = resources.clone();
         async move {
-            let task = state::running_task(&client, &id).await?;
-            cri::refuse_change(task.container(), "update", force_kubernetes)?;
+            let (container, task) = state::load_with_task(&client, &id).await?;
+            let task = state::running(container.id(), task)?;
+            cri::refuse_change(&container, "update", force_kubernetes)?;
             task.update_resources(&resources).await?;
+            // Recorded for `inspect`: the spec keeps the limits the container was created with.
+            let now = options::merge_resources(
+                options::resources(container.spec(), container.labels()),
+                &resources,
+            );
+            let mut container = container;
+            let recorded = HashMap::from([(
+                options::LABEL_RESOURCES.to_string(),
+                serde_json::to_string(&now)?,
+            )]);
+            container.set_labels(&recorded).await?;
             println!("{id}");
             Ok(())
         }

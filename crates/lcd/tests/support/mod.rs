@@ -484,7 +484,7 @@ impl Lcd {
     /// `lcd ps -aq`.
     #[track_caller]
     pub fn ids(&self) -> Vec<String> {
-        self.run(&["ps", "-aq"])
+        self.run(&["ps", "-aq", "--no-trunc"])
             .ok()
             .lines()
             .map(str::to_string)
@@ -508,7 +508,7 @@ impl Lcd {
     pub fn ps_of(&self, id: &str) -> serde_json::Value {
         self.ps_json()
             .into_iter()
-            .find(|v| v["id"] == id)
+            .find(|v| v["Names"] == id)
             .unwrap_or_else(|| panic!("{id} is not in `lcd ps -a`"))
     }
 
@@ -531,7 +531,7 @@ impl Lcd {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.ps_of(id);
-            if v["state"] == state {
+            if v["State"] == state {
                 return v;
             }
             assert!(
@@ -580,7 +580,7 @@ impl Lcd {
     /// Best-effort cleanup; never panics (it runs in Drop, maybe while unwinding).
     fn cleanup(&self) {
         let quiet = |args: &[&str]| run_command(self.command(args), None, TIMEOUT).ok();
-        if let Some(ps) = quiet(&["ps", "-aq"]) {
+        if let Some(ps) = quiet(&["ps", "-aq", "--no-trunc"]) {
             let ids: Vec<&str> = ps.stdout.lines().filter(|l| !l.is_empty()).collect();
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
