@@ -76,7 +76,7 @@ pub async fn attach(
             .map_err(|e| tracing::debug!(error = %e, "listening for window changes"))
             .ok();
     }
-    let signals = crate::signals::forward_to(task.clone())?;
+    let signals = crate::signals::forward_to(task.clone(), terminal)?;
     let wait = task.wait();
     tokio::pin!(wait);
     let outcome = loop {

@@ -1,0 +1,81 @@
+//! What an adversarial tester broke (issue 17): a killed `lcd exec`, signals lcd did not handle,
+//! the host's root as a rootfs, negative numbers read as flags. Each test leaves nothing behind.
+
+mod support;
+
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
+use support::{Lcd, PROMPT};
+
+/// Every catchable signal reaches the container, as docker's sig-proxy does: one that lcd left at
+/// its default action killed lcd (SIGALRM: 142) and orphaned the container, and SIGTSTP stopped lcd
+/// itself. Here each one is trapped by the container, which says so, while lcd keeps running.
+#[test]
+fn signals_lcd_did_not_handle_reach_the_container_and_lcd_survives() {
+    let lcd = Lcd::new("sigall");
+    let names = ["ALRM", "TSTP", "TTIN", "TTOU", "USR2", "PROF"];
+    let mut script = String::new();
+    for name in names {
+        script.push_str(&format!("trap 'echo got-{name}' {name}; "));
+    }
+    script.push_str("trap 'echo got-TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done");
+    let mut running = lcd.spawn(
+        &["run", "--rm", lcd.rootfs(), "sh", "-c", &script],
+        Stdio::null(),
+    );
+    running.wait_for_line("ready", PROMPT);
+    let signals = [
+        Signal::SIGALRM,
+        Signal::SIGTSTP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGUSR2,
+        Signal::SIGPROF,
+    ];
+    for (signal, name) in signals.into_iter().zip(names) {
+        running.signal(signal);
+        running.wait_for_line(&format!("got-{name}"), PROMPT);
+    }
+    running.signal(Signal::SIGTERM);
+    let out = running.finish(PROMPT);
+    out.expect_code(7);
+    lcd.assert_clean();
+}
+
+/// The host's root as a rootfs, however it is spelled, is refused up front with a clear error.
+#[test]
+fn the_hosts_root_is_refused_as_a_rootfs() {
+    let lcd = Lcd::bare("slash");
+    let link = lcd.path("to-root");
+    std::os::unix::fs::symlink("/", &link).expect("symlink");
+    let link = link.to_str().expect("utf-8").to_string();
+    for rootfs in ["/", "/..", "//", "/./", link.as_str()] {
+        for command in ["run", "create"] {
+            let out = lcd.run(&[command, rootfs, "true"]);
+            out.expect_error(125, &["rootfs", "host's root directory"]);
+        }
+    }
+    lcd.assert_clean();
+}
+
+/// `-m -1` and `kill -s -1` are values, as docker's flag parser takes them, and get docker's
+/// meaning: an invalid size, an invalid signal.
+#[test]
+fn negative_numbers_after_flags_are_values() {
+    let lcd = Lcd::new("negative");
+    let out = lcd.run(&["run", "--rm", "-m", "-1", lcd.rootfs(), "true"]);
+    out.expect_error(125, &["invalid size", "-1"]);
+    let out = lcd.run(&["create", "--memory-reservation", "-1", lcd.rootfs(), "true"]);
+    out.expect_error(125, &["invalid size", "-1"]);
+    let id = lcd
+        .run(&["run", "-d", lcd.rootfs(), "sleep", "30"])
+        .ok()
+        .trim()
+        .to_string();
+    let out = lcd.run(&["kill", "-s", "-1", &id]);
+    out.expect_error(125, &["invalid signal", "-1"]);
+    assert_eq!(lcd.ps_of(&id)["state"], "running", "kill -s -1 hurt it");
+    lcd.run(&["rm", "-f", &id]).ok();
+    lcd.assert_clean();
+}
