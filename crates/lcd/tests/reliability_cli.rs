@@ -79,3 +79,43 @@ fn negative_numbers_after_flags_are_values() {
     lcd.run(&["rm", "-f", &id]).ok();
     lcd.assert_clean();
 }
+
+/// An `lcd exec` killed while the shim starts the exec (it waits, up to 30 s, for someone to open
+/// the exec's output) left containerd reporting the task UNKNOWN with pid 0: `stop` said "not
+/// running" and `rm -f` took 20 s. Killed at several points, the container still stops at once,
+/// and no exec FIFO outlives its task.
+#[test]
+fn a_killed_exec_leaves_the_container_stoppable_and_no_fifos() {
+    let lcd = Lcd::new("killexec");
+    for name in ["u", "v"] {
+        lcd.run(&["run", "-d", "--name", name, lcd.rootfs(), "sleep", "300"])
+            .ok();
+        kill_execs_at_several_points(&lcd, name);
+    }
+    assert_eq!(lcd.inspect("u")["State"]["Running"], true);
+    let removed = lcd.run(&["rm", "-f", "v"]);
+    assert_eq!(removed.ok(), "v\n", "{removed}");
+    let stopped = lcd.run(&["stop", "-t", "1", "u"]);
+    assert_eq!(stopped.ok(), "u\n", "{stopped}");
+    assert_eq!(lcd.ps_of("u")["state"], "exited");
+    let left = support::fifos(&lcd.bundles());
+    assert!(left.is_empty(), "exec FIFOs outlived the task: {left:?}");
+    lcd.run(&["rm", "u"]).ok();
+    lcd.assert_clean();
+}
+
+/// Start `lcd exec NAME sh -c 'sleep 30'` and SIGKILL it at several points of its start.
+fn kill_execs_at_several_points(lcd: &Lcd, name: &str) {
+    for delay_ms in [0, 2, 5, 5, 10, 10, 20, 50] {
+        let mut exec = lcd
+            .command(["exec", name, "sh", "-c", "sleep 30"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lcd exec");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // Our own child, by its pid.
+        exec.kill().expect("kill lcd exec");
+        exec.wait().expect("reap lcd exec");
+    }
+}

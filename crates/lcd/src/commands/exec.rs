@@ -201,7 +201,14 @@ async fn attached(
     if let Some(input) = input {
         input.abort();
     }
-    deleted?;
+    match deleted {
+        // Deleted already by another lcd that found it stopped with its output read (see
+        // `Task::release_abandoned_execs`): the exit status is ours all the same.
+        Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
+        other => {
+            other?;
+        }
+    }
     Ok(i32::try_from(status.code).unwrap_or(255))
 }
 
