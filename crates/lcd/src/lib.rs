@@ -21,6 +21,7 @@ mod log_reader;
 mod log_tee;
 mod metadata;
 mod options;
+mod outage;
 mod session;
 mod signals;
 mod state;

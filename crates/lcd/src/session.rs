@@ -77,7 +77,8 @@ pub async fn attach(
             .ok();
     }
     let signals = crate::signals::forward_to(task.clone(), terminal)?;
-    let wait = task.wait();
+    // A containerd restart does not end the session: the shim keeps the process and its output.
+    let wait = crate::outage::wait_task(task);
     tokio::pin!(wait);
     let outcome = loop {
         tokio::select! {

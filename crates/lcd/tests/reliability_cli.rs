@@ -119,3 +119,31 @@ fn kill_execs_at_several_points(lcd: &Lcd, name: &str) {
         exec.wait().expect("reap lcd exec");
     }
 }
+
+/// containerd killed and started again under an attached `lcd run --rm`: the session goes on (the
+/// shim kept the process and its output), ends with the container's own status, and `--rm` still
+/// removes everything.
+#[test]
+fn an_attached_run_survives_a_restart_of_containerd() {
+    let lcd = Lcd::new("restart");
+    let script = "echo one; while [ ! -e /go ]; do sleep 0.1; done; echo two; exit 7";
+    let mut running = lcd.spawn(
+        &["run", "--rm", lcd.rootfs(), "sh", "-c", script],
+        Stdio::null(),
+    );
+    running.wait_for_line("one", PROMPT);
+    let pid_text = std::fs::read_to_string(lcd.pid_file()).expect("containerd's pid file");
+    let pid: i32 = pid_text.trim().parse().expect("a pid");
+    // The containerd this test's lcd started, by its pid.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+    while support::is_alive(u32::try_from(pid).expect("pid")) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    lcd.run(&["daemon", "start"]).ok();
+    std::fs::write(lcd.rootfs.join("go"), "").expect("write /go");
+    running.wait_for_line("two", PROMPT);
+    let out = running.finish(PROMPT);
+    out.expect_code(7);
+    std::fs::remove_file(lcd.rootfs.join("go")).expect("remove /go");
+    lcd.assert_clean();
+}
