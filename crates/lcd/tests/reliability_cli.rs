@@ -147,3 +147,34 @@ fn an_attached_run_survives_a_restart_of_containerd() {
     std::fs::remove_file(lcd.rootfs.join("go")).expect("remove /go");
     lcd.assert_clean();
 }
+
+/// containerd killed and started again under `lcd logs -f`: the follower keeps printing what the
+/// container writes after the restart, and ends when the container does.
+#[test]
+fn a_log_follower_survives_a_restart_of_containerd() {
+    let lcd = Lcd::new("follow");
+    let script = "echo one; while [ ! -e /go ]; do sleep 0.1; done; echo two; exit 3";
+    let id = lcd
+        .run(&["run", "-d", lcd.rootfs(), "sh", "-c", script])
+        .ok()
+        .trim()
+        .to_string();
+    let mut follower = lcd.spawn(&["logs", "-f", &id], Stdio::null());
+    follower.wait_for_line("one", PROMPT);
+    let pid_text = std::fs::read_to_string(lcd.pid_file()).expect("containerd's pid file");
+    let pid: i32 = pid_text.trim().parse().expect("a pid");
+    // The containerd this test's lcd started, by its pid.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+    while support::is_alive(u32::try_from(pid).expect("pid")) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    lcd.run(&["daemon", "start"]).ok();
+    std::fs::write(lcd.rootfs.join("go"), "").expect("write /go");
+    follower.wait_for_line("two", PROMPT);
+    let out = follower.finish(PROMPT);
+    out.expect_code(0);
+    lcd.wait_state(&id, "exited", PROMPT);
+    lcd.run(&["rm", &id]).ok();
+    std::fs::remove_file(lcd.rootfs.join("go")).expect("remove /go");
+    lcd.assert_clean();
+}

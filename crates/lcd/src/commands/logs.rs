@@ -22,8 +22,17 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<i32> {
     let container = state::load(&client, &args.id).await?;
     let path = ctx.log_path(container.id());
     log_reader::print_log(&path, &options, args.follow, || async {
-        let task = state::task_with_status(&container).await?;
-        Ok(state::running(container.id(), task).is_ok())
+        match state::task_with_status(&container).await {
+            Ok(task) => Ok(state::running(container.id(), task).is_ok()),
+            // containerd restarting: the container and its logger live on, so does the follower.
+            Err(e)
+                if e.downcast_ref::<libcontainerd::Error>()
+                    .is_some_and(|e| e.kind() == libcontainerd::ErrorKind::Unavailable) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     })
     .await?;
     Ok(0)
