@@ -43,6 +43,26 @@ fn signals_lcd_did_not_handle_reach_the_container_and_lcd_survives() {
     lcd.assert_clean();
 }
 
+/// The same for `lcd exec`: its signals go to the exec'd process, and lcd survives them.
+#[test]
+fn signals_reach_an_exec_and_lcd_exec_survives() {
+    let lcd = Lcd::new("sigexec");
+    lcd.run(&["run", "-d", "--name", "u", lcd.rootfs(), "sleep", "300"])
+        .ok();
+    let script = "trap 'echo got-ALRM' ALRM; trap 'echo got-TSTP' TSTP; \
+                  trap 'exit 5' TERM; echo ready; while :; do sleep 0.1; done";
+    let mut running = lcd.spawn(&["exec", "u", "sh", "-c", script], Stdio::null());
+    running.wait_for_line("ready", PROMPT);
+    running.signal(Signal::SIGALRM);
+    running.wait_for_line("got-ALRM", PROMPT);
+    running.signal(Signal::SIGTSTP);
+    running.wait_for_line("got-TSTP", PROMPT);
+    running.signal(Signal::SIGTERM);
+    running.finish(PROMPT).expect_code(5);
+    lcd.run(&["rm", "-f", "u"]).ok();
+    lcd.assert_clean();
+}
+
 /// The host's root as a rootfs, however it is spelled, is refused up front with a clear error.
 #[test]
 fn the_hosts_root_is_refused_as_a_rootfs() {
