@@ -30,6 +30,7 @@ mod metadata;
 mod mounts;
 mod network;
 mod options;
+mod outage;
 mod restart;
 mod session;
 mod signals;

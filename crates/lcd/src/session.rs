@@ -76,8 +76,9 @@ pub async fn attach(
             .map_err(|e| tracing::debug!(error = %e, "listening for window changes"))
             .ok();
     }
-    let signals = crate::signals::forward_to(task.clone())?;
-    let wait = task.wait();
+    let signals = crate::signals::forward_to(task.clone(), terminal)?;
+    // A containerd restart does not end the session: the shim keeps the process and its output.
+    let wait = crate::outage::wait_task(task);
     tokio::pin!(wait);
     let outcome = loop {
         tokio::select! {

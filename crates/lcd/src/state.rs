@@ -260,12 +260,32 @@ pub async fn load_with_task(
     given: &str,
 ) -> Result<(Container, Option<(Task, TaskStatus)>)> {
     let id = Id::new(given)?;
-    match client.load_container_and_task(&id).await {
+    let (container, task) = match client.load_container_and_task(&id).await {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let id = by_prefix(client, given, e).await?;
-            Ok(client.load_container_and_task(&id).await?)
+            client.load_container_and_task(&id).await?
         }
-        loaded => Ok(loaded?),
+        loaded => loaded?,
+    };
+    Ok((container, settle_unknown(task).await?))
+}
+
+/// Release the execs of a live task whose `lcd exec` was killed: while the shim waits for such a
+/// client to open the exec's output (up to 30 s), it answers nothing else, so stop, kill and even
+/// the task's state hang or fail; containerd then says UNKNOWN (pid 0). A task that exists and has
+/// not stopped counts as running everywhere in lcd, UNKNOWN included; after a release its state is
+/// asked again.
+async fn settle_unknown(task: Option<(Task, TaskStatus)>) -> Result<Option<(Task, TaskStatus)>> {
+    match task {
+        Some((task, status)) if status != TaskStatus::Stopped => {
+            let released = task.release_abandoned_execs().await?;
+            if released > 0 && status == TaskStatus::Unknown {
+                let status = task.status().await?;
+                return Ok(Some((task, status)));
+            }
+            Ok(Some((task, status)))
+        }
+        other => Ok(other),
     }
 }
 
@@ -278,7 +298,7 @@ pub async fn task_with_status(container: &Container) -> Result<Option<(Task, Tas
         Err(e) => return Err(e.into()),
     };
     match task.status().await {
-        Ok(status) => Ok(Some((task, status))),
+        Ok(status) => settle_unknown(Some((task, status))).await,
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -287,7 +307,11 @@ pub async fn task_with_status(container: &Container) -> Result<Option<(Task, Tas
 /// The task if it is running (or paused); otherwise docker's "is not running" error.
 pub fn running(id: &Id, task: Option<(Task, TaskStatus)>) -> Result<Task> {
     match task {
-        Some((task, TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing)) => Ok(task),
+        // UNKNOWN is a task that exists and has not stopped (see `settle_unknown`): as running.
+        Some((
+            task,
+            TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing | TaskStatus::Unknown,
+        )) => Ok(task),
         _ => anyhow::bail!("container {id} is not running"),
     }
 }

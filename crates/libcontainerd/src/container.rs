@@ -522,6 +522,14 @@ fn check_no_symlink(path: &Path) -> Result<()> {
     }
     let real = std::fs::canonicalize(path)
         .map_err(|e| Error::io(format!("rootfs {}", path.display()), e))?;
+    // The host's own root would give the container the whole host, writable; runc fails on it
+    // only by accident (pivot_root), so refuse it by name, however it is spelled.
+    if real == Path::new("/") {
+        return Err(Error::invalid(format!(
+            "rootfs {} is the host's root directory /: give a directory holding the container's own root filesystem",
+            path.display()
+        )));
+    }
     if real != lexical {
         return Err(Error::invalid(format!(
             "rootfs {} is a symlink or lies under one, which runc refuses: give its real path {}",

@@ -43,7 +43,9 @@ pub enum TaskStatus {
     Paused,
     /// Being frozen.
     Pausing,
-    /// containerd does not know.
+    /// containerd could not ask the shim in time (pid 0): the task exists and has not been seen
+    /// to stop, so it counts as running (as docker counts it); see
+    /// [`Task::release_abandoned_execs`](crate::Task::release_abandoned_execs) for the usual cause.
     Unknown,
 }
 

@@ -374,6 +374,50 @@ async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) ->
         .unwrap_or_else(|_| panic!("{what} did not finish within 60 s"))
 }
 
+/// The host's own root as a rootfs, however spelled (`/`, `/..`, a symlink to it): a container
+/// on it would get the whole host. Refused when the container is made, and nothing is left.
+#[tokio::test]
+async fn the_hosts_root_is_refused_as_a_rootfs() {
+    let env = TestEnv::new().await;
+    let link = env.dir().join("to-root");
+    std::os::unix::fs::symlink("/", &link).expect("symlink");
+    let spellings = [
+        std::path::PathBuf::from("/"),
+        std::path::PathBuf::from("/.."),
+        std::path::PathBuf::from("/./"),
+        link,
+    ];
+    for (n, rootfs) in spellings.into_iter().enumerate() {
+        let id = TestEnv::id(&format!("hostroot{n}"));
+        let spec = SpecBuilder::new(&rootfs)
+            .args(["true"])
+            .build()
+            .expect("spec");
+        let made = bounded(
+            "new_container",
+            env.client
+                .new_container(&id, &spec, &Runtime::default(), &no_labels()),
+        )
+        .await;
+        match made {
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+                assert!(e.to_string().contains("host's root"), "{e}");
+            }
+            Ok(c) => {
+                let _ = c.delete().await;
+                panic!("a container on rootfs {} was made", rootfs.display());
+            }
+        }
+        assert!(
+            env.client.load_container(&id).await.is_err(),
+            "no record is left"
+        );
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    env.cleanup().await;
+}
+
 /// A rootfs that is (or lies under) a symlink: runc refuses it ("invalid rootfs: not an absolute path,
 /// or a symlink"), and only at task creation, deep inside the shim. The library must say so when the
 /// container is made, with the path to use instead, and leave nothing behind.

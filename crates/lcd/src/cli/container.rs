@@ -36,13 +36,13 @@ pub struct CreateArgs {
     #[arg(long)]
     pub read_only: bool,
     /// Memory limit (e.g. 64m, 1g; 0 is unlimited).
-    #[arg(short, long, value_name = "BYTES")]
+    #[arg(short, long, value_name = "BYTES", allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Memory plus swap limit (e.g. 128m; -1 is unlimited swap).
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Memory soft limit (e.g. 32m).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub memory_reservation: Option<String>,
     /// Disable the OOM killer (cgroup v1).
     #[arg(long)]
@@ -51,13 +51,13 @@ pub struct CreateArgs {
     #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub oom_score_adj: Option<i32>,
     /// Size of /dev/shm (e.g. 128m; default 64m).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub shm_size: Option<String>,
     /// Number of CPUs (e.g. 1.5).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// CPU shares (relative weight, default 1024).
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, allow_negative_numbers = true)]
     pub cpu_shares: Option<u64>,
     /// CPUs the container may run on (e.g. 0-1, 0,2).
     #[arg(long, value_name = "LIST")]
@@ -91,7 +91,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub init: bool,
     /// The signal `lcd stop` sends first (default: the image's StopSignal, else SIGTERM).
-    #[arg(long, value_name = "SIGNAL")]
+    #[arg(long, value_name = "SIGNAL", allow_negative_numbers = true)]
     pub stop_signal: Option<String>,
     /// Seconds `lcd stop` waits before SIGKILL (default 10; -1 waits forever).
     #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]

@@ -280,16 +280,16 @@ pub struct TopArgs {
 #[derive(Debug, Default, Args)]
 pub struct UpdateArgs {
     /// Memory limit (e.g. 64m).
-    #[arg(short, long)]
+    #[arg(short, long, allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Memory plus swap limit.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<String>,
     /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, allow_negative_numbers = true)]
     pub cpu_shares: Option<u64>,
     /// CPUs allowed (e.g. 0-1).
     #[arg(long)]
@@ -395,7 +395,7 @@ pub struct IdsArgs {
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Signal to send (name or number).
-    #[arg(short, long, default_value = "KILL")]
+    #[arg(short, long, default_value = "KILL", allow_negative_numbers = true)]
     pub signal: String,
     /// Container ids.
     #[arg(required = true)]

@@ -221,7 +221,13 @@ fn resolve_rootfs(arg: &str) -> Result<PathBuf> {
         Ok(_) => bail!("rootfs {arg} is not a directory"),
         Err(_) => bail!("rootfs {arg} does not exist"),
     }
-    std::fs::canonicalize(path).with_context(|| format!("resolve rootfs {arg}"))
+    let real = std::fs::canonicalize(path).with_context(|| format!("resolve rootfs {arg}"))?;
+    // The host's own root (however spelled: `/`, `/..`, a symlink to it) would hand the container
+    // the whole host; runc fails on it only by accident.
+    if real == Path::new("/") {
+        bail!("rootfs {arg} is the host's root directory /: give a directory holding the container's own root filesystem");
+    }
+    Ok(real)
 }
 
 /// The OCI spec of `run`'s and `create`'s flags for a container on `rootfs`. Public for the fuzz

@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::spec::{read_in_root, resolve_user, ExecUser};
 use libcontainerd::{exec_process, DirectIo, Id, Output, Process, StdioConfig};
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::ExecArgs;
 use crate::context::Ctx;
@@ -174,20 +173,8 @@ async fn attached(
             .map_err(|e| tracing::debug!(error = %e, "listening for window changes"))
             .ok();
     }
-    let (signal_tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
-    let mut listeners = Vec::new();
-    for sig in signals::FORWARDED {
-        let mut stream = signal(SignalKind::from_raw(sig))
-            .with_context(|| format!("listen for signal {sig}"))?;
-        let tx = signal_tx.clone();
-        listeners.push(tokio::spawn(async move {
-            while stream.recv().await.is_some() {
-                if tx.send(sig).is_err() {
-                    break;
-                }
-            }
-        }));
-    }
+    let (mut signals, listeners) = signals::listen(terminal);
+    let listeners = signals::AbortOnDrop(listeners);
 
     let wait = exec.wait();
     tokio::pin!(wait);
@@ -203,9 +190,7 @@ async fn attached(
             Some((cols, rows)) = session::next_size(&mut window) => resize(exec, cols, rows).await,
         }
     };
-    for listener in &listeners {
-        listener.abort();
-    }
+    drop(listeners);
     let status = status?;
 
     // The shim closes the streams once the process has exited and its output is copied.
@@ -218,7 +203,14 @@ async fn attached(
     if let Some(input) = input {
         input.abort();
     }
-    deleted?;
+    match deleted {
+        // Deleted already by another lcd that found it stopped with its output read (see
+        // `Task::release_abandoned_execs`): the exit status is ours all the same.
+        Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
+        other => {
+            other?;
+        }
+    }
     Ok(i32::try_from(status.code).unwrap_or(255))
 }
 

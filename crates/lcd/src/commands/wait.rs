@@ -20,7 +20,9 @@ pub async fn wait(ctx: &Ctx, args: IdsArgs) -> Result<i32> {
             let code = match task {
                 // The task's own wait: it answers at once for a task that has stopped already.
                 // The task is left for whoever started it to reap (an attached `lcd run` does).
-                Some((task, status)) if status != TaskStatus::Created => task.wait().await?.code,
+                Some((task, status)) if status != TaskStatus::Created => {
+                    crate::outage::wait_task(&task).await?.code
+                }
                 _ => match State::of(container.labels(), None) {
                     State::Exited { code, .. } => code,
                     _ => 0,

@@ -188,6 +188,13 @@ pub async fn still_running(container: &Container) -> Result<bool> {
         {
             Ok(false)
         }
+        // containerd restarting: the container and its logger live on, so does the follower.
+        Err(e)
+            if e.downcast_ref::<libcontainerd::Error>()
+                .is_some_and(|e| e.kind() == libcontainerd::ErrorKind::Unavailable) =>
+        {
+            Ok(true)
+        }
         Err(e) => Err(e),
     }
 }

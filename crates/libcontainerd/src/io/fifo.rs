@@ -157,6 +157,7 @@ impl FifoSet {
                 .map(|p| {
                     pipe::OpenOptions::new()
                         .open_receiver(p)
+                        .inspect(crate::process::hold_output_fifo)
                         .map(OutputReader::new)
                         .map_err(|e| Error::io(format!("open fifo {}", p.display()), e))
                 })

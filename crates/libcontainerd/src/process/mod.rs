@@ -11,6 +11,7 @@
 //! Whatever fails after `Exec` succeeded, the process is deleted again and its FIFOs removed, so a
 //! failed exec leaves neither a process in the shim nor a file in the bundle directory.
 
+mod abandoned;
 mod builder;
 mod exec;
 
@@ -20,6 +21,7 @@ use containerd_client::services::v1::{
     DeleteProcessRequest, GetRequest, ResizePtyRequest, WaitRequest,
 };
 
+pub(crate) use abandoned::{hold as hold_output_fifo, remove_exec_fifos};
 pub(crate) use builder::process_to_any;
 pub use builder::{exec_process, ExecProcessBuilder, PROCESS_TYPE_URL};
 

@@ -280,5 +280,7 @@ impl Task {
         if let Err(e) = fifos.remove() {
             tracing::warn!(container = %self.id(), error = %e, "removing fifos");
         }
+        // With the task gone, so are its execs: FIFOs left by execs whose client died go too.
+        crate::process::remove_exec_fifos(self.container.bundle_dir(), self.id());
     }
 }
