@@ -206,11 +206,14 @@ fn checkpoint_rpc_error(container_id: &Id, status: tonic::Status, dump_log: &Pat
             let detail = super::criu::first_log_error(dump_log)
                 .or_else(|| criu_log_error(message))
                 .unwrap_or_else(|| message.trim().trim_end_matches(": unknown").to_string());
+            let hint = if detail.contains("No space left on device") {
+                "free space where the checkpoint goes, or choose another directory"
+            } else {
+                "`criu check` tells whether this kernel supports checkpoints"
+            };
             Error::new(
                 ErrorKind::FailedPrecondition,
-                format!(
-                    "{context}: criu failed: {detail}; `criu check` tells whether this kernel supports checkpoints"
-                ),
+                format!("{context}: criu failed: {detail}; {hint}"),
             )
             .with_source(status)
         }
