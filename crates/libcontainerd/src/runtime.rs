@@ -82,7 +82,9 @@ impl Runtime {
     /// checkpoints and restores of its containers, instead of `criu` in the shim's (containerd's)
     /// `PATH`. Sets [`RuncOptions::criu_path`], starting from default options if there were none.
     pub fn with_criu(mut self, criu: impl Into<String>) -> Self {
-        self.options.get_or_insert_with(RuncOptions::default).criu_path = criu.into();
+        self.options
+            .get_or_insert_with(RuncOptions::default)
+            .criu_path = criu.into();
         self
     }
 

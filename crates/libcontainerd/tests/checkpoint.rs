@@ -489,7 +489,11 @@ fn counter(name: &str) -> String {
 
 fn assert_consecutive(values: &[u64], what: &str) {
     for (n, pair) in values.windows(2).enumerate() {
-        assert_eq!(pair[1], pair[0] + 1, "{what}: gap or restart at line {n}: {values:?}");
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "{what}: gap or restart at line {n}: {values:?}"
+        );
     }
 }
 
@@ -678,7 +682,8 @@ async fn the_backend_sees_the_restored_task_start_and_exit() {
         if kinds.contains(&EventType::Exit) {
             assert!(kinds.contains(&EventType::Create), "{seen:?}");
             assert!(
-                seen.iter().any(|(_, e, code)| *e == EventType::Exit && *code == 7),
+                seen.iter()
+                    .any(|(_, e, code)| *e == EventType::Exit && *code == 7),
                 "{seen:?}"
             );
             break;
@@ -735,7 +740,10 @@ async fn a_dump_into_a_full_disk_fails_and_the_task_runs_on() {
     let ready = env.rootfs.join("big.ready");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !ready.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "the container never got ready");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the container never got ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let dir = small.join("cp");

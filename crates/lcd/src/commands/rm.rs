@@ -29,6 +29,8 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
             }
             container.delete().await?;
             remove_log(&ctx.log_path(container.id()))?;
+            // Its checkpoints go with it, as docker's do (those in a --checkpoint-dir stay).
+            remove_checkpoints(&ctx.checkpoints_dir(container.id()))?;
             println!("{id}");
             Ok(())
         }
@@ -41,5 +43,13 @@ fn remove_log(path: &std::path::Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("remove {}", path.display())),
+    }
+}
+
+fn remove_checkpoints(dir: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("remove checkpoints {}", dir.display())),
     }
 }

@@ -206,6 +206,17 @@ fn checkpoint_rpc_error(container_id: &Id, status: tonic::Status, dump_log: &Pat
             let detail = super::criu::first_log_error(dump_log)
                 .or_else(|| criu_log_error(message))
                 .unwrap_or_else(|| message.trim().trim_end_matches(": unknown").to_string());
+            if detail.contains("Connected TCP socket") {
+                // runc offers criu's --tcp-established, but a restored connection only works where
+                // the peer kept its side: docker does not ask for it, and neither do we.
+                return Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "{context}: it has established TCP connections, which are not checkpointed; close them first ({detail})"
+                    ),
+                )
+                .with_source(status);
+            }
             let hint = if detail.contains("No space left on device") {
                 "free space where the checkpoint goes, or choose another directory"
             } else {

@@ -117,7 +117,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = check_criu(Some(&dir.path().join("criu"))).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-        assert!(err.to_string().contains("is not an executable file"), "{err}");
+        assert!(
+            err.to_string().contains("is not an executable file"),
+            "{err}"
+        );
 
         let broken = dir.path().join("broken-criu");
         std::fs::write(
