@@ -109,7 +109,8 @@ impl Ctx {
     /// The runtime lcd creates containers with: runc v2, with runc's state under our exec root (as
     /// dockerd keeps it under /run/docker), so that two lcd roots never share runc state, and with
     /// the criu lcd finds in its own PATH (the one `lcd checkpoint` checks), so that checkpoints do
-    /// not depend on containerd's PATH.
+    /// not depend on containerd's PATH (containerd 1.7's shim ignores it and uses its PATH, which
+    /// for lcd's own containerd is lcd's).
     pub fn runtime(&self) -> Runtime {
         let mut runtime = Runtime::default();
         if let Some(options) = runtime.options.as_mut() {

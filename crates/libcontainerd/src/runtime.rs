@@ -33,8 +33,9 @@ pub struct RuncOptions {
     /// runc's state root.
     #[prost(string, tag = "7")]
     pub root: String,
-    /// The criu binary runc runs for checkpoints and restores (the shim passes it as `runc --criu`);
-    /// empty means `criu` in the shim's `PATH`. See [`Runtime::with_criu`].
+    /// The criu binary runc runs for checkpoints and restores (containerd 1.6's shim passes it as
+    /// `runc --criu`; 1.7's ignores it); empty means `criu` in the shim's `PATH`. See
+    /// [`Runtime::with_criu`].
     #[prost(string, tag = "8")]
     pub criu_path: String,
     /// Use systemd to manage cgroups.
@@ -81,6 +82,8 @@ impl Runtime {
     /// The same runtime with runc running the criu binary at `criu` (an absolute path) for
     /// checkpoints and restores of its containers, instead of `criu` in the shim's (containerd's)
     /// `PATH`. Sets [`RuncOptions::criu_path`], starting from default options if there were none.
+    /// containerd 1.6's runc shim passes it to runc (`runc --criu`); 1.7's ignores it (runc 1.2
+    /// deprecates `--criu`), so there criu must be in containerd's `PATH`.
     pub fn with_criu(mut self, criu: impl Into<String>) -> Self {
         self.options
             .get_or_insert_with(RuncOptions::default)

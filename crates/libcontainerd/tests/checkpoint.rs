@@ -274,6 +274,18 @@ async fn checkpoint_of_a_task_that_has_exited_fails_and_leaves_nothing() {
     env.cleanup().await;
 }
 
+/// Whether the runc shim passes the runtime options' criu_path on to runc: containerd 1.6's does;
+/// 1.7 dropped it (runc 1.2 deprecates `--criu`), so criu comes from the shim's PATH there.
+async fn shim_honours_criu_path(client: &Client) -> bool {
+    let version = client.version().await.expect("containerd version").version;
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '~', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) < (1, 7)
+}
+
 /// A stand-in criu at `dir/name` that fails as bookworm's 3.17 does on this kernel.
 fn broken_criu(dir: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -293,6 +305,13 @@ async fn a_dump_that_criu_cannot_do_is_a_clear_error() {
     // The container names its own criu (the runc options' criu_path): a broken one here, so this
     // runs whether or not the machine's criu works.
     let env = TestEnv::new().await;
+    if !shim_honours_criu_path(&env.client).await {
+        eprintln!(
+            "skipped: containerd 1.7's runc shim ignores criu_path (it runs criu from its PATH)"
+        );
+        env.cleanup().await;
+        return;
+    }
     let criu = broken_criu(env.dir(), "broken-criu");
     let runtime = Runtime::default().with_criu(criu.to_string_lossy());
     let (c, task) = run_with(&env, "nocriu", &["sleep", "600"], &runtime).await;

@@ -9,7 +9,8 @@
 //! collector cannot take them before we read them, and collects them if we crash.
 //!
 //! Which criu runs: the container's [`RuncOptions::criu_path`](crate::RuncOptions::criu_path)
-//! ([`Runtime::with_criu`](crate::Runtime::with_criu)), else `criu` in the shim's `PATH`;
+//! ([`Runtime::with_criu`](crate::Runtime::with_criu); containerd 1.6 honours it, 1.7 does not),
+//! else `criu` in the shim's `PATH`;
 //! [`check_criu`] says whether one works here. Pre-dumps and incremental checkpoints
 //! (`parent_checkpoint`) are not offered: they need the kernel's soft-dirty memory tracking.
 //!
