@@ -400,3 +400,45 @@ fn an_established_tcp_connection_is_refused_by_criu_and_the_container_runs_on() 
     lcd.run(&["rm", "-f", "c"]).ok();
     lcd.assert_clean();
 }
+
+/// The counts a counter appended to `/count.log` in container `id`, read with `lcd exec`.
+fn counts_in(lcd: &Lcd, id: &str) -> Vec<u64> {
+    lcd.run(&["exec", id, "cat", "/count.log"])
+        .ok()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn wait_for_counts_in(lcd: &Lcd, id: &str, n: usize) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = counts_in(lcd, id);
+        if found.len() > n {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{id} never got past {n} counts");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_container_from_an_image_resumes_on_its_own_snapshot() {
+    require_criu!();
+    let lcd = Lcd::new("cp-image");
+    lcd.run(&["import", lcd.rootfs(), "box"]).ok();
+    lcd.run(&["run", "-d", "--name", "c", "box", "sh", "-c", COUNTER])
+        .ok();
+    wait_for_counts_in(&lcd, "c", 5);
+    lcd.run(&["checkpoint", "create", "c", "cp1"]).ok();
+    lcd.wait_state("c", "exited", PROMPT);
+    lcd.run(&["start", "--checkpoint", "cp1", "c"]).ok();
+    lcd.wait_state("c", "running", PROMPT);
+    let before = counts_in(&lcd, "c").len();
+    let after = wait_for_counts_in(&lcd, "c", before + 5);
+    // The file on the container's own snapshot goes on in one unbroken sequence.
+    assert_consecutive(&after);
+    lcd.run(&["rm", "-f", "c"]).ok();
+    lcd.run(&["rmi", "box"]).ok();
+    lcd.assert_clean();
+}
