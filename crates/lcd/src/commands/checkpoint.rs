@@ -73,7 +73,7 @@ async fn create(
     if dir.exists() {
         bail!("checkpoint with name {name} already exists for container {id}");
     }
-    working_criu().await?;
+    working_criu(ctx).await?;
     std::fs::create_dir_all(&base)
         .with_context(|| format!("create checkpoint directory {}", base.display()))?;
     task.create_checkpoint(&dir, !leave_running).await?;
@@ -179,15 +179,53 @@ pub fn refuse_terminal(container: &Container, what: &str) -> Result<()> {
 }
 
 /// A criu that passes `criu check`, or an error that says which criu failed and how to get one.
-pub async fn working_criu() -> Result<PathBuf> {
-    tokio::task::spawn_blocking(|| libcontainerd::checkpoint::check_criu(None))
-        .await
-        .map_err(|e| anyhow!("run criu check: {e}"))?
-        .map_err(|e| {
-            anyhow!(
-                "{e} (`bash .ci/install` in lcd's source tree builds criu 4.1.1 into /usr/local/sbin)"
-            )
-        })
+/// `criu check` takes 100+ ms (criu cannot cache what it learns about the kernel unless /run is a
+/// tmpfs), so a pass is remembered in the exec root for that binary (path, size, mtime) and kernel.
+pub async fn working_criu(ctx: &Ctx) -> Result<PathBuf> {
+    let stamp = ctx.exec_root.join("criu-checked");
+    tokio::task::spawn_blocking(move || {
+        let key = libcontainerd::checkpoint::find_criu().and_then(|criu| check_key(&criu));
+        if let Some((criu, key)) = &key {
+            if std::fs::read_to_string(&stamp).is_ok_and(|found| found == *key) {
+                return Ok(criu.clone());
+            }
+        }
+        let criu = libcontainerd::checkpoint::check_criu(None)?;
+        if let Some((checked, key)) = key.filter(|(path, _)| *path == criu) {
+            // Only an optimisation: a stamp that cannot be written means checking again next time.
+            let _ = std::fs::write(&stamp, key);
+            return Ok(checked);
+        }
+        Ok(criu)
+    })
+    .await
+    .map_err(|e| anyhow!("run criu check: {e}"))?
+    .map_err(|e: libcontainerd::Error| {
+        anyhow!(
+            "{e} (`bash .ci/install` in lcd's source tree builds criu 4.1.1 into /usr/local/sbin)"
+        )
+    })
+}
+
+/// What identifies one criu check: the binary (path, size, mtime) and the running kernel.
+fn check_key(criu: &Path) -> Option<(PathBuf, String)> {
+    let meta = criu.metadata().ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    Some((
+        criu.to_path_buf(),
+        format!(
+            "{} {} {mtime} {}\n",
+            criu.display(),
+            meta.len(),
+            kernel.trim()
+        ),
+    ))
 }
 
 /// After a checkpoint with exit, record the container as exited so that `start` finds it stopped.

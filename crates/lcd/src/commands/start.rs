@@ -28,7 +28,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     if let Some(name) = &args.checkpoint {
         let dir = checkpoint::existing_checkpoint(ctx, &id, name, args.checkpoint_dir.as_deref())?;
         checkpoint::refuse_terminal(&container, "restore")?;
-        checkpoint::working_criu().await?;
+        checkpoint::working_criu(ctx).await?;
         // A restored process keeps the stdio it was checkpointed with: output goes to the log.
         let config = StdioConfig {
             stdin: false,
