@@ -545,12 +545,24 @@ async fn a_restored_counter_goes_on_from_its_checkpoint_in_the_same_container() 
     task.delete().await.unwrap();
     let at_dump = counts(&log);
     assert_consecutive(&at_dump, "before the restore");
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let images = listing(&dir);
 
     let restored = c
         .start(Some(&dir), &StdioConfig::default(), |_| Ok(()))
         .await
         .unwrap();
     assert_eq!(restored.status().await.unwrap(), TaskStatus::Running);
+    // CRIU read the images in place and wrote nothing among them (its log went elsewhere).
+    assert_eq!(listing(&dir), images);
+    assert!(blobs(&env.client).await.is_empty());
     let after = wait_for_counts(&log, at_dump.len() + 5).await;
     // One unbroken sequence: the restored process went on from the value it had at the dump,
     // neither from 1 nor with a gap.

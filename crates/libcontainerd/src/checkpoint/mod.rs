@@ -14,9 +14,12 @@
 //! [`check_criu`] says whether one works here. Pre-dumps and incremental checkpoints
 //! (`parent_checkpoint`) are not offered: they need the kernel's soft-dirty memory tracking.
 //!
-//! Restore: [`restore_descriptor`] tars a checkpoint directory into the content store (labelled as a
-//! GC root) and gives the descriptor to pass as `CreateTaskRequest.checkpoint`; the blob is deleted
-//! once the task exists.
+//! Restore: for the runc shim, the task is created with the container's runc options plus
+//! `criu_image_path` naming the checkpoint directory, and CRIU reads the images where they are
+//! (containerd uses that path when the request carries no checkpoint blob). For other runtimes,
+//! [`restore_descriptor`] tars the directory into the content store (labelled as a GC root) and
+//! gives the descriptor to pass as `CreateTaskRequest.checkpoint`; the blob is deleted once the
+//! task exists.
 //!
 //! Directories come from users: paths with `..` components are refused (moby#28769), and archive
 //! entries that would land outside the directory are skipped.
@@ -38,3 +41,4 @@ pub use criu::{check_criu, find_criu};
 // reach them through `raw`.
 pub(crate) use create::{checkpoint_task, extract_checkpoint};
 pub use restore::{restore_descriptor, RestoreBlob};
+pub(crate) use restore::{restore_source, RestoreSource};
