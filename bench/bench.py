@@ -25,6 +25,10 @@ unpack, and whether each command unpacked is checked, so that lcd is held agains
 doing the same work. `lcd run`, `ctr run` and `docker run` start busybox from an image each has
 stored and unpacked. Reported against the issue's targets, with `lcd pull`'s peak RSS.
 
+Checkpoints: CRIU dump and restore of a small container and of one holding 256 MiB (32 when --runs is
+under 10), lcd against ctr on the same containerd and criu (see Bench.checkpoints); skipped, with the
+reason, where `criu check` fails (`bash .ci/criu` builds a criu that works).
+
 Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--json FILE]
 """
 
