@@ -890,10 +890,10 @@ class Bench:
         --checkpoint-mib of memory (a shell variable that size), lcd against ctr on the same
         containerd and criu, --checkpoint-runs rounds each, interleaved. Dump: `lcd checkpoint
         create` against `ctr tasks checkpoint --exit --image-path DIR`, the same work (criu dumps
-        into a directory, the task stops). Restore: `lcd start --checkpoint` (uploads the directory
-        to the content store, creates the task from it, starts it) against `ctr containers restore
-        --live` from a checkpoint image `ctr containers checkpoint --task` made before (untimed),
-        which reads its images from the content store as well. Skipped, with the reason, where
+        into a directory, the task stops). Restore: `lcd start --checkpoint` (CRIU reads the
+        directory in place, the task is started) against `ctr containers restore --live` from a
+        checkpoint image `ctr containers checkpoint --task` made before (untimed), which containerd
+        unpacks from its content store first. Skipped, with the reason, where
         `criu check` fails."""
         check = subprocess.run(["criu", "check"], capture_output=True, text=True)
         if check.returncode != 0:
