@@ -74,13 +74,23 @@ impl Container {
             ),
             None => None,
         };
-        crate::container::make_bundle_dir(self.bundle_dir())?;
-        self.task_will_be_created();
         let config = StdioConfig {
             terminal: self.terminal(),
             ..stdio.clone()
         };
-        let prepared = PreparedIo::prepare(self.bundle_dir(), self.id().as_str(), &config)?;
+        let prepared = match crate::container::make_bundle_dir(self.bundle_dir()).and_then(|_| {
+            self.task_will_be_created();
+            PreparedIo::prepare(self.bundle_dir(), self.id().as_str(), &config)
+        }) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // The restore's blob or work directory is not needed after all.
+                if let Some(restore) = restore {
+                    restore.finish(self.id()).await;
+                }
+                return Err(e);
+            }
+        };
         let StdioPaths {
             stdin,
             stdout,
