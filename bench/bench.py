@@ -25,6 +25,10 @@ unpack, and whether each command unpacked is checked, so that lcd is held agains
 doing the same work. `lcd run`, `ctr run` and `docker run` start busybox from an image each has
 stored and unpacked. Reported against the issue's targets, with `lcd pull`'s peak RSS.
 
+Checkpoints: CRIU dump and restore of a small container and of one holding 256 MiB (32 when --runs is
+under 10), lcd against ctr on the same containerd and criu (see Bench.checkpoints); skipped, with the
+reason, where `criu check` fails (`bash .ci/criu` builds a criu that works).
+
 Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--json FILE]
 """
 
@@ -881,6 +885,131 @@ class Bench:
             rss = peak_rss_kib(cmds[tool](warm + runs), self.lcd_env)
             self.row("run --rm IMAGE /bin/true", tool, times, {"client_peak_rss_kib": rss}, cpu)
 
+
+    # --- checkpoint / restore --------------------------------------------------------------------
+    def checkpoints(self):
+        """CRIU checkpoint and restore of a small container (a shell counting) and of one holding
+        --checkpoint-mib of memory (a shell variable that size), lcd against ctr on the same
+        containerd and criu, --checkpoint-runs rounds each, interleaved. Dump: `lcd checkpoint
+        create` against `ctr tasks checkpoint --exit --image-path DIR`, the same work (criu dumps
+        into a directory, the task stops). Restore: `lcd start --checkpoint` (CRIU reads the
+        directory in place, the task is started) against `ctr containers restore --live` from a
+        checkpoint image `ctr containers checkpoint --task` made before (untimed), which containerd
+        unpacks from its content store first. Skipped, with the reason, where
+        `criu check` fails."""
+        check = subprocess.run(["criu", "check"], capture_output=True, text=True)
+        if check.returncode != 0:
+            reason = next((l for l in check.stderr.splitlines() if "Error" in l), check.stderr.strip())
+            print(f"  skipped: criu check fails ({reason}); `bash .ci/criu` builds a working criu")
+            self.results["checkpoint"] = {"skipped": reason}
+            return
+        name = "docker.io/bench/busybox:1"
+        if name not in subprocess.run(self.ctr("images", "ls", "-q"), capture_output=True,
+                                      text=True).stdout.split():
+            tar = f"{self.dir}/busybox-ck.tar"
+            sh([self.lcd, "import", self.rootfs, "bench/busybox:1"], env=self.lcd_env, stdout=subprocess.DEVNULL)
+            sh([self.lcd, "save", "-o", tar, "bench/busybox:1"], env=self.lcd_env)
+            sh(self.ctr("images", "import", tar), stdout=subprocess.DEVNULL)
+            os.remove(tar)
+        mib = self.args.checkpoint_mib
+        workloads = {
+            "small": (0, "i=0; while :; do i=$((i+1)); sleep 0.1; done"),
+            f"{mib} MiB": (mib, f"x=$(head -c {mib * 1024 * 1024} /dev/zero | tr '\\0' a); "
+                                "while :; do sleep 1; done"),
+        }
+        sizes = {}
+        for label, (need_mib, script) in workloads.items():
+            samples = {("dump", "lcd"): [], ("dump", "ctr"): [], ("restore", "lcd"): [], ("restore", "ctr"): []}
+            for i in range(self.args.checkpoint_runs):
+                for tool, one_round in rotated({"lcd": self.checkpoint_lcd, "ctr": self.checkpoint_ctr}, i):
+                    id_ = f"ck{tool[0]}{i}{'s' if need_mib == 0 else 'b'}"
+                    dump, restore, size = one_round(id_, script, need_mib)
+                    samples[("dump", tool)].append(dump)
+                    samples[("restore", tool)].append(restore)
+                    sizes.setdefault(label, {})[tool] = size
+            for (what, tool), values in samples.items():
+                self.row(f"{what} {label}", tool, values)
+        self.results["checkpoint"] = {"image_bytes": sizes, "mib": mib, "runs": self.args.checkpoint_runs}
+
+    def wait_checkpointable(self, pid, need_mib):
+        """Until the container's shell holds need_mib MiB and runs no child (its memory is built)."""
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                rss_kib = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
+                children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+            except (OSError, StopIteration):
+                rss_kib, children = 0, ["?"]
+            if rss_kib >= need_mib * 1024 and (need_mib == 0 or not children):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"container process {pid} never reached {need_mib} MiB")
+
+    def checkpoint_lcd(self, id_, script, need_mib):
+        sh([self.lcd, "run", "-d", "--name", id_, self.rootfs, "sh", "-c", script], env=self.lcd_env,
+           stdout=subprocess.DEVNULL)
+        info = json.loads(subprocess.run([self.lcd, "inspect", id_], env=self.lcd_env, check=True,
+                                         capture_output=True, text=True).stdout)
+        self.wait_checkpointable(info[0]["State"]["Pid"], need_mib)
+        time.sleep(SETTLE_S)
+        dump, _, _ = timed([self.lcd, "checkpoint", "create", id_, "cp"], self.lcd_env)
+        cp_dir = f"{self.dir}/data/checkpoints/bench-lcd/{id_}/cp"
+        size = sum(os.path.getsize(os.path.join(cp_dir, f)) for f in os.listdir(cp_dir))
+        time.sleep(SETTLE_S)
+        restore, _, _ = timed([self.lcd, "start", "--checkpoint", "cp", id_], self.lcd_env)
+        sh([self.lcd, "rm", "-f", id_], env=self.lcd_env, stdout=subprocess.DEVNULL)
+        return dump, restore, size
+
+    def checkpoint_ctr(self, id_, script, need_mib):
+        image = "docker.io/bench/busybox:1"
+        sh(self.ctr("run", "-d", image, id_, "sh", "-c", script), stdout=subprocess.DEVNULL)
+        pid = int(next(l.split()[1] for l in subprocess.run(self.ctr("t", "ls"), capture_output=True, text=True,
+                                                             check=True).stdout.splitlines()
+                       if l.split()[:1] == [id_]))
+        self.wait_checkpointable(pid, need_mib)
+        images = f"{self.dir}/ctr-{id_}"
+        time.sleep(SETTLE_S)
+        dump, _, _ = timed(self.ctr("t", "checkpoint", "--exit", "--image-path", images, id_))
+        size = sum(os.path.getsize(os.path.join(images, f)) for f in os.listdir(images))
+        shutil.rmtree(images)
+        # ctr restores from a checkpoint image: make one (untimed) from a fresh run of the same
+        # workload, then restore it into a new container.
+        sh(self.ctr("t", "rm", "-f", id_), stdout=subprocess.DEVNULL)
+        sh(self.ctr("c", "rm", id_), stdout=subprocess.DEVNULL)
+        sh(self.ctr("run", "-d", image, id_, "sh", "-c", script), stdout=subprocess.DEVNULL)
+        pid = int(next(l.split()[1] for l in subprocess.run(self.ctr("t", "ls"), capture_output=True, text=True,
+                                                             check=True).stdout.splitlines()
+                       if l.split()[:1] == [id_]))
+        self.wait_checkpointable(pid, need_mib)
+        ref = f"bench/checkpoint-{id_}:1"
+        sh(self.ctr("c", "checkpoint", "--task", id_, ref), stdout=subprocess.DEVNULL)
+        self.ctr_stop(id_)
+        time.sleep(SETTLE_S)
+        restore, _, _ = timed(self.ctr("c", "restore", "--live", id_, ref))
+        self.ctr_stop(id_)
+        sh(self.ctr("images", "rm", "--sync", ref), stdout=subprocess.DEVNULL)
+        return dump, restore, size
+
+    def ctr_stop(self, id_):
+        subprocess.run(self.ctr("t", "kill", "-s", "KILL", id_), capture_output=True)
+        for _ in range(200):
+            if subprocess.run(self.ctr("t", "rm", id_), capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        subprocess.run(self.ctr("t", "rm", "-f", id_), capture_output=True)
+        sh(self.ctr("c", "rm", id_), stdout=subprocess.DEVNULL)
+
+    def report_checkpoints(self):
+        ck = self.results.get("checkpoint")
+        if not ck or "skipped" in ck:
+            return
+        print()
+        print(f"checkpoint/restore (criu {subprocess.run(['criu', '--version'], capture_output=True, text=True).stdout.split()[1]}, "
+              f"{ck['runs']} rounds): dump = lcd checkpoint create vs ctr tasks checkpoint --exit --image-path; "
+              "restore = lcd start --checkpoint vs ctr containers restore --live")
+        for label, tools in ck["image_bytes"].items():
+            print(f"  {label}: images " + ", ".join(f"{t} {b / 1048576:.1f} MiB" for t, b in tools.items()))
+
     # --- report ----------------------------------------------------------------------------------
     def report(self):
         rows = self.results["rows"]
@@ -906,6 +1035,7 @@ class Bench:
                     rows[name].setdefault("ratios", {})[f"lcd/{other}"] = ratio
                     print(f"{'':<24} lcd/{other} = {ratio:.2f}")
         self.report_images()
+        self.report_checkpoints()
         w = self.results.get("where_time_goes")
         if w:
             print()
@@ -1186,12 +1316,20 @@ def main():
                     help="size of the pulled and loaded image (default 50; 10 when --runs is under 10)")
     ap.add_argument("--image-runs", type=int,
                     help="rounds of the pull and load rows (default 10; 2 when --runs is under 10)")
+    ap.add_argument("--checkpoint-mib", type=int,
+                    help="memory of the big checkpointed container (default 256; 32 when --runs is under 10)")
+    ap.add_argument("--checkpoint-runs", type=int,
+                    help="rounds of the checkpoint/restore rows (default 5; 1 when --runs is under 10)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     if args.image_mib is None:
         args.image_mib = 50 if args.runs >= 10 else 10
     if args.image_runs is None:
         args.image_runs = 10 if args.runs >= 10 else 2
+    if args.checkpoint_mib is None:
+        args.checkpoint_mib = 256 if args.runs >= 10 else 32
+    if args.checkpoint_runs is None:
+        args.checkpoint_runs = 5 if args.runs >= 10 else 1
     if os.geteuid() != 0:
         sys.exit("bench: run as root (containerd, runc and dockerd need it)")
     install()
@@ -1219,6 +1357,8 @@ def main():
         b.images()
         print("networks (in a namespace of their own) ...", flush=True)
         b.network()
+        print("checkpoint / restore ...", flush=True)
+        b.checkpoints()
         b.results["machine"]["after"] = quiet_check("after")
         b.memory()
         b.report()

@@ -105,14 +105,29 @@ impl Ctx {
             .join(format!("{id}.log"))
     }
 
+    /// Where a container's checkpoints are kept unless --checkpoint-dir says otherwise (docker
+    /// keeps them in the container's own directory); `lcd rm` removes it with the container.
+    pub fn checkpoints_dir(&self, id: &Id) -> PathBuf {
+        self.data_root
+            .join("checkpoints")
+            .join(&self.namespace)
+            .join(id.as_str())
+    }
+
     /// The runtime lcd creates containers with: runc v2, with runc's state under our exec root (as
-    /// dockerd keeps it under /run/docker), so that two lcd roots never share runc state.
+    /// dockerd keeps it under /run/docker), so that two lcd roots never share runc state, and with
+    /// the criu lcd finds in its own PATH (the one `lcd checkpoint` checks), so that checkpoints do
+    /// not depend on containerd's PATH (containerd 1.7's shim ignores it and uses its PATH, which
+    /// for lcd's own containerd is lcd's).
     pub fn runtime(&self) -> Runtime {
         let mut runtime = Runtime::default();
         if let Some(options) = runtime.options.as_mut() {
             options.root = self.exec_root.join("runc").to_string_lossy().into_owned();
         }
-        runtime
+        match libcontainerd::checkpoint::find_criu() {
+            Some(criu) => runtime.with_criu(criu.to_string_lossy()),
+            None => runtime,
+        }
     }
 
     /// A connected client.

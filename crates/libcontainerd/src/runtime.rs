@@ -33,7 +33,9 @@ pub struct RuncOptions {
     /// runc's state root.
     #[prost(string, tag = "7")]
     pub root: String,
-    /// Path to criu (deprecated by containerd, kept for wire compatibility).
+    /// The criu binary runc runs for checkpoints and restores (containerd 1.6's shim passes it as
+    /// `runc --criu`; 1.7's ignores it); empty means `criu` in the shim's `PATH`. See
+    /// [`Runtime::with_criu`].
     #[prost(string, tag = "8")]
     pub criu_path: String,
     /// Use systemd to manage cgroups.
@@ -75,6 +77,18 @@ impl Runtime {
                 ..RuncOptions::default()
             }),
         }
+    }
+
+    /// The same runtime with runc running the criu binary at `criu` (an absolute path) for
+    /// checkpoints and restores of its containers, instead of `criu` in the shim's (containerd's)
+    /// `PATH`. Sets [`RuncOptions::criu_path`], starting from default options if there were none.
+    /// containerd 1.6's runc shim passes it to runc (`runc --criu`); 1.7's ignores it (runc 1.2
+    /// deprecates `--criu`), so there criu must be in containerd's `PATH`.
+    pub fn with_criu(mut self, criu: impl Into<String>) -> Self {
+        self.options
+            .get_or_insert_with(RuncOptions::default)
+            .criu_path = criu.into();
+        self
     }
 
     pub(crate) fn to_proto(&self) -> containerd_client::services::v1::container::Runtime {
@@ -121,6 +135,18 @@ mod tests {
             Some(RUNC_OPTIONS_TYPE_URL)
         );
         assert_eq!(Runtime::from_proto(Some(&proto)), runtime);
+    }
+
+    #[test]
+    fn criu_path_is_field_eight_on_the_wire() {
+        let runtime = Runtime::default().with_criu("/c");
+        let options = runtime.options.as_ref().unwrap();
+        assert_eq!(options.encode_to_vec(), vec![0x42, 2, b'/', b'c']);
+        let none = Runtime {
+            name: RUNC_V2.into(),
+            options: None,
+        };
+        assert_eq!(none.with_criu("/c"), runtime);
     }
 
     #[test]

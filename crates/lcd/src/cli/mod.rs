@@ -310,15 +310,38 @@ pub struct CheckpointArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CheckpointAction {
-    /// Checkpoint a running container into DIR (new or empty).
+    /// Checkpoint a running container with CRIU (it stops, unless --leave-running).
     Create {
         /// Keep the container running after the checkpoint.
         #[arg(long)]
         leave_running: bool,
+        /// Where checkpoints are kept (default: the container's own directory under the data root).
+        #[arg(long, value_name = "DIR")]
+        checkpoint_dir: Option<PathBuf>,
         /// Container id.
-        id: String,
-        /// Directory for the CRIU images.
-        dir: PathBuf,
+        container: String,
+        /// Checkpoint name.
+        name: String,
+    },
+    /// List a container's checkpoints.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Where checkpoints are kept (default: the container's own directory under the data root).
+        #[arg(long, value_name = "DIR")]
+        checkpoint_dir: Option<PathBuf>,
+        /// Container id.
+        container: String,
+    },
+    /// Remove a checkpoint.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Where checkpoints are kept (default: the container's own directory under the data root).
+        #[arg(long, value_name = "DIR")]
+        checkpoint_dir: Option<PathBuf>,
+        /// Container id.
+        container: String,
+        /// Checkpoint name.
+        name: String,
     },
 }
 
@@ -339,9 +362,12 @@ pub struct StartArgs {
     /// Attach stdin (with -a).
     #[arg(short, long)]
     pub interactive: bool,
-    /// Restore from a checkpoint directory (made by `lcd checkpoint create`).
-    #[arg(long, value_name = "DIR")]
-    pub checkpoint: Option<PathBuf>,
+    /// Restore from this checkpoint (made by `lcd checkpoint create`).
+    #[arg(long, value_name = "NAME")]
+    pub checkpoint: Option<String>,
+    /// Where the checkpoint is kept (default: the container's own directory under the data root).
+    #[arg(long, value_name = "DIR", requires = "checkpoint")]
+    pub checkpoint_dir: Option<PathBuf>,
     /// Container ids (one with -a or --checkpoint).
     #[arg(required = true)]
     pub ids: Vec<String>,

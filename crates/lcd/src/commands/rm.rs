@@ -68,6 +68,8 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                 let records = volumes::mounts_of(container.labels());
                 mounts::remove_anonymous(ctx, &client, &records).await?;
             }
+            // Its checkpoints go with it, as docker's do (those in a --checkpoint-dir stay).
+            remove_checkpoints(&ctx.checkpoints_dir(container.id()))?;
             println!("{id}");
             Ok(())
         }
@@ -159,5 +161,13 @@ fn remove_log(path: &std::path::Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("remove {}", path.display())),
+    }
+}
+
+fn remove_checkpoints(dir: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("remove checkpoints {}", dir.display())),
     }
 }

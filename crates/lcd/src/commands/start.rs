@@ -5,6 +5,7 @@
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::{Client, Container, Output, StdioConfig, TaskStatus};
 
+use super::checkpoint;
 use crate::cli::StartArgs;
 use crate::context::Ctx;
 use crate::cri;
@@ -61,17 +62,21 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
         None => {}
     }
     let stdin = args.interactive && container.labels().contains_key(LABEL_STDIN);
-    if let Some(dir) = &args.checkpoint {
+    if let Some(name) = &args.checkpoint {
+        let dir = checkpoint::existing_checkpoint(ctx, &id, name, args.checkpoint_dir.as_deref())?;
+        checkpoint::refuse_terminal(&container, "restore")?;
+        checkpoint::working_criu(ctx).await?;
         // A restored process keeps the stdio it was checkpointed with: output goes to the log.
-        let dir = std::path::absolute(dir)
-            .with_context(|| format!("resolve checkpoint directory {}", dir.display()))?;
         let config = StdioConfig {
             stdin: false,
             terminal: false,
             output: ctx.log_output(container.id())?,
         };
         launch::mark_detached(&container, true).await?;
-        container.start(Some(&dir), &config, |_| Ok(())).await?;
+        container
+            .start(Some(&dir), &config, |_| Ok(()))
+            .await
+            .with_context(|| format!("restore container {id} from checkpoint {name}"))?;
         println!("{given}");
         return Ok(0);
     }

@@ -52,25 +52,63 @@ pub(crate) struct CheckpointOptions {
     pub work_path: String,
 }
 
-/// Checkpoint the task of `container_id` with CRIU into `dir`, a new or empty directory (made if missing); with
-/// `exit` the container stops afterwards. A `dir` with `..` components is
-/// [`ErrorKind::InvalidArgument`], an existing non-empty one [`ErrorKind::AlreadyExists`]; a
-/// checkpoint without CRIU images is an error, never an empty success.
+/// Checkpoint the task of `container_id` with CRIU into `dir`, a new or empty directory (made if
+/// missing); with `exit` the container stops afterwards. CRIU's work files and log go to a fresh
+/// directory under `work_parent` (the container's bundle dir, which the shim can reach), removed
+/// afterwards. A `dir` with `..` components is [`ErrorKind::InvalidArgument`], an existing
+/// non-empty one [`ErrorKind::AlreadyExists`]; a checkpoint without CRIU images is an error, never
+/// an empty success. On failure `dir` is left as it was found (made by us: removed).
 pub(crate) async fn checkpoint_task(
     client: &Client,
     container_id: &Id,
+    work_parent: &Path,
     dir: &Path,
     exit: bool,
 ) -> Result<()> {
     let target = CheckpointTarget::prepare(dir)?;
-    let lease = Lease::create(client, "checkpoint").await?;
-    let result = checkpoint_to_dir(client, container_id, &lease, &target, exit).await;
-    lease.release().await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            target.discard();
-            Err(e)
+    let result = match CriuWorkDir::make(work_parent) {
+        Ok(work) => {
+            let result = match Lease::create(client, "checkpoint").await {
+                Ok(lease) => {
+                    let result =
+                        checkpoint_to_dir(client, container_id, &lease, &target, &work, exit).await;
+                    lease.release().await;
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            work.remove();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        target.discard();
+    }
+    result
+}
+
+/// CRIU's work directory for one dump: its `dump.log` says why a dump failed (the shim's default
+/// work directory is removed before the error reaches us).
+struct CriuWorkDir {
+    path: std::path::PathBuf,
+}
+
+impl CriuWorkDir {
+    fn make(parent: &Path) -> Result<CriuWorkDir> {
+        let path = parent.join(super::content::unique_name("criu-work"));
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::io(format!("create criu work directory {}", path.display()), e))?;
+        Ok(CriuWorkDir { path })
+    }
+
+    fn dump_log(&self) -> std::path::PathBuf {
+        self.path.join("dump.log")
+    }
+
+    fn remove(&self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(dir = %self.path.display(), error = %e, "removing criu's work directory");
         }
     }
 }
@@ -80,10 +118,22 @@ async fn checkpoint_to_dir(
     container_id: &Id,
     lease: &Lease,
     target: &CheckpointTarget,
+    work: &CriuWorkDir,
     exit: bool,
 ) -> Result<()> {
+    // CRIU writes its images straight into the target (containerd then skips its content store):
+    // no copy of a large dump, and a dump that runs out of space fails inside CRIU, which lets
+    // the task run on as it was.
+    let image_dir = std::path::absolute(&target.dir).map_err(|e| {
+        Error::io(
+            format!("resolve checkpoint directory {}", target.dir.display()),
+            e,
+        )
+    })?;
     let options = CheckpointOptions {
         exit,
+        image_path: image_dir.to_string_lossy().into_owned(),
+        work_path: work.path.to_string_lossy().into_owned(),
         ..Default::default()
     };
     let mut request = client.request(CheckpointTaskRequest {
@@ -99,9 +149,21 @@ async fn checkpoint_to_dir(
         .tasks()
         .checkpoint(request)
         .await
-        .map_err(|s| checkpoint_rpc_error(container_id, s))?
+        .map_err(|s| checkpoint_rpc_error(container_id, s, &work.dump_log()))?
         .into_inner()
         .descriptors;
+    if descriptors.is_empty() {
+        // The images are in the target, where CRIU wrote them.
+        if !target.dir.join(super::archive::CRIU_INVENTORY).is_file() {
+            return Err(Error::internal(format!(
+                "checkpoint container {container_id}: criu reported success but wrote no {} into {}",
+                super::archive::CRIU_INVENTORY,
+                target.dir.display()
+            )));
+        }
+        return Ok(());
+    }
+    // A containerd that ignores `image_path` put the images into its content store instead.
     let extracted = match find_checkpoint(&descriptors) {
         Ok(criu) => extract_checkpoint(client, criu, &target.dir).await,
         Err(e) => Err(e.context(format!("checkpoint container {}", container_id))),
@@ -115,32 +177,54 @@ async fn checkpoint_to_dir(
     extracted
 }
 
-fn checkpoint_rpc_error(container_id: &Id, status: tonic::Status) -> Error {
+fn checkpoint_rpc_error(container_id: &Id, status: tonic::Status, dump_log: &Path) -> Error {
     let context = format!("checkpoint container {}", container_id);
+    let message = status.message();
     match status.code() {
         tonic::Code::NotFound => {
             Error::not_found(format!("{context}: it has no task (start it first)"))
                 .with_source(status)
         }
         // containerd 1.6's shim: "cannot checkpoint a stopped container" (Unknown).
-        _ if status.message().contains("stopped container") => Error::new(
+        _ if message.contains("stopped container") => Error::new(
             ErrorKind::FailedPrecondition,
             format!("{context}: it is stopped, not running"),
         )
         .with_source(status),
-        _ if status.message().contains("criu") => {
-            let detail = criu_log_error(status.message()).unwrap_or_else(|| {
-                status
-                    .message()
-                    .trim()
-                    .trim_end_matches(": unknown")
-                    .to_string()
-            });
+        // runc could not run the criu binary it was given (or found in the shim's PATH).
+        _ if message.contains("criu") && super::criu::is_missing_binary_error(message) => {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{context}: runc cannot run criu ({}); install criu 4.x or name a working one in the container's runtime options (criu_path)",
+                    message.trim().trim_end_matches(": unknown")
+                ),
+            )
+            .with_source(status)
+        }
+        _ if message.contains("criu") => {
+            let detail = super::criu::first_log_error(dump_log)
+                .or_else(|| criu_log_error(message))
+                .unwrap_or_else(|| message.trim().trim_end_matches(": unknown").to_string());
+            if detail.contains("Connected TCP socket") {
+                // runc offers criu's --tcp-established, but a restored connection only works where
+                // the peer kept its side: docker does not ask for it, and neither do we.
+                return Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "{context}: it has established TCP connections, which are not checkpointed; close them first ({detail})"
+                    ),
+                )
+                .with_source(status);
+            }
+            let hint = if detail.contains("No space left on device") {
+                "free space where the checkpoint goes, or choose another directory"
+            } else {
+                "`criu check` tells whether this kernel supports checkpoints"
+            };
             Error::new(
                 ErrorKind::FailedPrecondition,
-                format!(
-                    "{context}: criu failed: {detail}; `criu check` tells whether this kernel supports checkpoints"
-                ),
+                format!("{context}: criu failed: {detail}; {hint}"),
             )
             .with_source(status)
         }
@@ -153,18 +237,7 @@ fn checkpoint_rpc_error(container_id: &Id, status: tonic::Status) -> Error {
 fn criu_log_error(message: &str) -> Option<String> {
     let path = message.split("path=").nth(1)?.trim();
     let path = path.split([')', ':', ' ']).next()?;
-    let log = std::fs::read_to_string(path).ok()?;
-    // "exited, status=1" lines report helper processes criu ran, not why it failed.
-    let line = log
-        .lines()
-        .find(|l| l.contains("Error") && !l.contains("exited, status="))?;
-    // Drop criu's "(00.016523) " timestamp.
-    let line = line.trim();
-    let text = match line.strip_prefix('(').and_then(|l| l.split_once(") ")) {
-        Some((_, rest)) => rest,
-        None => line,
-    };
-    Some(text.to_string())
+    super::criu::first_log_error(Path::new(path))
 }
 
 /// The descriptor of the CRIU images among those a checkpoint produced. Its absence is an error:

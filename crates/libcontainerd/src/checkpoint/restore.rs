@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use containerd_client::services::v1::{AbortRequest, WriteAction, WriteContentRequest};
@@ -41,6 +41,88 @@ impl RestoreBlob {
     pub async fn delete(self) -> Result<()> {
         delete_blob(&self.client, &self.descriptor.digest).await
     }
+}
+
+/// Where a task is restored from: the checkpoint directory itself, named in the runc task
+/// options (`criu_image_path`, which containerd passes to the shim instead of unpacking a blob),
+/// or a blob uploaded to the content store.
+#[derive(Debug)]
+pub(crate) enum RestoreSource {
+    /// CRIU reads the images in place: nothing is copied.
+    InPlace {
+        /// The container's runc options plus the image and work paths, as task options.
+        options: prost_types::Any,
+        /// CRIU's work directory (its restore.log), removed once the task is created.
+        work: PathBuf,
+    },
+    /// The images tarred into the content store, for a runtime that is not runc's shim.
+    Blob(RestoreBlob),
+}
+
+impl RestoreSource {
+    /// Undo what was made for the restore, once the task is created (or failed to be).
+    pub(crate) async fn finish(self, container_id: &crate::id::Id) {
+        match self {
+            RestoreSource::InPlace { work, .. } => {
+                if let Err(e) = std::fs::remove_dir_all(&work) {
+                    tracing::warn!(container = %container_id, dir = %work.display(), error = %e, "removing criu's restore work directory");
+                }
+            }
+            RestoreSource::Blob(blob) => {
+                if let Err(e) = blob.delete().await {
+                    tracing::warn!(container = %container_id, error = %e, "deleting the restore blob");
+                }
+            }
+        }
+    }
+}
+
+/// Prepare a restore of `container` from the CRIU images in `dir`: for the runc shim, CRIU reads
+/// them where they are (containerd takes the runc options' `criu_image_path` as the checkpoint
+/// when the create request has no checkpoint blob), with its work files in a new directory under
+/// `work_parent`; for other runtimes the directory is uploaded ([`restore_descriptor`]).
+pub(crate) async fn restore_source(
+    client: &Client,
+    container_id: &crate::id::Id,
+    work_parent: &Path,
+    dir: &Path,
+) -> Result<RestoreSource> {
+    check_restore_dir(dir)?;
+    let record = client
+        .containers_service()
+        .get(
+            client.request(containerd_client::services::v1::GetContainerRequest {
+                id: container_id.to_string(),
+            }),
+        )
+        .await
+        .map_err(|s| Error::from_status(format!("load container {container_id}"), s))?
+        .into_inner()
+        .container;
+    let runtime =
+        crate::runtime::Runtime::from_proto(record.as_ref().and_then(|r| r.runtime.as_ref()));
+    let Some(mut options) = runtime
+        .options
+        .filter(|_| runtime.name == crate::runtime::RUNC_V2)
+    else {
+        return Ok(RestoreSource::Blob(restore_descriptor(client, dir).await?));
+    };
+    let images = std::path::absolute(dir)
+        .map_err(|e| Error::io(format!("resolve checkpoint directory {}", dir.display()), e))?;
+    // CRIU writes its restore.log into the work directory (by default the image directory, which
+    // is the user's checkpoint and stays untouched).
+    let work = work_parent.join(unique_name("criu-restore"));
+    std::fs::create_dir_all(&work)
+        .map_err(|e| Error::io(format!("create criu work directory {}", work.display()), e))?;
+    options.criu_image_path = images.to_string_lossy().into_owned();
+    options.criu_work_path = work.to_string_lossy().into_owned();
+    Ok(RestoreSource::InPlace {
+        options: prost_types::Any {
+            type_url: crate::runtime::RUNC_OPTIONS_TYPE_URL.to_string(),
+            value: prost::Message::encode_to_vec(&options),
+        },
+        work,
+    })
 }
 
 /// Tar the checkpoint in `dir` into containerd's content store for a restore. `dir` must be a CRIU

@@ -8,6 +8,7 @@ use containerd_client::services::v1::{CreateTaskRequest, ListTasksRequest};
 
 use super::Task;
 use crate::cancel::CleanupGuard;
+use crate::checkpoint::RestoreSource;
 use crate::client::Client;
 use crate::container::Container;
 use crate::error::{BoxError, Error, ErrorKind, Result};
@@ -67,19 +68,29 @@ impl Container {
         // Then the checkpoint: a directory that is not one fails before any FIFO is made.
         let restore = match checkpoint_dir {
             Some(dir) => Some(
-                crate::checkpoint::restore_descriptor(self.client(), dir)
+                crate::checkpoint::restore_source(self.client(), self.id(), self.bundle_dir(), dir)
                     .await
                     .map_err(|e| e.context(format!("restore container {}", self.id())))?,
             ),
             None => None,
         };
-        crate::container::make_bundle_dir(self.bundle_dir())?;
-        self.task_will_be_created();
         let config = StdioConfig {
             terminal: self.terminal(),
             ..stdio.clone()
         };
-        let prepared = PreparedIo::prepare(self.bundle_dir(), self.id().as_str(), &config)?;
+        let prepared = match crate::container::make_bundle_dir(self.bundle_dir()).and_then(|_| {
+            self.task_will_be_created();
+            PreparedIo::prepare(self.bundle_dir(), self.id().as_str(), &config)
+        }) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // The restore's blob or work directory is not needed after all.
+                if let Some(restore) = restore {
+                    restore.finish(self.id()).await;
+                }
+                return Err(e);
+            }
+        };
         let StdioPaths {
             stdin,
             stdout,
@@ -92,7 +103,14 @@ impl Container {
             stdout,
             stderr,
             terminal,
-            checkpoint: restore.as_ref().map(|blob| blob.descriptor().clone()),
+            checkpoint: match &restore {
+                Some(RestoreSource::Blob(blob)) => Some(blob.descriptor().clone()),
+                _ => None,
+            },
+            options: match &restore {
+                Some(RestoreSource::InPlace { options, .. }) => Some(options.clone()),
+                _ => None,
+            },
             rootfs,
             ..Default::default()
         };
@@ -112,11 +130,9 @@ impl Container {
                 .create(self.client().request(request))
                 .await;
         }
-        // containerd has unpacked the checkpoint by now (or failed): the blob has done its job.
-        if let Some(blob) = restore {
-            if let Err(e) = blob.delete().await {
-                tracing::warn!(container = %self.id(), error = %e, "deleting the restore blob");
-            }
+        // CRIU has restored the task by now (or failed): the blob or work directory has done its job.
+        if let Some(restore) = restore {
+            restore.finish(self.id()).await;
         }
         let pid = match created {
             Ok(response) => response.into_inner().pid,

@@ -270,9 +270,33 @@ impl Task {
     /// Checkpoint the task with CRIU into `dir`, a new or empty directory (made if missing); with
     /// `exit` the container stops afterwards. A `dir` with `..` components is
     /// [`ErrorKind::InvalidArgument`], an existing non-empty one [`ErrorKind::AlreadyExists`]; a
-    /// checkpoint without CRIU images is an error, never an empty success.
+    /// checkpoint without CRIU images is an error, never an empty success. Only a running task
+    /// can be checkpointed: a paused, created or stopped one is [`ErrorKind::FailedPrecondition`]
+    /// before anything is made. A failed dump (criu's error, a full disk) leaves the task running
+    /// as it was and `dir` as it was found.
     pub async fn create_checkpoint(&self, dir: &std::path::Path, exit: bool) -> Result<()> {
-        crate::checkpoint::checkpoint_task(self.container().client(), self.id(), dir, exit).await
+        let status = self.status().await?;
+        if status != TaskStatus::Running {
+            let hint = match status {
+                TaskStatus::Paused => "; unpause it first",
+                _ => "",
+            };
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "checkpoint container {}: it is {status}, not running{hint}",
+                    self.id()
+                ),
+            ));
+        }
+        crate::checkpoint::checkpoint_task(
+            self.container().client(),
+            self.id(),
+            self.container().bundle_dir(),
+            dir,
+            exit,
+        )
+        .await
     }
 
     fn remove_fifos(&self) {
