@@ -68,17 +68,10 @@ pub fn generate_id() -> Result<Id> {
 
 /// Record a stopped task's exit on the container, then delete the task (its shim and logger go).
 /// The record comes first, so that whoever looks in between (or after a kill of this process) sees
-/// how the container ended, never a container that ran shown as `Created`.
-pub async fn reap(container: &Container, task: &Task) -> Result<libcontainerd::ExitStatus> {
-    match reap_if_present(container, task, None).await? {
-        Some(status) => Ok(status),
-        None => anyhow::bail!("container {} has no task", container.id()),
-    }
-}
-
-/// [`reap`], where a task already deleted by someone else (lcd's agent, a racing `lcd stop`) is no
-/// failure: whoever deleted it recorded the exit; None then. `known`: the exit status when the
-/// caller has it already (from a wait or an event), which saves asking containerd.
+/// how the container ended, never a container that ran shown as `Created`. A task already deleted
+/// by someone else (lcd's agent, a racing `lcd stop`) is no failure: whoever deleted it recorded
+/// the exit; None then. `known`: the exit status when the caller has it already (from a wait or
+/// an event), which saves asking containerd.
 pub async fn reap_if_present(
     container: &Container,
     task: &Task,

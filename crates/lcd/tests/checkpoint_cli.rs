@@ -309,7 +309,7 @@ fn a_corrupt_checkpoint_fails_to_start_and_the_container_stays_exited() {
         .expect_error(125, &["restore container c from checkpoint junk"])
         .to_string();
     eprintln!("{line}");
-    let state = lcd.ps_of("c")["state"].clone();
+    let state = lcd.ps_of("c")["State"].clone();
     assert_eq!(state, "created", "the container stays as it was");
     // It still starts normally.
     lcd.run(&["start", "c"]).ok();

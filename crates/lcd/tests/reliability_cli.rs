@@ -95,7 +95,7 @@ fn negative_numbers_after_flags_are_values() {
         .to_string();
     let out = lcd.run(&["kill", "-s", "-1", &id]);
     out.expect_error(125, &["invalid signal", "-1"]);
-    assert_eq!(lcd.ps_of(&id)["state"], "running", "kill -s -1 hurt it");
+    assert_eq!(lcd.ps_of(&id)["State"], "running", "kill -s -1 hurt it");
     lcd.run(&["rm", "-f", &id]).ok();
     lcd.assert_clean();
 }
@@ -117,7 +117,7 @@ fn a_killed_exec_leaves_the_container_stoppable_and_no_fifos() {
     assert_eq!(removed.ok(), "v\n", "{removed}");
     let stopped = lcd.run(&["stop", "-t", "1", "u"]);
     assert_eq!(stopped.ok(), "u\n", "{stopped}");
-    assert_eq!(lcd.ps_of("u")["state"], "exited");
+    assert_eq!(lcd.ps_of("u")["State"], "exited");
     let left = support::fifos(&lcd.bundles());
     assert!(left.is_empty(), "exec FIFOs outlived the task: {left:?}");
     lcd.run(&["rm", "u"]).ok();

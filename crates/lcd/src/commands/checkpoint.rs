@@ -78,6 +78,11 @@ async fn create(
     working_criu(ctx).await?;
     std::fs::create_dir_all(&base)
         .with_context(|| format!("create checkpoint directory {}", base.display()))?;
+    if !leave_running {
+        // A checkpoint that stops the container is a stop by the user: lcd's agent must not
+        // restart it by its --restart policy (`start --checkpoint` clears the mark).
+        crate::launch::mark_stopped_by_user(&container).await?;
+    }
     task.create_checkpoint(&dir, !leave_running).await?;
     if !leave_running {
         reap_checkpointed(&container, &task).await?;
@@ -230,9 +235,10 @@ fn check_key(criu: &Path) -> Option<(PathBuf, String)> {
     ))
 }
 
-/// After a checkpoint with exit, record the container as exited so that `start` finds it stopped.
+/// After a checkpoint with exit, record the container as exited so that `start` finds it stopped
+/// (unless lcd's agent, for a detached container, saw the exit first and recorded it).
 async fn reap_checkpointed(container: &Container, task: &Task) -> Result<()> {
-    tokio::time::timeout(CHECKPOINT_EXIT_WAIT, task.wait())
+    let waited = tokio::time::timeout(CHECKPOINT_EXIT_WAIT, task.wait())
         .await
         .map_err(|_| {
             anyhow!(
@@ -240,8 +246,14 @@ async fn reap_checkpointed(container: &Container, task: &Task) -> Result<()> {
                 task.id(),
                 task.id()
             )
-        })??;
-    state::reap(container, task).await?;
+        })?;
+    match waited {
+        Ok(status) => {
+            state::reap_if_present(container, task, Some(status)).await?;
+        }
+        Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 

@@ -47,7 +47,11 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
                 )) => task,
                 Some((task, TaskStatus::Stopped)) => {
                     // Stopped, not reaped yet: finish the job.
-                    ignore_gone(state::reap(&container, &task).await.map(|_| ()))?;
+                    ignore_gone(
+                        state::reap_if_present(&container, &task, None)
+                            .await
+                            .map(|_| ()),
+                    )?;
                     println!("{id}");
                     return Ok(());
                 }

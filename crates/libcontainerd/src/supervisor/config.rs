@@ -97,6 +97,14 @@ impl DaemonConfig {
         self.state.join("containerd.log")
     }
 
+    /// containerd's own temporary directory, `<state>/tmp` (its `XDG_RUNTIME_DIR`): containerd
+    /// 1.6 and 1.7 unpack a checkpoint restored from the content store into a `ctrd-checkpoint*`
+    /// directory there and never remove it, which under `/tmp` grew by a checkpoint image per
+    /// restore. Here it is emptied whenever the daemon starts.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.state.join("tmp")
+    }
+
     /// The generated configuration: `<root>/config.toml`.
     pub(super) fn config_file(&self) -> PathBuf {
         self.root.join("config.toml")

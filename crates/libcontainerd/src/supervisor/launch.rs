@@ -42,6 +42,15 @@ pub(super) fn spawn(config: &DaemonConfig, binary: &Path) -> Result<(Proc, Exite
     let log_err = log
         .try_clone()
         .map_err(|e| Error::io(format!("open containerd log {}", log_path.display()), e))?;
+    // Nothing runs there before containerd does: what an earlier daemon left goes.
+    let scratch = config.scratch_dir();
+    if let Err(e) = std::fs::remove_dir_all(&scratch) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(dir = %scratch.display(), error = %e, "cannot empty containerd's temporary directory");
+        }
+    }
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| Error::io(format!("create {}", scratch.display()), e))?;
     let mut cmd = Command::new(binary);
     cmd.arg("--config")
         .arg(config.config_file())
@@ -49,6 +58,7 @@ pub(super) fn spawn(config: &DaemonConfig, binary: &Path) -> Result<(Proc, Exite
         .stdout(log)
         .stderr(log_err)
         .current_dir("/")
+        .env("XDG_RUNTIME_DIR", &scratch)
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_PID");
