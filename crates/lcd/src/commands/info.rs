@@ -5,15 +5,15 @@
 
 use std::collections::HashSet;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use libcontainerd::Client;
 use libcontainerd_images::Platform;
 use serde_json::{json, Value};
 
 use crate::cli::InfoArgs;
 use crate::context::Ctx;
-use crate::flags::parse_format;
 use crate::inventory;
+use crate::template::Format;
 
 /// How many containers are in each of docker's three groups.
 #[derive(Debug, Default)]
@@ -38,8 +38,8 @@ async fn count_containers(client: &Client) -> Result<Counts> {
 
 /// `lcd info`.
 pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
-    let template = args.format.contains("{{");
-    let json = !template && parse_format(&args.format, "text")?;
+    // Decided before containerd is asked anything: a bad format costs nothing.
+    let format = Format::parse(Some(args.format.as_str()), "text")?;
     let client = ctx.client().await?;
     let (version, counts, images, snapshotter) = tokio::try_join!(
         async { Ok::<_, anyhow::Error>(client.version().await?) },
@@ -88,12 +88,9 @@ pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
         "ExecRoot": ctx.exec_root,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
     });
-    if template {
-        println!("{}", render(&args.format, &info)?);
-    } else if json {
-        println!("{info}");
-    } else {
-        print!("{}", text(&info));
+    match format.render(std::slice::from_ref(&info), &[])? {
+        Some(out) => print!("{out}"),
+        None => print!("{}", text(&info)),
     }
     Ok(0)
 }
@@ -146,42 +143,6 @@ fn text(info: &Value) -> String {
     .collect()
 }
 
-/// The Go-template forms scripts give `docker info --format`: `{{.Field}}`, `{{.A.B}}`,
-/// `{{json .}}`, `{{json .Field}}`, over the object `--format json` prints. (lcd's full template
-/// engine serves the other commands' `--format`; this covers info's common uses until it does.)
-fn render(template: &str, info: &Value) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            bail!("template: unclosed action in {template:?}");
-        };
-        let action = rest[start + 2..start + end].trim();
-        let (json, path) = match action.strip_prefix("json ") {
-            Some(path) => (true, path.trim()),
-            None => (false, action),
-        };
-        let Some(path) = path.strip_prefix('.') else {
-            bail!("template: unsupported action {{{{{action}}}}}: use {{{{.Field}}}} or {{{{json .}}}}");
-        };
-        let value = path
-            .split('.')
-            .filter(|p| !p.is_empty())
-            .try_fold(info, |v, key| v.get(key));
-        match (value, json) {
-            (None, _) => bail!("template: no field {path:?} in lcd info"),
-            (Some(v), true) => out.push_str(&v.to_string()),
-            (Some(Value::String(s)), false) => out.push_str(s),
-            (Some(Value::Null), false) => out.push_str("<no value>"),
-            (Some(v), false) => out.push_str(&v.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// "2" on a unified hierarchy, else "1" (hybrid and legacy hosts: containers get v1 controllers).
 fn cgroup_version() -> &'static str {
     match nix::sys::statfs::statfs("/sys/fs/cgroup") {
@@ -230,18 +191,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn templates_read_fields_and_json() {
-        let info = json!({"ContainersRunning": 2, "Driver": "overlayfs", "A": {"B": null}});
+    fn formats_are_the_template_engines() {
+        let info = json!({"ContainersRunning": 2, "Driver": "overlayfs"});
+        let render = |f: &str| {
+            Format::parse(Some(f), "text")
+                .unwrap()
+                .render(std::slice::from_ref(&info), &[])
+                .unwrap()
+        };
         assert_eq!(
-            render("{{.ContainersRunning}} on {{ .Driver }}", &info).unwrap(),
-            "2 on overlayfs"
+            render("{{.ContainersRunning}} on {{ .Driver }}").as_deref(),
+            Some("2 on overlayfs\n")
         );
-        assert_eq!(render("{{json .Driver}}", &info).unwrap(), "\"overlayfs\"");
-        assert_eq!(render("{{.A.B}}", &info).unwrap(), "<no value>");
-        assert!(render("{{.Nope}}", &info)
-            .unwrap_err()
-            .to_string()
-            .contains("Nope"));
-        assert!(render("{{range .X}}", &info).is_err());
+        assert_eq!(
+            render("{{json .Driver}}").as_deref(),
+            Some("\"overlayfs\"\n")
+        );
+        assert_eq!(render("text"), None);
+        assert!(Format::parse(Some("{{range .X}}"), "text").is_err());
     }
 }
