@@ -7,6 +7,11 @@
 
 mod support;
 
+// The images crate's fixture image, whose config exposes 8080/tcp (for -P).
+#[allow(dead_code)]
+#[path = "../../images/tests/common/image.rs"]
+mod image;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -499,5 +504,84 @@ fn a_crashed_containers_network_is_reclaimed_by_the_next_command() {
     run(&lcd, &["ps", "-a"]).ok();
     assert_eq!(leftovers(&lcd, "gone", "bridge"), Vec::<String>::new());
     run(&lcd, &["rm", "-f", "gone"]).ok();
+    lcd.assert_clean();
+}
+
+/// lcd killed between the network's ADD (run by runc's createRuntime hook while the task is
+/// created) and the task's start: the half-made container holds its network until `rm -f`, which
+/// releases every part of it.
+#[test]
+fn lcd_killed_between_network_setup_and_start_leaves_nothing_after_rm() {
+    if !in_private_namespace("lcd_killed_between_network_setup_and_start_leaves_nothing_after_rm") {
+        return;
+    }
+    let lcd = fixture("killedadd");
+    let mut cmd = lcd_cmd(
+        &lcd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "half",
+            "-p",
+            "127.0.0.1::80",
+            lcd.rootfs(),
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ],
+    );
+    cmd.env("LCD_CRASH_AT", "start-after-task-create");
+    let out = lcd.output(cmd);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "run -d was not killed: {out}"
+    );
+    assert!(
+        !leftovers(&lcd, "half", "bridge").is_empty(),
+        "the task's network was set up before the kill"
+    );
+    run(&lcd, &["rm", "-f", "half"]).ok();
+    assert_eq!(leftovers(&lcd, "half", "bridge"), Vec::<String>::new());
+    lcd.assert_clean();
+}
+
+/// `-P` publishes each port the image's config exposes on a random host port, as docker does.
+#[test]
+fn publish_all_maps_the_images_exposed_ports() {
+    if !in_private_namespace("publish_all_maps_the_images_exposed_ports") {
+        return;
+    }
+    let lcd = fixture("publishall");
+    let archive = lcd.path("app.tar");
+    std::fs::write(&archive, image::Fixture::new(None).docker_save(None)).unwrap();
+    run(&lcd, &["load", "-i", archive.to_str().unwrap()]).ok();
+    // The image's entrypoint is `sh -c`: this keeps it running.
+    run(
+        &lcd,
+        &[
+            "run",
+            "-d",
+            "-P",
+            "--name",
+            "exp",
+            image::APP,
+            "busybox sleep 600",
+        ],
+    )
+    .ok();
+    let out = run(&lcd, &["port", "exp"]);
+    let text = out.ok();
+    let mapped = text
+        .lines()
+        .find_map(|l| l.strip_prefix("8080/tcp -> 0.0.0.0:"))
+        .unwrap_or_else(|| panic!("8080/tcp not published: {out}"));
+    let port: u16 = mapped.parse().unwrap_or_else(|_| panic!("{out}"));
+    assert_ne!(port, 0, "{out}");
+    assert_eq!(text.lines().count(), 1, "only the exposed port: {out}");
+    run(&lcd, &["rm", "-f", "exp"]).ok();
+    assert_eq!(leftovers(&lcd, "exp", "bridge"), Vec::<String>::new());
     lcd.assert_clean();
 }
