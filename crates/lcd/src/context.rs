@@ -1,7 +1,7 @@
 //! What every command needs: where containerd is (given, or our managed one), the namespace, and the
 //! directories lcd keeps its files in.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -42,6 +42,8 @@ impl Ctx {
         match &self.address {
             Some(address) => Ok(address.clone()),
             None => {
+                check_private_root("data root", &self.data_root)?;
+                check_private_root("exec root", &self.exec_root)?;
                 let daemon = self.daemon();
                 let pid = self.ensure_daemon(&daemon).await?;
                 crate::agent::ensure(self, pid).await?;
@@ -79,9 +81,15 @@ impl Ctx {
     /// lcd), which the shim starts (containerd's own `file://` IO loses stderr written after stdout
     /// has ended).
     pub fn log_output(&self, id: &Id) -> Result<Output> {
+        check_private_root("data root", &self.data_root)?;
         let log = self.log_path(id);
         if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            // Only root reads and writes the logs (docker keeps them 0710 under a 0710 root).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("create {}", dir.display()))?;
         }
         let lcd = std::env::current_exe().context("find lcd's own binary")?;
         let logger = lcd.with_file_name("lcd-logger");
@@ -175,4 +183,25 @@ fn is_found(binary: &Path) -> bool {
     std::env::var_os("PATH").is_none_or(|path| {
         std::env::split_paths(&path).any(|dir| dir.is_absolute() && executable(&dir.join(binary)))
     })
+}
+
+/// Refuse a root directory that users other than its owner (and root) can write to: anyone who
+/// could plant a file or a symlink there could make lcd, running as root, write through it (as
+/// dockerd refuses such roots). A root that does not exist yet is made by lcd itself.
+fn check_private_root(what: &str, root: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(root) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode();
+    let world_writable = mode & 0o002 != 0;
+    let foreign_owner = meta.uid() != 0 && meta.uid() != nix::unistd::geteuid().as_raw();
+    if world_writable || foreign_owner {
+        bail!(
+            "{what} {} is writable by other users (mode {:04o}, owner uid {}): give lcd a directory only root can write to (chmod o-w, chown root)",
+            root.display(),
+            mode & 0o7777,
+            meta.uid()
+        );
+    }
+    Ok(())
 }

@@ -81,6 +81,8 @@ fn log_to(path: &Path) -> Result<()> {
             .create(true)
             .append(true)
             .mode(0o640)
+            // Never through a symlink someone planted at the log's path.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .with_context(|| format!("open log file {}", path.display()))
     };

@@ -198,3 +198,60 @@ fn a_log_follower_survives_a_restart_of_containerd() {
     std::fs::remove_file(lcd.rootfs.join("go")).expect("remove /go");
     lcd.assert_clean();
 }
+
+/// A symlink planted at a container's log path never makes lcd (root) write through it: the old
+/// entry goes when the container is made, and the logger opens without following links.
+#[test]
+fn a_symlink_at_the_log_path_is_not_followed() {
+    let lcd = Lcd::new("logsymlink");
+    let victim = lcd.path("victim");
+    std::fs::write(&victim, "precious\n").expect("write the victim file");
+    let log = lcd.log_path("trap");
+    std::fs::create_dir_all(log.parent().expect("logs dir")).expect("logs dir");
+    std::os::unix::fs::symlink(&victim, &log).expect("plant the symlink");
+    lcd.run(&[
+        "run",
+        "-d",
+        "--name",
+        "trap",
+        lcd.rootfs(),
+        "echo",
+        "written",
+    ])
+    .ok();
+    lcd.wait_state("trap", "exited", PROMPT);
+    assert_eq!(lcd.run(&["logs", "trap"]).ok(), "written\n");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read the victim file"),
+        "precious\n",
+        "the container's output went through the symlink"
+    );
+    lcd.run(&["rm", "trap"]).ok();
+    lcd.assert_clean();
+}
+
+/// Data and exec roots that other users can write to are refused before anything is made there,
+/// as dockerd refuses them: whoever can plant a symlink in them could make lcd write through it.
+#[test]
+fn roots_other_users_can_write_to_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let lcd = Lcd::new("openroots");
+    for (var, dir) in [
+        ("LCD_DATA_ROOT", "open-data"),
+        ("LCD_EXEC_ROOT", "open-run"),
+    ] {
+        let open = lcd.path(dir);
+        std::fs::create_dir_all(&open).expect("make the open root");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod 0777");
+        let mut cmd = lcd.command(["ps", "-a"]);
+        cmd.env(var, &open);
+        lcd.output(cmd)
+            .expect_error(125, &["writable by other users", dir]);
+        assert!(
+            support::entries(&open).is_empty(),
+            "lcd made files in the refused root {dir}"
+        );
+    }
+    lcd.assert_clean();
+}
