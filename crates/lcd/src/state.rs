@@ -84,6 +84,12 @@ pub async fn reap_if_present(
         None => match task.wait().await {
             Ok(status) => status,
             Err(e) if gone(&e) => return Ok(None),
+            // Deleted by a racing command while we asked: containerd 1.7 then answers with the
+            // closed connection of the task's shim. Reaped all the same if the task is gone.
+            Err(e) if task_went(container).await => {
+                tracing::debug!(container = %container.id(), error = %e, "task reaped meanwhile");
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         },
     };
@@ -106,19 +112,24 @@ pub async fn reap_if_present(
     match task.delete().await {
         Ok(_) => Ok(Some(status)),
         Err(e) if gone(&e) => Ok(None),
-        Err(e) => {
-            // Two deletes at once (lcd's agent's and a command's): containerd 1.7 answers the
-            // loser with the shim's closed connection. Reaped all the same if the task is gone.
-            for _ in 0..50 {
-                match container.task().await {
-                    Err(lookup) if gone(&lookup) => return Ok(None),
-                    Err(_) => break,
-                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-                }
-            }
-            Err(e.into())
+        // Two deletes at once (lcd's agent's and a command's): containerd 1.7 answers the loser
+        // with the shim's closed connection. Reaped all the same if the task is gone.
+        Err(_) if task_went(container).await => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the container's task is gone, or goes within half a second (a racing delete that is
+/// under way).
+pub async fn task_went(container: &Container) -> bool {
+    for _ in 0..50 {
+        match container.task().await {
+            Err(lookup) if lookup.kind() == ErrorKind::NotFound => return true,
+            Err(_) => return false,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
     }
+    false
 }
 
 /// A container's state as lcd shows it.

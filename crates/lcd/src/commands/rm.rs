@@ -86,7 +86,9 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
         TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing
     ) {
         return match task.force_delete().await {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+            Err(e) if e.kind() != ErrorKind::NotFound && !state::task_went(container).await => {
+                Err(e.into())
+            }
             _ => Ok(()),
         };
     }
@@ -111,7 +113,9 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
     // It would not go, or its exit could not be recorded: it goes all the same (unless a racing
     // `rm` took it already).
     match task.force_delete().await {
-        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
+        Err(e) if e.kind() != ErrorKind::NotFound && !state::task_went(container).await => {
+            return Err(e.into())
+        }
         _ => {}
     }
     Ok(())
