@@ -68,7 +68,17 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         }
     }
     .map_err(network::hook_error);
-    if matches!(&outcome, Err(e) if is_gone(e)) {
+    let record_gone = match &outcome {
+        Err(e) if is_gone(e) => true,
+        // Whatever the error said (a shim that went mid-create, say), a record that is gone
+        // leaves a task nobody else can reach.
+        Err(_) => matches!(
+            container.client().load_container(container.id()).await,
+            Err(e) if e.kind() == ErrorKind::NotFound
+        ),
+        Ok(_) => false,
+    };
+    if record_gone {
         // Removed under us (a racing `rm -f`) after its task was created: containerd keeps a
         // task whose record is gone, out of reach of its own API.
         reclaim_orphaned_task(ctx, &container).await;

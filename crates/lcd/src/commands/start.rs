@@ -181,6 +181,9 @@ pub async fn run_attached(
         Ok(()) => {}
         // Reaped (or removed) by another lcd meanwhile: the exit is the one we saw.
         Err(e) if is_gone(&e) => {}
+        // containerd 1.7 (and 1.6 mid-delete) answer a racing delete with the shim's closed
+        // connection: reaped all the same once the task is gone.
+        Err(_) if state::task_went(&container).await => {}
         Err(e) => return Err(e),
     }
     Ok(Attached::Exited(i32::try_from(status.code).unwrap_or(255)))
