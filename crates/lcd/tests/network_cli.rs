@@ -89,6 +89,24 @@ fn http_get(addr: &str) -> String {
     }
 }
 
+/// `run -d --name NAME -p 127.0.0.1::80 ROOTFS httpd -f -p 80`: a web server published on a
+/// random loopback port.
+fn published_httpd<'a>(lcd: &'a Lcd, name: &'a str) -> [&'a str; 11] {
+    [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        "127.0.0.1::80",
+        lcd.rootfs(),
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]
+}
+
 /// This network namespace's interfaces (/sys/class/net shows the namespace that mounted /sys).
 fn interfaces() -> Vec<String> {
     let dev = std::fs::read_to_string("/proc/self/net/dev").expect("/proc/self/net/dev");
@@ -460,23 +478,7 @@ fn a_crashed_containers_network_is_reclaimed_by_the_next_command() {
         return;
     }
     let lcd = fixture("reclaim");
-    run(
-        &lcd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "gone",
-            "-p",
-            "127.0.0.1::80",
-            lcd.rootfs(),
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-        ],
-    )
-    .ok();
+    run(&lcd, &published_httpd(&lcd, "gone")).ok();
     assert!(!leftovers(&lcd, "gone", "bridge").is_empty(), "attached");
     // The container's process dies and nobody deletes its task (as after a crash of lcd's
     // caller): no hook runs, yet the next lcd command releases its network.
@@ -516,22 +518,7 @@ fn lcd_killed_between_network_setup_and_start_leaves_nothing_after_rm() {
         return;
     }
     let lcd = fixture("killedadd");
-    let mut cmd = lcd_cmd(
-        &lcd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "half",
-            "-p",
-            "127.0.0.1::80",
-            lcd.rootfs(),
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-        ],
-    );
+    let mut cmd = lcd_cmd(&lcd, &published_httpd(&lcd, "half"));
     cmd.env("LCD_CRASH_AT", "start-after-task-create");
     let out = lcd.output(cmd);
     assert_eq!(
