@@ -161,7 +161,7 @@ impl Ctx {
 }
 
 /// What a permission error means for lcd when it runs as a user other than root.
-const NEEDS_ROOT: &str = " (lcd needs root: run it as root, or give a rootless containerd's socket with --address and data and exec roots of your own)";
+pub const NEEDS_ROOT: &str = " (lcd needs root: run it as root, or give a rootless containerd's socket with --address and data and exec roots of your own)";
 
 /// A refusal by the file system (the data root, the socket), as a non-root user meets it.
 fn is_permission_error(err: &libcontainerd::Error) -> bool {

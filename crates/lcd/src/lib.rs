@@ -17,6 +17,7 @@ pub mod exit;
 
 mod agent;
 mod container_fs;
+mod container_lock;
 mod context;
 mod cri;
 mod fault;

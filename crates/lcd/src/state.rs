@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use anyhow::{Context as _, Result};
 use libcontainerd::{Container, ErrorKind, Id, Task, TaskInfo, TaskStatus};
 
+use crate::container_lock::ContainerLock;
+
 /// The rootfs directory the container was created from.
 pub const LABEL_ROOTFS: &str = "io.lcd.rootfs";
 /// Present when the container was created with `-i`.
@@ -66,13 +68,15 @@ pub fn generate_id() -> Result<Id> {
     Ok(Id::new(hex)?)
 }
 
-/// Record a stopped task's exit on the container, then delete the task (its shim and logger go).
+/// Record a stopped task's exit on the container, then delete the task (its shim and logger go),
+/// under the container's lock (see [`crate::container_lock`]).
 /// The record comes first, so that whoever looks in between (or after a kill of this process) sees
 /// how the container ended, never a container that ran shown as `Created`. A task already deleted
 /// by someone else (lcd's agent, a racing `lcd stop`) is no failure: whoever deleted it recorded
 /// the exit; None then. `known`: the exit status when the caller has it already (from a wait or
 /// an event), which saves asking containerd.
 pub async fn reap_if_present(
+    _held: &ContainerLock,
     container: &Container,
     task: &Task,
     known: Option<libcontainerd::ExitStatus>,
@@ -117,6 +121,22 @@ pub async fn reap_if_present(
         Err(_) if task_went(container).await => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`reap_if_present`], taking the container's lock for it.
+pub async fn reap_locked(
+    ctx: &crate::context::Ctx,
+    container: &Container,
+    task: &Task,
+    known: Option<libcontainerd::ExitStatus>,
+) -> Result<Option<libcontainerd::ExitStatus>> {
+    let lock = ContainerLock::acquire(ctx, container.id().as_str()).await?;
+    let reaped = reap_if_present(&lock, container, task, known).await;
+    if matches!(reaped, Ok(None)) {
+        // Reaped by someone else, who may have removed the container.
+        lock.release(container).await;
+    }
+    reaped
 }
 
 /// Whether the container's task is gone, or goes within half a second (a racing delete that is
@@ -272,6 +292,28 @@ pub async fn load_with_task(
         loaded => loaded?,
     };
     Ok((container, settle_unknown(task).await?))
+}
+
+/// [`load_with_task`] under the container's lock: the container is found (by id or prefix), its
+/// lock taken, and both looked up again, as whoever held the lock may have changed them.
+pub async fn locked_load_with_task(
+    ctx: &crate::context::Ctx,
+    client: &libcontainerd::Client,
+    given: &str,
+) -> Result<(ContainerLock, Container, Option<(Task, TaskStatus)>)> {
+    let container = load(client, given).await?;
+    let lock = ContainerLock::acquire(ctx, container.id().as_str()).await?;
+    let (container, task) = match client.load_container_and_task(container.id()).await {
+        Ok(found) => found,
+        Err(e) => {
+            // Removed while we waited: its lock file goes too.
+            if e.kind() == ErrorKind::NotFound {
+                lock.remove();
+            }
+            return Err(e.into());
+        }
+    };
+    Ok((lock, container, settle_unknown(task).await?))
 }
 
 /// Release the execs of a live task whose `lcd exec` was killed: while the shim waits for such a

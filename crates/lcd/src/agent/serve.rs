@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::lock;
 use super::watch::Instance;
 use super::Files;
+use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::launch;
 use crate::restart::LABEL_STOPPED_BY_USER;
@@ -199,10 +200,20 @@ impl Agent {
         if !container.labels().contains_key(LABEL_DETACHED) {
             return Ok(());
         }
+        // A racing `lcd rm -f` or `start` finishes first (see crate::container_lock).
+        let lock = ContainerLock::acquire(&self.ctx, id).await?;
+        let container = match self.load(id).await? {
+            Some((container, _)) => container,
+            // Removed while we waited: its lock file goes too.
+            None => {
+                lock.remove();
+                return Ok(());
+            }
+        };
         let last_exit = self.runs.get(id).and_then(|run| run.last_exit);
         match state::task_with_status(&container).await? {
             Some((task, TaskStatus::Stopped)) if pid == 0 || task.pid() == pid => {
-                state::reap_if_present(&container, &task, None).await?;
+                state::reap_if_present(&lock, &container, &task, None).await?;
                 self.runs.entry(id.to_string()).or_default().last_exit = Some(task.pid());
             }
             // Running again (a newer task), or not stopped yet: not this exit's business.
@@ -221,7 +232,7 @@ impl Agent {
         };
         let labels = container.labels();
         if labels.contains_key(LABEL_AUTO_REMOVE) {
-            return self.remove(&container).await;
+            return self.remove(lock, &container).await;
         }
         let (policy, code, stopped, count) = restart_facts(labels);
         if !policy.restarts_after_exit(code, stopped, count) {
@@ -246,9 +257,15 @@ impl Agent {
     /// Start the container again if it still has no task and its policy (read again: the user may
     /// have stopped or removed it meanwhile) still says so.
     async fn restart(&mut self, id: &str, boot: bool) -> Result<()> {
-        let Some((container, None)) = self.load(id).await? else {
+        let lock = ContainerLock::acquire(&self.ctx, id).await?;
+        let Some((container, task)) = self.load(id).await? else {
+            // Removed while we waited: its lock file goes too.
+            lock.remove();
             return Ok(());
         };
+        if task.is_some() {
+            return Ok(());
+        }
         let labels = container.labels();
         if !labels.contains_key(LABEL_DETACHED) {
             return Ok(());
@@ -276,7 +293,7 @@ impl Agent {
     }
 
     /// `run -d --rm`: the container and its log go once it has exited.
-    async fn remove(&mut self, container: &Container) -> Result<()> {
+    async fn remove(&mut self, lock: ContainerLock, container: &Container) -> Result<()> {
         self.runs.remove(container.id().as_str());
         match container.delete().await {
             Ok(()) => {}
@@ -293,10 +310,12 @@ impl Agent {
         let log = self.ctx.log_path(container.id());
         match std::fs::remove_file(&log) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("remove {}", log.display()))
+                return Err(e).with_context(|| format!("remove {}", log.display()));
             }
-            _ => Ok(()),
+            _ => {}
         }
+        lock.remove();
+        Ok(())
     }
 
     /// The container and its task, or None if the container is gone.

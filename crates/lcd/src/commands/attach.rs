@@ -34,7 +34,7 @@ pub async fn attach(ctx: &Ctx, args: AttachArgs) -> Result<i32> {
     match session::attach(&task, io, has_terminal(&container), &keys, Some(&log)).await? {
         session::Outcome::Detached => Ok(0),
         session::Outcome::Exited(status) => {
-            state::reap_if_present(&container, &task, Some(status)).await?;
+            state::reap_locked(ctx, &container, &task, Some(status)).await?;
             Ok(i32::try_from(status.code).unwrap_or(255))
         }
     }

@@ -85,7 +85,7 @@ async fn create(
     }
     task.create_checkpoint(&dir, !leave_running).await?;
     if !leave_running {
-        reap_checkpointed(&container, &task).await?;
+        reap_checkpointed(ctx, &container, &task).await?;
     }
     println!("{name}");
     Ok(0)
@@ -237,7 +237,7 @@ fn check_key(criu: &Path) -> Option<(PathBuf, String)> {
 
 /// After a checkpoint with exit, record the container as exited so that `start` finds it stopped
 /// (unless lcd's agent, for a detached container, saw the exit first and recorded it).
-async fn reap_checkpointed(container: &Container, task: &Task) -> Result<()> {
+async fn reap_checkpointed(ctx: &Ctx, container: &Container, task: &Task) -> Result<()> {
     let waited = tokio::time::timeout(CHECKPOINT_EXIT_WAIT, task.wait())
         .await
         .map_err(|_| {
@@ -249,7 +249,7 @@ async fn reap_checkpointed(container: &Container, task: &Task) -> Result<()> {
         })?;
     match waited {
         Ok(status) => {
-            state::reap_if_present(container, task, Some(status)).await?;
+            state::reap_locked(ctx, container, task, Some(status)).await?;
         }
         Err(e) if e.kind() == libcontainerd::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),

@@ -17,6 +17,7 @@ use libcontainerd::{Client, Container, ErrorKind, Id};
 use libcontainerd_images::{prepare, RunOptions};
 
 use crate::cli::CreateArgs;
+use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::flags::env_entry;
 use crate::metadata;
@@ -29,19 +30,42 @@ use crate::tty;
 
 /// `lcd create`: the first half of run; prints the id.
 pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
-    let container = create_container(ctx, &args, HashMap::new()).await?;
+    let (container, _lock) = create_container(ctx, &args, HashMap::new()).await?;
     println!("{}", container.id());
     Ok(0)
 }
 
 /// The container `lcd create` and `lcd run` make: its spec, and the labels lcd keeps (`extra`:
-/// those of `run`'s own flags).
+/// those of `run`'s own flags). Returned with its lock held (see [`crate::container_lock`]), so
+/// that `run` starts it before a racing `rm` or `start` can act on it.
 pub async fn create_container(
     ctx: &Ctx,
     args: &CreateArgs,
+    extra: HashMap<String, String>,
+) -> Result<(Container, ContainerLock)> {
+    let args = &metadata::with_env_files(args)?;
+    let id = match &args.name {
+        Some(name) => Id::new(name.as_str())?,
+        None => state::generate_id()?,
+    };
+    let lock = ContainerLock::acquire(ctx, id.as_str()).await?;
+    match create_with_id(ctx, args, &id, extra).await {
+        Ok(container) => Ok((container, lock)),
+        Err(e) => {
+            // Nothing was made: no lock file stays either (removing it is safe while held).
+            lock.remove();
+            Err(e)
+        }
+    }
+}
+
+async fn create_with_id(
+    ctx: &Ctx,
+    args: &CreateArgs,
+    id: &Id,
     mut extra: HashMap<String, String>,
 ) -> Result<Container> {
-    let args = &metadata::with_env_files(args)?;
+    let id = id.clone();
     extra.extend(metadata::user_labels(args)?);
     let policy: Policy = args.restart.parse()?;
     if policy != Policy::No {
@@ -50,10 +74,6 @@ pub async fn create_container(
         }
         extra.insert(LABEL_RESTART.to_string(), policy.to_string());
     }
-    let id = match &args.name {
-        Some(name) => Id::new(name.as_str())?,
-        None => state::generate_id()?,
-    };
     // Every mount flag is checked before anything is created.
     let mut requests = mounts::parse(&args.mounts)?;
     if !args.mounts.volumes_from.is_empty() {

@@ -10,6 +10,7 @@ use libcontainerd::{Client, TaskStatus};
 
 use super::pull::human;
 use crate::cli::{PruneArgs, SystemPruneArgs};
+use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::exit;
 use crate::inventory::{self, file_size};
@@ -91,6 +92,14 @@ async fn prune_containers(ctx: &Ctx, client: &Client) -> Result<(Vec<String>, u6
             continue;
         }
         let id = usage.info.id.clone();
+        // Under its lock: a racing `start` or the agent's reaping finishes first.
+        let lock = match ContainerLock::acquire(ctx, id.as_str()).await {
+            Ok(lock) => lock,
+            Err(e) => {
+                exit::print(&e);
+                continue;
+            }
+        };
         let gone = async {
             let container = client.load_container(&id).await?;
             if let Ok(task) = container.task().await {
@@ -114,6 +123,7 @@ async fn prune_containers(ctx: &Ctx, client: &Client) -> Result<(Vec<String>, u6
                         tracing::warn!(log = %log.display(), error = %e, "removing a log file");
                     }
                 }
+                lock.remove();
                 reclaimed += usage.size + usage.log_size;
                 removed.push(id.to_string());
             }

@@ -4,7 +4,8 @@
 //! container: an `rm` killed at any point leaves either the container as it was, or an exited
 //! container that says how it ended (never one shown as `Created` after it ran).
 //!
-//! Removal agrees with a concurrent one: a container (or task) that another `rm` removed meanwhile
+//! Each container is removed under its lock (see [`crate::container_lock`]), so that a racing `run`,
+//! `start` or the agent's reaping finishes its step first. Removal agrees with a concurrent one: a container (or task) that another `rm` removed meanwhile
 //! counts as removed, and `rm -f` of a missing container prints docker's error but succeeds.
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use libcontainerd::{Container, ErrorKind, Signal, Task, TaskStatus};
 
 use super::start::is_gone;
 use crate::cli::RmArgs;
+use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
@@ -34,18 +36,19 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
     for_each_id(&args.ids, |id| {
         let client = client.clone();
         async move {
-            let (container, task) = match state::load_with_task(&client, &id).await {
-                // docker's rm -f says so, and counts it done: the container is gone.
-                Err(e) if force && is_gone(&e) => {
-                    crate::exit::print(&e);
-                    return Ok(());
-                }
-                loaded => loaded?,
-            };
+            let (lock, container, task) =
+                match state::locked_load_with_task(ctx, &client, &id).await {
+                    // docker's rm -f says so, and counts it done: the container is gone.
+                    Err(e) if force && is_gone(&e) => {
+                        crate::exit::print(&e);
+                        return Ok(());
+                    }
+                    loaded => loaded?,
+                };
             cri::refuse_change(&container, "remove", ctx.force_kubernetes)?;
             if let Some((task, status)) = task {
                 if status == TaskStatus::Stopped {
-                    state::reap_if_present(&container, &task, None).await?;
+                    state::reap_if_present(&lock, &container, &task, None).await?;
                 } else if force {
                     // The agent must not start it again while it goes.
                     if let Err(e) = launch::mark_stopped_by_user(&container).await {
@@ -53,7 +56,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                             return Err(e);
                         }
                     }
-                    kill_and_reap(&container, &task, status).await?;
+                    kill_and_reap(&lock, &container, &task, status).await?;
                 } else {
                     bail!(
                         "cannot remove container {id}: it is {status}; stop it first or use rm -f"
@@ -70,6 +73,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
             }
             // Its checkpoints go with it, as docker's do (those in a --checkpoint-dir stay).
             remove_checkpoints(&ctx.checkpoints_dir(container.id()))?;
+            lock.remove();
             println!("{id}");
             Ok(())
         }
@@ -80,7 +84,12 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
 /// SIGKILL the task's processes, wait for the init process, and record its exit as the task goes.
 /// A task that never ran (or whose state containerd cannot tell) is only force-deleted: there is
 /// no exit to record.
-async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -> Result<()> {
+async fn kill_and_reap(
+    lock: &ContainerLock,
+    container: &Container,
+    task: &Task,
+    status: TaskStatus,
+) -> Result<()> {
     if !matches!(
         status,
         TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing
@@ -103,7 +112,7 @@ async fn kill_and_reap(container: &Container, task: &Task, status: TaskStatus) -
     }
     crash_point("rm-after-kill");
     if let Ok(Ok(status)) = tokio::time::timeout(KILL_WAIT, task.wait()).await {
-        if state::reap_if_present(container, task, Some(status))
+        if state::reap_if_present(lock, container, task, Some(status))
             .await
             .is_ok()
         {
@@ -139,25 +148,18 @@ async fn delete_task(task: &Task, status: TaskStatus, force: bool, id: &str) -> 
 async fn delete_container(container: &Container, force: bool, id: &str) -> Result<()> {
     let mut deleted = container.delete().await;
     if force && matches!(&deleted, Err(e) if e.kind() == ErrorKind::FailedPrecondition) {
-        // A task was started since we looked (a racing `lcd start` or `run`): -f removes it too.
+        // A task started since we looked, by something that does not take lcd's container lock
+        // (`ctr`): -f removes it too.
         if let Some((task, status)) = state::task_with_status(container).await? {
             delete_task(&task, status, true, id).await?;
         }
         deleted = container.delete().await;
     }
     match deleted {
-        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
         // Removed by another lcd meanwhile: it is gone, which is what was asked.
-        _ => {}
+        _ => Ok(()),
     }
-    if force {
-        // A task whose create was under way while the record went (a racing `run -d`) would
-        // outlive its container: containerd deletes a record whatever its task.
-        if let Ok(task) = container.task().await {
-            let _ = task.force_delete().await;
-        }
-    }
-    Ok(())
 }
 
 fn remove_log(path: &std::path::Path) -> Result<()> {

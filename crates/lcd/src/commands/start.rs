@@ -7,6 +7,7 @@ use libcontainerd::{Client, Container, Output, StdioConfig, TaskStatus};
 
 use super::checkpoint;
 use crate::cli::StartArgs;
+use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::cri;
 use crate::exit::for_each_id;
@@ -38,13 +39,14 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
 }
 
 async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) -> Result<i32> {
-    let (container, task) = state::load_with_task(client, given).await?;
+    // Held until the task runs: a racing `rm -f` or agent waits for it (see crate::container_lock).
+    let (lock, container, task) = state::locked_load_with_task(ctx, client, given).await?;
     let id = container.id().clone();
     cri::refuse_change(&container, "start", ctx.force_kubernetes)?;
     let mut leftover = false;
     match task {
         Some((task, TaskStatus::Stopped)) => {
-            state::reap_if_present(&container, &task, None).await?;
+            state::reap_if_present(&lock, &container, &task, None).await?;
         }
         Some((task, TaskStatus::Created)) => {
             // Left by a start that was killed before the process ran: its shim (and logger) go
@@ -61,6 +63,7 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
         Some((_, status)) => bail!("container {id} is already {status}"),
         None => {}
     }
+    let mut held = Some(lock);
     let stdin = args.interactive && container.labels().contains_key(LABEL_STDIN);
     if let Some(name) = &args.checkpoint {
         let dir = checkpoint::existing_checkpoint(ctx, &id, name, args.checkpoint_dir.as_deref())?;
@@ -95,7 +98,7 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
     loop {
         let started = if args.attach {
             let log = ctx.log_path(container.id());
-            run_attached(container.clone(), stdin, false, Some(&log))
+            run_attached(ctx, &mut held, container.clone(), stdin, false, Some(&log))
                 .await
                 .map(|attached| match attached {
                     Attached::Exited(code) => code,
@@ -144,8 +147,12 @@ const KILLED: i32 = 137;
 /// recorded on the container) or the user detaches (Ctrl-P Ctrl-Q on a terminal: the container
 /// keeps running).
 /// With `remove`, the exit is not recorded: the container is about to go. The output is also
-/// appended to `log`, if given.
+/// appended to `log`, if given. `held`: the caller's lock on the container, released once the
+/// task runs (so that `rm -f` can kill it meanwhile) and taken again to reap it; kept when the
+/// task could not start.
 pub async fn run_attached(
+    ctx: &Ctx,
+    held: &mut Option<ContainerLock>,
     container: Container,
     stdin: bool,
     remove: bool,
@@ -162,6 +169,7 @@ pub async fn run_attached(
         let _ = task.force_delete().await;
         return Err(e.into());
     }
+    drop(held.take());
     let status = match session::attach(&task, io, terminal, &tty::DEFAULT_DETACH_KEYS, log).await {
         Ok(session::Outcome::Exited(status)) => status,
         Ok(session::Outcome::Detached) => return Ok(Attached::Detached),
@@ -170,10 +178,11 @@ pub async fn run_attached(
         Err(e) if is_gone(&e) => return Ok(Attached::Exited(KILLED)),
         Err(e) => return Err(e),
     };
+    let lock = ContainerLock::acquire(ctx, container.id().as_str()).await?;
     let reaped = if remove {
         task.delete().await.map(|_| ()).map_err(anyhow::Error::from)
     } else {
-        state::reap_if_present(&container, &task, Some(status))
+        state::reap_if_present(&lock, &container, &task, Some(status))
             .await
             .map(|_| ())
     };
@@ -186,6 +195,7 @@ pub async fn run_attached(
         Err(_) if state::task_went(&container).await => {}
         Err(e) => return Err(e),
     }
+    lock.release(&container).await;
     Ok(Attached::Exited(i32::try_from(status.code).unwrap_or(255)))
 }
 

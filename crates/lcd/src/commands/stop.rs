@@ -48,7 +48,7 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
                 Some((task, TaskStatus::Stopped)) => {
                     // Stopped, not reaped yet: finish the job.
                     ignore_gone(
-                        state::reap_if_present(&container, &task, None)
+                        state::reap_locked(ctx, &container, &task, None)
                             .await
                             .map(|_| ()),
                     )?;
@@ -89,7 +89,7 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
             };
             match exited {
                 Ok(status) => ignore_gone(
-                    state::reap_if_present(&container, &task, Some(status))
+                    state::reap_locked(ctx, &container, &task, Some(status))
                         .await
                         .map(|_| ()),
                 )?,
