@@ -12,6 +12,7 @@ use tokio::net::UnixStream;
 
 use super::config::DaemonConfig;
 use super::files::recorded_root;
+use super::pidfd::process_live;
 use crate::error::{Error, ErrorKind};
 
 /// The longest a connect to a socket may take (a unix connect does not wait for the server to
@@ -37,6 +38,14 @@ impl Occupant {
     pub(super) async fn find(config: &DaemonConfig) -> Option<Occupant> {
         for socket in [config.socket(), config.ttrpc_socket()] {
             if let Some(pid) = listener(&socket).await {
+                // The kernel names the process that called listen(). One that has exited is no
+                // server: a killed containerd whose other threads are still tearing down (its
+                // group leader a zombie, its fds not yet released) accepts connections for a
+                // moment after it is gone.
+                if pid.is_some_and(|pid| !process_live(pid)) {
+                    tracing::debug!(socket = %socket.display(), ?pid, "the socket's listener has exited; stale");
+                    continue;
+                }
                 return Some(Occupant {
                     socket,
                     pid,
@@ -125,6 +134,51 @@ mod tests {
         // The socket file stays, but nobody listens on it any more.
         assert!(config.socket().exists());
         assert!(Occupant::find(&config).await.is_none(), "stale socket");
+    }
+
+    /// A socket still listening after the process that called listen() exited (as a killed
+    /// containerd's does while its other threads tear down) is stale, not another containerd.
+    #[tokio::test]
+    async fn a_listener_whose_process_exited_is_stale() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = DaemonConfig::new(dir.path().join("mine"), dir.path());
+        let path = config.socket();
+        // SAFETY: a plain socket(2); the descriptor is closed at the end of the test.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket");
+        // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (slot, byte) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+            *slot = *byte as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        // SAFETY: addr is a valid sockaddr_un of `len` bytes that outlives the call.
+        let bound = unsafe { libc::bind(fd, std::ptr::addr_of!(addr).cast(), len) };
+        assert_eq!(bound, 0, "bind");
+        // The child calls listen() on our descriptor and exits at once: the socket keeps
+        // listening (we hold it) with the credentials of a process that is gone.
+        // SAFETY: the child runs only async-signal-safe calls (listen, _exit) before exiting.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: see above.
+            unsafe {
+                libc::listen(fd, 4);
+                libc::_exit(0);
+            }
+        }
+        assert!(child > 0, "fork");
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(listener(&path).await.is_some(), "still accepts connections");
+        assert!(
+            Occupant::find(&config).await.is_none(),
+            "a listener that exited"
+        );
+        // SAFETY: closes the descriptor opened above, once.
+        unsafe { libc::close(fd) };
     }
 
     #[test]
