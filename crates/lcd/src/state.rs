@@ -139,6 +139,13 @@ pub async fn reap_locked(
     reaped
 }
 
+/// Whether `e` says the task or container no longer exists.
+pub fn is_gone(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<libcontainerd::Error>())
+        .is_some_and(|e| e.kind() == ErrorKind::NotFound)
+}
+
 /// Whether the container's task is gone, or goes within half a second (a racing delete that is
 /// under way).
 pub async fn task_went(container: &Container) -> bool {

@@ -255,3 +255,66 @@ fn roots_other_users_can_write_to_are_refused() {
     }
     lcd.assert_clean();
 }
+
+/// lcd processes racing over one container's task (no daemon serialises them): `run -d` against
+/// `rm -f`, lcd's agent reaping an exit against `rm -f`, two `rm -f` at once, an attached run
+/// against `rm -f`. Each used to leave, now and then, a shim and its logger that nothing knew of
+/// (containerd deletes a record whatever its task, and leaves the shim of a task deleted twice at
+/// once). The four loops run at once, so that the steps interleave; whoever wins, nothing is left.
+#[test]
+fn racing_commands_over_one_task_leave_no_shim() {
+    let lcd = Lcd::new("tasklock");
+    let rootfs = lcd.rootfs().to_string();
+    std::thread::scope(|scope| {
+        let lcd = &lcd;
+        let rootfs = rootfs.as_str();
+        let modes: [(&str, fn(&Lcd, &str, &str)); 4] = [
+            ("run", |lcd, rootfs, name| {
+                let run = lcd.spawn(
+                    &["run", "-d", "--name", name, rootfs, "sleep", "60"],
+                    Stdio::null(),
+                );
+                let rm = lcd.spawn(&["rm", "-f", name], Stdio::null());
+                run.finish(PROMPT);
+                rm.finish(PROMPT);
+            }),
+            ("exit", |lcd, rootfs, name| {
+                lcd.run(&["run", "-d", "--name", name, rootfs, "true"]).ok();
+                lcd.run(&["rm", "-f", name]);
+            }),
+            ("twice", |lcd, rootfs, name| {
+                lcd.run(&["run", "-d", "--name", name, rootfs, "sleep", "60"])
+                    .ok();
+                let first = lcd.spawn(&["rm", "-f", name], Stdio::null());
+                lcd.run(&["rm", "-f", name]);
+                first.finish(PROMPT);
+            }),
+            ("attached", |lcd, rootfs, name| {
+                let run = lcd.spawn(
+                    &["run", "--name", name, rootfs, "sleep", "60"],
+                    Stdio::null(),
+                );
+                let rm = lcd.spawn(&["rm", "-f", name], Stdio::null());
+                rm.finish(PROMPT);
+                // rm may have come before the container existed: then it runs, until removed.
+                let deadline = std::time::Instant::now() + PROMPT;
+                while support::is_alive(run.pid()) && std::time::Instant::now() < deadline {
+                    lcd.run(&["rm", "-f", name]);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                run.finish(PROMPT);
+            }),
+        ];
+        for (mode, race) in modes {
+            scope.spawn(move || {
+                for round in 0..6 {
+                    let name = format!("{mode}{round}");
+                    race(lcd, rootfs, &name);
+                    // Whoever won, the container goes now.
+                    lcd.run(&["rm", "-f", &name]);
+                }
+            });
+        }
+    });
+    lcd.assert_clean();
+}

@@ -82,7 +82,7 @@ pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
         "OSType": "linux",
         "Architecture": uname.machine().to_string_lossy(),
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "MemTotal": total_memory(),
+        "MemTotal": super::stats::host_memory(),
         "Name": uname.nodename().to_string_lossy(),
         "DockerRootDir": ctx.data_root,
         "ExecRoot": ctx.exec_root,
@@ -157,20 +157,6 @@ fn operating_system() -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|v| v.trim_matches('"').to_string())
-}
-
-/// Bytes of RAM, from /proc/meminfo.
-fn total_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 /// The first line a program prints (`runc --version`), or None if it cannot run.

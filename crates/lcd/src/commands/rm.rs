@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::{Container, ErrorKind, Signal, Task, TaskStatus};
 
-use super::start::is_gone;
 use crate::cli::RmArgs;
 use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
@@ -39,7 +38,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
             let (lock, container, task) =
                 match state::locked_load_with_task(ctx, &client, &id).await {
                     // docker's rm -f says so, and counts it done: the container is gone.
-                    Err(e) if force && is_gone(&e) => {
+                    Err(e) if force && state::is_gone(&e) => {
                         crate::exit::print(&e);
                         return Ok(());
                     }
@@ -52,7 +51,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
                 } else if force {
                     // The agent must not start it again while it goes.
                     if let Err(e) = launch::mark_stopped_by_user(&container).await {
-                        if !is_gone(&e) {
+                        if !state::is_gone(&e) {
                             return Err(e);
                         }
                     }
@@ -130,7 +129,13 @@ async fn kill_and_reap(
     Ok(())
 }
 
-async fn delete_task(task: &Task, status: TaskStatus, force: bool, id: &str) -> Result<()> {
+async fn delete_task(
+    container: &Container,
+    task: &Task,
+    status: TaskStatus,
+    force: bool,
+    id: &str,
+) -> Result<()> {
     let deleted = if status == TaskStatus::Stopped {
         task.delete().await.map(|_| ())
     } else if force {
@@ -139,7 +144,9 @@ async fn delete_task(task: &Task, status: TaskStatus, force: bool, id: &str) -> 
         bail!("cannot remove container {id}: it is {status}; stop it first or use rm -f");
     };
     match deleted {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+        Err(e) if e.kind() != ErrorKind::NotFound && !state::task_went(container).await => {
+            Err(e.into())
+        }
         // Deleted by another lcd meanwhile.
         _ => Ok(()),
     }
@@ -151,7 +158,7 @@ async fn delete_container(container: &Container, force: bool, id: &str) -> Resul
         // A task started since we looked, by something that does not take lcd's container lock
         // (`ctr`): -f removes it too.
         if let Some((task, status)) = state::task_with_status(container).await? {
-            delete_task(&task, status, true, id).await?;
+            delete_task(container, &task, status, true, id).await?;
         }
         deleted = container.delete().await;
     }

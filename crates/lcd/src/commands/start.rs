@@ -175,7 +175,7 @@ pub async fn run_attached(
         Ok(session::Outcome::Detached) => return Ok(Attached::Detached),
         // Someone removed the container (`rm -f`) while we were attached: its process was
         // killed, as docker reports it.
-        Err(e) if is_gone(&e) => return Ok(Attached::Exited(KILLED)),
+        Err(e) if state::is_gone(&e) => return Ok(Attached::Exited(KILLED)),
         Err(e) => return Err(e),
     };
     let lock = ContainerLock::acquire(ctx, container.id().as_str()).await?;
@@ -189,7 +189,7 @@ pub async fn run_attached(
     match reaped {
         Ok(()) => {}
         // Reaped (or removed) by another lcd meanwhile: the exit is the one we saw.
-        Err(e) if is_gone(&e) => {}
+        Err(e) if state::is_gone(&e) => {}
         // containerd 1.7 (and 1.6 mid-delete) answer a racing delete with the shim's closed
         // connection: reaped all the same once the task is gone.
         Err(_) if state::task_went(&container).await => {}
@@ -197,11 +197,4 @@ pub async fn run_attached(
     }
     lock.release(&container).await;
     Ok(Attached::Exited(i32::try_from(status.code).unwrap_or(255)))
-}
-
-/// Whether `e` says the task or container no longer exists.
-pub fn is_gone(e: &anyhow::Error) -> bool {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<libcontainerd::Error>())
-        .is_some_and(|e| e.kind() == libcontainerd::ErrorKind::NotFound)
 }

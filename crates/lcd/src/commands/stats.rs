@@ -211,8 +211,9 @@ fn print_stats(rows: &[StatsRow], format: &Format, live: bool) -> Result<()> {
     Ok(())
 }
 
-/// The host's memory, shown as the limit of containers without one (as docker does).
-fn host_memory() -> Option<u64> {
+/// The host's memory (from /proc/meminfo): the limit `stats` shows for containers without one, as
+/// docker does, and `info`'s MemTotal.
+pub(crate) fn host_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = meminfo
         .lines()

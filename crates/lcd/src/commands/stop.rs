@@ -8,8 +8,6 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use libcontainerd::{Signal, TaskStatus};
 
-use super::start::is_gone;
-
 use crate::cli::StopArgs;
 use crate::context::Ctx;
 use crate::cri;
@@ -107,7 +105,7 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
 /// away meanwhile.
 fn ignore_gone(result: Result<()>) -> Result<()> {
     match result {
-        Err(e) if is_gone(&e) || finished(&e) => Ok(()),
+        Err(e) if state::is_gone(&e) || finished(&e) => Ok(()),
         other => other,
     }
 }

@@ -543,8 +543,9 @@ impl Lcd {
     }
 
     /// Assert that nothing of this test's containers is left: `lcd ps -a` is empty, the bundle dir
-    /// has no entries, no FIFO exists anywhere under the temp dir, containerd holds no task state for
-    /// the namespace, no shim of the namespace runs, and no container cgroup is left.
+    /// and the container lock dir have no entries, no FIFO exists anywhere under the temp dir,
+    /// containerd holds no task state for the namespace, no shim of the namespace runs, and no
+    /// container cgroup is left.
     #[track_caller]
     pub fn assert_clean(&self) {
         let ps = self.run(&["ps", "-a"]);
@@ -562,6 +563,9 @@ impl Lcd {
                 .join(&self.ns),
         );
         assert!(tasks.is_empty(), "containerd task state left: {tasks:?}");
+        // A removed container's lock file goes with it (see crates/lcd/src/container_lock.rs).
+        let locks = entries(&self.exec_root().join("locks").join(&self.ns));
+        assert!(locks.is_empty(), "container lock files left: {locks:?}");
         let deadline = Instant::now() + SETTLE;
         loop {
             let shims = shims_of(&self.ns);
