@@ -256,6 +256,9 @@ fn roots_other_users_can_write_to_are_refused() {
     lcd.assert_clean();
 }
 
+/// One race over container `name`: `lcd`, the rootfs, the name.
+type Race = fn(&Lcd, &str, &str);
+
 /// lcd processes racing over one container's task (no daemon serialises them): `run -d` against
 /// `rm -f`, lcd's agent reaping an exit against `rm -f`, two `rm -f` at once, an attached run
 /// against `rm -f`. Each used to leave, now and then, a shim and its logger that nothing knew of
@@ -268,7 +271,7 @@ fn racing_commands_over_one_task_leave_no_shim() {
     std::thread::scope(|scope| {
         let lcd = &lcd;
         let rootfs = rootfs.as_str();
-        let modes: [(&str, fn(&Lcd, &str, &str)); 4] = [
+        let modes: [(&str, Race); 4] = [
             ("run", |lcd, rootfs, name| {
                 let run = lcd.spawn(
                     &["run", "-d", "--name", name, rootfs, "sleep", "60"],
