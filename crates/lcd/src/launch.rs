@@ -51,6 +51,27 @@ pub async fn start_detached(ctx: &Ctx, container: &Container, stdin: bool) -> Re
         .await?)
 }
 
+/// [`start_detached`] right after the container's previous task was deleted: containerd removes a
+/// deleted task's shim directory once it sees the shim go, a moment after the delete returned, and
+/// until then a new shim for the container fails to start ("file exists" from 1.6, "getwd: no
+/// such file or directory" from 1.7). Such a start is tried again, for up to two seconds.
+pub async fn start_detached_after_delete(
+    ctx: &Ctx,
+    container: &Container,
+    stdin: bool,
+) -> Result<Task> {
+    let mut tries = 0;
+    loop {
+        match start_detached(ctx, container, stdin).await {
+            Err(e) if tries < 200 && format!("{e:#}").contains("failed to start shim") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            started => return started,
+        }
+    }
+}
+
 /// Mark the container as started detached (or, with `detached` false, as attached: its own
 /// session records its exit), clearing the "stopped by the user" mark; no write when the labels
 /// already say so.

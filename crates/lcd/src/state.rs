@@ -82,6 +82,13 @@ pub async fn reap_if_present(
     known: Option<libcontainerd::ExitStatus>,
 ) -> Result<Option<libcontainerd::ExitStatus>> {
     let gone = |e: &libcontainerd::Error| e.kind() == ErrorKind::NotFound;
+    // The container's task now may be a newer one (started again by `lcd restart` or the agent
+    // while whoever holds `task` waited for the lock): that one is not this exit's to delete.
+    match container.task().await {
+        Ok(current) if current.pid() != task.pid() => return Ok(None),
+        Err(e) if gone(&e) => return Ok(None),
+        _ => {}
+    }
     let status = match known {
         Some(status) => status,
         // A stopped task's wait answers at once.

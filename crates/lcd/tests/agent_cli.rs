@@ -106,6 +106,66 @@ fn run_detached_rm_removes_the_container_and_its_log_once_it_exits() {
     stop_daemon_and_agent(&lcd);
 }
 
+/// `lcd restart` as docker's: a running container gets a new process (the old one stopped with
+/// its stop signal, then SIGKILL after -t), a `-d --rm` one is not removed by the agent in between
+/// (it is once stopped for good), an exited one runs again, one started attached runs on detached
+/// with its output in the log; an unknown one is 125, and the others are still restarted.
+#[test]
+fn restart_stops_and_starts_again_and_the_agent_does_not_interfere() {
+    let lcd = Lcd::new("restart");
+    let script = "echo started; trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done";
+    let out = lcd.run(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "auto",
+        lcd.rootfs(),
+        "sh",
+        "-c",
+        script,
+    ]);
+    out.ok();
+    eventually("the first run's output", || {
+        lcd.run(&["logs", "auto"]).stdout == "started\n"
+    });
+    let before = lcd.inspect("auto")["State"]["Pid"].clone();
+    assert_eq!(lcd.run(&["restart", "auto"]).ok(), "auto\n");
+    let after = lcd.inspect("auto");
+    assert_eq!(after["State"]["Status"], "running", "{after}");
+    assert_ne!(after["State"]["Pid"], before);
+    eventually("the second run's output after the first's TERM", || {
+        lcd.run(&["logs", "auto"]).stdout == "started\nterm\nstarted\n"
+    });
+    // The agent saw the first exit and left the container alone.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lcd.ids(), ["auto"]);
+    lcd.run(&["stop", "auto"]).ok();
+    eventually("the -d --rm container removed after a stop", || {
+        lcd.ids().is_empty()
+    });
+
+    lcd.run(&[
+        "run",
+        "--name",
+        "done",
+        lcd.rootfs(),
+        "sh",
+        "-c",
+        "echo ran",
+    ])
+    .ok();
+    assert_eq!(lcd.run(&["restart", "done", "nosuch"]).code(), 125);
+    eventually("the exited container ran again and was reaped", || {
+        lcd.run(&["logs", "done"]).stdout == "ran\nran\n"
+            && state_of(&lcd, "done")["Status"] == "exited"
+            && shims_of(&lcd.ns).is_empty()
+    });
+    lcd.run(&["rm", "done"]).ok();
+    lcd.assert_clean();
+    stop_daemon_and_agent(&lcd);
+}
+
 #[test]
 fn restart_on_failure_retries_up_to_its_limit_and_counts() {
     let lcd = Lcd::new("onfail");

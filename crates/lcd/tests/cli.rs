@@ -1002,6 +1002,45 @@ fn help_and_unknown_flags() {
     lcd.run(&["daemon", "status"]).expect_code(3);
 }
 
+/// docker's management command: `lcd container ls|run|rm|...` are `ps`, `run`, `rm`..., with the
+/// same flags, output and statuses (`ls` also as `list` and `ps`, `rm` also as `remove`).
+#[test]
+fn container_subcommands_are_the_top_level_ones() {
+    let lcd = Lcd::new("mgmt");
+    let out = lcd.run(&[
+        "container",
+        "run",
+        "--rm",
+        lcd.rootfs(),
+        "sh",
+        "-c",
+        "echo hi; exit 3",
+    ]);
+    assert_eq!(out.code(), 3, "{out}");
+    assert_eq!(out.stdout, "hi\n");
+    lcd.run(&[
+        "container",
+        "create",
+        "--name",
+        "made",
+        lcd.rootfs(),
+        "true",
+    ])
+    .ok();
+    for ls in ["ls", "list", "ps"] {
+        let out = lcd.run(&["container", ls, "-a", "--format", "{{.Names}} {{.State}}"]);
+        assert_eq!(out.ok(), "made created\n", "container {ls}");
+    }
+    assert_eq!(lcd.run(&["container", "start", "made"]).ok(), "made\n");
+    assert_eq!(lcd.run(&["container", "wait", "made"]).ok(), "0\n");
+    assert_eq!(lcd.run(&["container", "remove", "made"]).ok(), "made\n");
+    lcd.run(&["container", "rm", "made"])
+        .expect_error(125, &["no such container"]);
+    lcd.run(&["container", "--help"]).ok();
+    lcd.run(&["container", "nosuch"]).expect_code(125);
+    lcd.assert_clean();
+}
+
 /// `lcd run --rm ROOTFS seq 1 1000000 | head -1`: once the reader of lcd's stdout is gone, the
 /// container must not block on output nobody reads; lcd returns its status and removes it.
 #[test]

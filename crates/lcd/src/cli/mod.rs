@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 mod container;
 mod files;
 mod images;
+mod management;
 mod metadata;
 mod mounts;
 mod network;
@@ -17,6 +18,7 @@ mod system;
 pub use container::*;
 pub use files::*;
 pub use images::*;
+pub use management::*;
 pub use metadata::*;
 pub use mounts::*;
 pub use network::*;
@@ -88,6 +90,8 @@ pub enum Command {
     Kill(KillArgs),
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
     Stop(StopArgs),
+    /// Restart containers: stop them as `stop` does, then start them detached.
+    Restart(StopArgs),
     /// Remove containers.
     Rm(RmArgs),
     /// Print a detached container's output.

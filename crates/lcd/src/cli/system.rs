@@ -1,4 +1,4 @@
-//! The options of the commands about lcd as a whole: `info`, `system df|prune`, `container prune`,
+//! The options of the commands about lcd as a whole: `info`, `system df|prune`, `container prune`'s,
 //! `rename`, `completion` and `man`.
 
 use std::path::PathBuf;
@@ -46,18 +46,6 @@ pub struct SystemPruneArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub force: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ContainerArgs {
-    #[command(subcommand)]
-    pub action: ContainerAction,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ContainerAction {
-    /// Remove every stopped container.
-    Prune(PruneArgs),
 }
 
 #[derive(Debug, Args)]

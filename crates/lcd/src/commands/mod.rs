@@ -32,6 +32,7 @@ mod prune;
 mod ps;
 mod pull;
 mod rename;
+mod restart;
 mod rm;
 mod rmi;
 mod rootfs;
@@ -50,7 +51,7 @@ mod wait;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ContainerAction, SystemAction};
+use crate::cli::{Cli, Command, SystemAction};
 use crate::context::Ctx;
 
 // The conversions from flags to what containerd gets, for the fuzz target.
@@ -70,58 +71,65 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     if reclaims_networks(&cli.command) {
         crate::network::reclaim(&ctx);
     }
-    match cli.command {
-        Command::Run(args) => run::run(&ctx, args).await,
-        Command::Create(args) => create::create(&ctx, args).await,
-        Command::Start(args) => start::start(&ctx, args).await,
-        Command::Attach(args) => attach::attach(&ctx, args).await,
-        Command::Exec(args) => exec::exec(&ctx, args).await,
-        Command::Ps(args) => ps::ps(&ctx, args).await,
-        Command::Inspect(args) => inspect::inspect(&ctx, args).await,
-        Command::Kill(args) => kill::kill(&ctx, args).await,
-        Command::Stop(args) => stop::stop(&ctx, args).await,
-        Command::Rm(args) => rm::rm(&ctx, args).await,
-        Command::Logs(args) => logs::logs(&ctx, args).await,
-        Command::Events(args) => events::events(&ctx, args).await,
-        Command::Pause(args) => pause::pause(&ctx, args).await,
-        Command::Unpause(args) => pause::unpause(&ctx, args).await,
-        Command::Stats(args) => stats::stats(&ctx, args).await,
-        Command::Top(args) => top::top(&ctx, args).await,
-        Command::Update(args) => update::update(&ctx, args).await,
-        Command::Checkpoint(args) => checkpoint::checkpoint(&ctx, args).await,
-        Command::Daemon(args) => daemon::daemon(&ctx, args).await,
-        Command::Agent => crate::agent::serve(&ctx).await,
-        Command::Version(args) => version::version(&ctx, args).await,
+    run_command(&ctx, cli.command).await
+}
+
+async fn run_command(ctx: &Ctx, command: Command) -> Result<i32> {
+    match command {
+        Command::Run(args) => run::run(ctx, args).await,
+        Command::Create(args) => create::create(ctx, args).await,
+        Command::Start(args) => start::start(ctx, args).await,
+        Command::Attach(args) => attach::attach(ctx, args).await,
+        Command::Exec(args) => exec::exec(ctx, args).await,
+        Command::Ps(args) => ps::ps(ctx, args).await,
+        Command::Inspect(args) => inspect::inspect(ctx, args).await,
+        Command::Kill(args) => kill::kill(ctx, args).await,
+        Command::Stop(args) => stop::stop(ctx, args).await,
+        Command::Restart(args) => restart::restart(ctx, args).await,
+        Command::Rm(args) => rm::rm(ctx, args).await,
+        Command::Logs(args) => logs::logs(ctx, args).await,
+        Command::Events(args) => events::events(ctx, args).await,
+        Command::Pause(args) => pause::pause(ctx, args).await,
+        Command::Unpause(args) => pause::unpause(ctx, args).await,
+        Command::Stats(args) => stats::stats(ctx, args).await,
+        Command::Top(args) => top::top(ctx, args).await,
+        Command::Update(args) => update::update(ctx, args).await,
+        Command::Checkpoint(args) => checkpoint::checkpoint(ctx, args).await,
+        Command::Daemon(args) => daemon::daemon(ctx, args).await,
+        Command::Agent => crate::agent::serve(ctx).await,
+        Command::Version(args) => version::version(ctx, args).await,
         Command::Rootfs(args) => rootfs::rootfs(args),
-        Command::Stress(args) => stress::stress(&ctx, args).await,
-        Command::Pull(args) => pull::pull(&ctx, args).await,
-        Command::Load(args) => load::load(&ctx, args).await,
-        Command::Import(args) => import::import(&ctx, args).await,
-        Command::Save(args) => save::save(&ctx, args).await,
-        Command::Images(args) => images::images(&ctx, args).await,
-        Command::Tag(args) => tag::tag(&ctx, args).await,
-        Command::Rmi(args) => rmi::rmi(&ctx, args).await,
-        Command::Image(args) => image::image(&ctx, args).await,
-        Command::Network(args) => network::network(&ctx, args).await,
-        Command::Port(args) => network::port(&ctx, args).await,
-        Command::NetworkHook(args) => network::hook(&ctx, args).await,
-        Command::Wait(args) => wait::wait(&ctx, args).await,
-        Command::Cp(args) => cp::cp(&ctx, args).await,
-        Command::Diff(args) => diff::diff(&ctx, args).await,
-        Command::Export(args) => export::export(&ctx, args).await,
-        Command::Rename(args) => rename::rename(&ctx, args).await,
-        Command::Container(args) => match args.action {
-            ContainerAction::Prune(args) => prune::container_prune(&ctx, args).await,
+        Command::Stress(args) => stress::stress(ctx, args).await,
+        Command::Pull(args) => pull::pull(ctx, args).await,
+        Command::Load(args) => load::load(ctx, args).await,
+        Command::Import(args) => import::import(ctx, args).await,
+        Command::Save(args) => save::save(ctx, args).await,
+        Command::Images(args) => images::images(ctx, args).await,
+        Command::Tag(args) => tag::tag(ctx, args).await,
+        Command::Rmi(args) => rmi::rmi(ctx, args).await,
+        Command::Image(args) => image::image(ctx, args).await,
+        Command::Network(args) => network::network(ctx, args).await,
+        Command::Port(args) => network::port(ctx, args).await,
+        Command::NetworkHook(args) => network::hook(ctx, args).await,
+        Command::Wait(args) => wait::wait(ctx, args).await,
+        Command::Cp(args) => cp::cp(ctx, args).await,
+        Command::Diff(args) => diff::diff(ctx, args).await,
+        Command::Export(args) => export::export(ctx, args).await,
+        Command::Rename(args) => rename::rename(ctx, args).await,
+        // `container rm` is `rm`, and so on.
+        Command::Container(args) => match args.action.into_command() {
+            Ok(command) => Box::pin(run_command(ctx, command)).await,
+            Err(prune) => prune::container_prune(ctx, prune).await,
         },
-        Command::Info(args) => info::info(&ctx, args).await,
+        Command::Info(args) => info::info(ctx, args).await,
         Command::System(args) => match args.action {
-            SystemAction::Df(args) => df::df(&ctx, args).await,
-            SystemAction::Prune(args) => prune::system_prune(&ctx, args).await,
-            SystemAction::Info(args) => info::info(&ctx, args).await,
+            SystemAction::Df(args) => df::df(ctx, args).await,
+            SystemAction::Prune(args) => prune::system_prune(ctx, args).await,
+            SystemAction::Info(args) => info::info(ctx, args).await,
         },
         Command::Completion(args) => completion::completion(args),
         Command::Man(args) => completion::man(args),
-        Command::Volume(args) => volume::volume(&ctx, args).await,
+        Command::Volume(args) => volume::volume(ctx, args).await,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use libcontainerd::{Signal, TaskStatus};
+use libcontainerd::{Container, ExitStatus, Signal, Task, TaskStatus};
 
 use crate::cli::StopArgs;
 use crate::context::Ctx;
@@ -21,10 +21,7 @@ const DEFAULT_TIMEOUT: i64 = 10;
 
 /// `lcd stop`: the stop signal, wait up to the timeout, then SIGKILL; the stopped task is reaped.
 pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
-    let given_signal: Option<Signal> = match &args.signal {
-        Some(s) => Some(s.parse().map_err(|e| anyhow!("--signal {s}: {e}"))?),
-        None => None,
-    };
+    let given_signal = parse_signal(args.signal.as_deref())?;
     let client = ctx.client().await?;
     let force_kubernetes = ctx.force_kubernetes;
     for_each_id(&args.ids, |id| {
@@ -59,46 +56,68 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
                     return Ok(());
                 }
             };
-            let (label_signal, label_timeout) = stop_settings(container.labels());
-            let signal = match given_signal {
-                Some(s) => s,
-                None => label_signal
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(Signal::TERM),
-            };
-            let timeout = args.time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
-            // A paused process cannot act on the signal; docker's stop also just signals it.
-            // Each step may find the work done by a racing `kill`, `stop` or `rm`: the process
-            // ended, or its task was reaped, is what stop wants.
-            ignore_gone(task.kill(signal).await.map_err(Into::into))?;
-            let waited = match u64::try_from(timeout) {
-                Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
-                    .await
-                    .ok(),
-                // Negative: wait as long as it takes, as docker's -1.
-                Err(_) => Some(task.wait().await),
-            };
-            let exited = match waited {
-                Some(exited) => exited,
-                None => {
-                    ignore_gone(task.kill_all(Signal::KILL).await.map_err(Into::into))?;
-                    task.wait().await
-                }
-            };
-            match exited {
-                Ok(status) => ignore_gone(
+            if let Some(status) = end_task(&container, &task, given_signal, args.time).await? {
+                ignore_gone(
                     state::reap_locked(ctx, &container, &task, Some(status))
                         .await
                         .map(|_| ()),
-                )?,
-                // Reaped by lcd's agent or a racing command, which recorded the exit.
-                Err(e) => ignore_gone(Err(e.into()))?,
+                )?;
             }
             println!("{id}");
             Ok(())
         }
     })
     .await
+}
+
+/// End a running task as `stop` does: its stop signal (`signal`, else the container's, else
+/// SIGTERM), up to `time` seconds (else the container's stop timeout, else 10; negative: as long as
+/// it takes), then SIGKILL. Returns the exit, or None if a racing `kill`, `stop`, `rm` or the
+/// agent reaped the task meanwhile (and recorded the exit). The task is not reaped here.
+pub(crate) async fn end_task(
+    container: &Container,
+    task: &Task,
+    signal: Option<Signal>,
+    time: Option<i64>,
+) -> Result<Option<ExitStatus>> {
+    let (label_signal, label_timeout) = stop_settings(container.labels());
+    let signal = match signal {
+        Some(s) => s,
+        None => label_signal
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Signal::TERM),
+    };
+    let timeout = time.or(label_timeout).unwrap_or(DEFAULT_TIMEOUT);
+    // A paused process cannot act on the signal; docker's stop also just signals it. Each step
+    // may find the work done by a racing command: the process ended, or its task was reaped, is
+    // what stop wants.
+    ignore_gone(task.kill(signal).await.map_err(Into::into))?;
+    let waited = match u64::try_from(timeout) {
+        Ok(secs) => tokio::time::timeout(Duration::from_secs(secs), task.wait())
+            .await
+            .ok(),
+        // Negative: wait as long as it takes, as docker's -1.
+        Err(_) => Some(task.wait().await),
+    };
+    let exited = match waited {
+        Some(exited) => exited,
+        None => {
+            ignore_gone(task.kill_all(Signal::KILL).await.map_err(Into::into))?;
+            task.wait().await
+        }
+    };
+    match exited {
+        Ok(status) => Ok(Some(status)),
+        // Reaped by lcd's agent or a racing command, which recorded the exit.
+        Err(e) => ignore_gone(Err(e.into())).map(|()| None),
+    }
+}
+
+/// The `--signal` a user gave, parsed.
+pub(crate) fn parse_signal(given: Option<&str>) -> Result<Option<Signal>> {
+    given
+        .map(|s| s.parse().map_err(|e| anyhow!("--signal {s}: {e}")))
+        .transpose()
 }
 
 /// Success when `result` failed only because the process ended or its task (or container) went
