@@ -354,7 +354,8 @@ fn usage_errors_are_one_line_and_a_help_hint() {
     lcd.run(&["daemon", "status"]).expect_code(3);
 }
 
-/// `update` shows in `inspect`; `stop` of a stopped container and `start` of a running one succeed
+/// `update` shows in `inspect` and outlives the task (a restart keeps it, a stopped container's
+/// applies at its start); `stop` of a stopped container and `start` of a running one succeed
 /// quietly; `start` takes several ids; a unique id prefix names a container, an ambiguous one is an
 /// error naming the matches.
 #[test]
@@ -403,6 +404,16 @@ fn update_start_stop_and_id_prefixes_like_docker() {
         "an update forgot the earlier one: {host}"
     );
     assert_eq!(host["NanoCpus"], 500_000_000, "{host}");
+    // The limits outlive the task, as docker's: a restart runs with them.
+    lcd.run(&["restart", "-t", "0", "f502aa"]).ok();
+    let usage = lcd.run(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}}",
+        "f502aa",
+    ]);
+    assert!(usage.ok().trim_end().ends_with("/ 64MiB"), "{usage}");
 
     assert_eq!(
         lcd.run(&["stop", "-t", "0", "f502", "f503"]).ok(),
@@ -410,6 +421,19 @@ fn update_start_stop_and_id_prefixes_like_docker() {
     );
     assert_eq!(lcd.run(&["stop", "f502aa"]).ok(), "f502aa\n");
     assert_eq!(lcd.ps_of("f502aa")["State"], "exited");
+    // A stopped container's update applies at its next start.
+    lcd.run(&["update", "--memory", "32m", "f503bb"]).ok();
+    assert_eq!(lcd.inspect("f503bb")["HostConfig"]["Memory"], 32 << 20);
+    lcd.run(&["start", "f503bb"]).ok();
+    let usage = lcd.run(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}}",
+        "f503bb",
+    ]);
+    assert!(usage.ok().trim_end().ends_with("/ 32MiB"), "{usage}");
+    lcd.run(&["stop", "-t", "0", "f503bb"]).ok();
     lcd.run(&["start", "-a", "f502aa", "f503bb"])
         .expect_error(125, &["multiple"]);
     assert_eq!(lcd.run(&["rm", "f502aa", "f503b"]).ok(), "f502aa\nf503b\n");

@@ -352,6 +352,37 @@ impl Container {
         Ok(())
     }
 
+    /// Replace the resource limits in the container's stored spec, so that its next task starts
+    /// with them (as docker keeps `docker update`'s limits for the next start); a running task's
+    /// are changed with [`Task::update_resources`](crate::Task::update_resources). Only the spec
+    /// is written: a concurrent change of the labels is not undone.
+    pub async fn set_resources(
+        &mut self,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<()> {
+        let mut spec = (*self.spec).clone();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_resources(Some(resources.clone()));
+        spec.set_linux(Some(linux));
+        let record = containerd_client::services::v1::Container {
+            id: self.id.to_string(),
+            spec: Some(crate::spec::to_any(&spec)?),
+            ..Default::default()
+        };
+        self.client
+            .containers_service()
+            .update(self.client.request(UpdateContainerRequest {
+                container: Some(record),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["spec".to_string()],
+                }),
+            }))
+            .await
+            .map_err(|s| no_such_container(&self.id, s))?;
+        self.spec = Arc::new(spec);
+        Ok(())
+    }
+
     /// Remove a "ghost" task: when containerd dies during `Tasks.Create`, the shim abandons the
     /// create, and the restarted containerd loads that shim as the container's task although it has
     /// no container. `Tasks.Get` then says not found, `Tasks.Create` says already exists, and the shim

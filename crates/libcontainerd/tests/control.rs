@@ -309,6 +309,45 @@ async fn update_resources_reaches_the_cgroup() {
     env.cleanup().await;
 }
 
+/// Limits set on the container's record outlive its task: the next task starts with them.
+#[tokio::test]
+async fn resources_set_on_the_container_reach_its_next_task() {
+    let env = TestEnv::new().await;
+    let (mut c, task, _io) = run(&env, "keep", &["true"]).await;
+    task.wait().await.unwrap();
+    task.delete().await.unwrap();
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(64 << 20));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(30);
+    let mut resources = LinuxResources::default();
+    resources.set_memory(Some(memory)).set_pids(Some(pids));
+    c.set_resources(&resources).await.unwrap();
+    let limit = |c: &Container| {
+        let linux = c.spec().linux().clone().unwrap();
+        let resources = linux.resources().clone().unwrap();
+        (
+            resources.memory().unwrap().limit(),
+            resources.pids().unwrap().limit(),
+        )
+    };
+    assert_eq!(limit(&c), (Some(64 << 20), 30));
+    // Stored: a fresh load sees it, and the next task runs with it.
+    let loaded = env.client.load_container(c.id()).await.unwrap();
+    assert_eq!(limit(&loaded), (Some(64 << 20), 30));
+    let (task, _io) = loaded
+        .create_task(None, &StdioConfig::default())
+        .await
+        .unwrap();
+    if cgroup_v1() {
+        let file = |controller, name| read_cgroup(&env, controller, "keep", name);
+        assert_eq!(file("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(file("pids", "pids.max"), "30");
+    }
+    remove(&loaded, &task).await;
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_memory_limit_below_usage_or_malformed_is_refused() {
     let env = TestEnv::new().await;

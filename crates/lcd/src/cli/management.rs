@@ -64,7 +64,7 @@ pub enum ContainerAction {
     Export(ExportArgs),
     /// Rename a container (`lcd rename`).
     Rename(RenameArgs),
-    /// Change running containers' limits (`lcd update`).
+    /// Change containers' limits (`lcd update`).
     Update(UpdateArgs),
     /// List a container's published ports (`lcd port`).
     Port(PortArgs),

@@ -106,7 +106,7 @@ pub enum Command {
     Stats(StatsArgs),
     /// List a container's processes.
     Top(TopArgs),
-    /// Change running containers' resource limits.
+    /// Change containers' resource limits (a running one's at once, and for later starts).
     Update(UpdateArgs),
     /// Checkpoint containers with CRIU.
     Checkpoint(CheckpointArgs),

@@ -1,4 +1,5 @@
-//! `lcd update [OPTIONS] ID...`: change running containers' resource limits, with docker's flags
+//! `lcd update [OPTIONS] ID...`: change containers' resource limits (a running one's at once, and
+//! for every later start), with docker's flags
 //! and units (`--memory 512m`, `--memory-swap -1` for unlimited swap, `--cpus 1.5`).
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use crate::state;
 /// The CFS period docker uses for `--cpus`, in microseconds.
 const CPU_PERIOD: u64 = 100_000;
 
-/// `lcd update [OPTIONS] ID...`: change the limits of running containers.
+/// `lcd update [OPTIONS] ID...`: change the limits of containers.
 pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<i32> {
     // Validate every flag before touching any container.
     let resources = update_resources(&args)?;
@@ -27,20 +28,25 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<i32> {
         let resources = resources.clone();
         async move {
             let (container, task) = state::load_with_task(&client, &id).await?;
-            let task = state::running(container.id(), task)?;
             cri::refuse_change(&container, "update", force_kubernetes)?;
-            task.update_resources(&resources).await?;
-            // Recorded for `inspect`: the spec keeps the limits the container was created with.
+            // A running (or paused) container's cgroup changes now; a stopped or created one's
+            // limits apply at its next start, as docker's.
+            if let Ok(task) = state::running(container.id(), task) {
+                task.update_resources(&resources).await?;
+            }
+            // Kept in the container's spec, so that `start`, `restart` and the agent's restarts
+            // run it with them, and `inspect` shows them.
             let now = options::merge_resources(
                 options::resources(container.spec(), container.labels()),
                 &resources,
             );
             let mut container = container;
-            let recorded = HashMap::from([(
-                options::LABEL_RESOURCES.to_string(),
-                serde_json::to_string(&now)?,
-            )]);
-            container.set_labels(&recorded).await?;
+            container.set_resources(&now).await?;
+            // Limits recorded by an earlier lcd in a label give way to the spec's.
+            if container.labels().contains_key(options::LABEL_RESOURCES) {
+                let stale = HashMap::from([(options::LABEL_RESOURCES.to_string(), String::new())]);
+                container.set_labels(&stale).await?;
+            }
             println!("{id}");
             Ok(())
         }
