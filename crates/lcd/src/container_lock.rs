@@ -135,12 +135,15 @@ mod tests {
         assert!(rx
             .recv_timeout(std::time::Duration::from_millis(100))
             .is_err());
-        let old = std::fs::metadata(&path).unwrap().ino();
         first.remove();
         rx.recv().unwrap();
         let second = waiter.join().unwrap();
-        // The waiter holds a new file at the path, not the removed one.
-        assert_ne!(std::fs::metadata(&path).unwrap().ino(), old);
+        // The waiter holds the file now at the path (not the removed one): whoever opens the path
+        // next is excluded.
+        let third = File::open(&path).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        let taken = unsafe { libc::flock(third.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(taken, -1, "a third process got the lock the waiter holds");
         drop(second);
     }
 }

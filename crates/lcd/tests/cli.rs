@@ -1002,6 +1002,40 @@ fn help_and_unknown_flags() {
     lcd.run(&["daemon", "status"]).expect_code(3);
 }
 
+/// `lcd events --format TEMPLATE`: each event through the template, with docker's field names.
+#[test]
+fn events_take_a_go_template() {
+    let lcd = Lcd::new("evtfmt");
+    let format = "{{.Action}} {{.ID}} {{.Actor.Attributes.exitCode}} {{.Type}}";
+    let mut events = lcd.spawn(
+        &["events", "--format", format, "--filter", "container=evt"],
+        Stdio::null(),
+    );
+    // The subscription is live once it shows a run's events.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = lcd.run(&[
+            "run",
+            "--rm",
+            "--name",
+            "evt",
+            lcd.rootfs(),
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        assert_eq!(out.code(), 3, "{out}");
+        if events.next_line(Duration::from_millis(500)).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lcd events showed nothing");
+    }
+    events.wait_for_line("die evt 3 container", Duration::from_secs(20));
+    events.signal(Signal::SIGTERM);
+    events.finish(TIMEOUT).expect_code(0);
+    lcd.assert_clean();
+}
+
 /// docker's management command: `lcd container ls|run|rm|...` are `ps`, `run`, `rm`..., with the
 /// same flags, output and statuses (`ls` also as `list` and `ps`, `rm` also as `remove`).
 #[test]

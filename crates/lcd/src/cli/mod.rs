@@ -255,7 +255,7 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// Output format: text or json (one object per line).
+    /// Output format: text, json (one object per line) or a Go template ({{.Action}} {{.ID}}).
     #[arg(long, default_value = "text")]
     pub format: String,
     /// Only some events; supported: container=ID.

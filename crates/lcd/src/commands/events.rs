@@ -1,4 +1,4 @@
-//! `lcd events [--format json] [--filter container=ID]`: the namespace's container events, one line
+//! `lcd events [--format json|TEMPLATE] [--filter container=ID]`: the namespace's container events, one line
 //! each, until SIGINT or SIGTERM. Runs on across containerd restarts; exits that happened while
 //! containerd was unreachable are printed once it is back (the library's reconcile finds them).
 
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::EventsArgs;
 use crate::context::Ctx;
-use crate::flags::parse_format;
+use crate::template::Format;
 
 /// How many formatted lines may wait for stdout. When stdout is slower, handlers wait (the library
 /// then holds events back, per container), so nothing is dropped and memory stays bounded.
@@ -23,14 +23,14 @@ const PENDING_LINES: usize = 1024;
 /// Stream events until SIGINT or SIGTERM (then exit status 0), or until stdout is closed.
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
     // Check the flags before starting or contacting any containerd.
-    let json = parse_format(&args.format, "text")?;
+    let format = Format::parse(Some(&args.format), "text")?;
     let container = args.filter.as_deref().map(container_filter).transpose()?;
     let mut interrupt = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
     let client = ctx.client().await?;
     let (lines, mut pending) = mpsc::channel(PENDING_LINES);
     let printer = Printer {
-        format: if json { Format::Json } else { Format::Plain },
+        format,
         container,
         lines,
     };
@@ -78,12 +78,6 @@ fn stdout_closed(e: std::io::Error) -> Result<()> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Plain,
-    Json,
-}
-
 /// The Backend of `lcd events`: formats each event and hands the line to the writer.
 struct Printer {
     format: Format,
@@ -121,9 +115,14 @@ impl Printer {
         if self.container.as_deref().is_some_and(|c| c != container_id) {
             return Ok(None);
         }
-        let line = match self.format {
-            Format::Plain => plain_line(now, container_id, event, info),
-            Format::Json => json_line(now, container_id, event, info)?,
+        let line = match &self.format {
+            Format::Default => plain_line(now, container_id, event, info),
+            Format::Json => serde_json::to_string(&record(now, container_id, event, info))?,
+            Format::Template(template) => {
+                let value = go_fields(record(now, container_id, event, info));
+                let text = template.render_rows(&[value], &[])?;
+                text.strip_suffix('\n').unwrap_or(&text).to_string()
+            }
         };
         Ok(Some(line))
     }
@@ -166,12 +165,12 @@ fn docker_action(event: EventType) -> &'static str {
 
 /// One event for `--format json`, in docker's shape: `status`/`id` (docker's older keys), `Type`,
 /// `Action`, `Actor` with the event's details as attributes, `scope`, `time`, `timeNano`.
-fn json_line(
+fn record(
     now: SystemTime,
     container_id: &str,
     event: EventType,
     info: &EventInfo,
-) -> Result<String, BackendError> {
+) -> serde_json::Value {
     let since = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -188,7 +187,7 @@ fn json_line(
     if let Some(error) = &info.error {
         attributes["error"] = error.as_str().into();
     }
-    let record = serde_json::json!({
+    serde_json::json!({
         "status": action,
         "id": container_id,
         "Type": "container",
@@ -197,8 +196,26 @@ fn json_line(
         "scope": "local",
         "time": since.as_secs(),
         "timeNano": since.as_nanos() as u64,
-    });
-    Ok(serde_json::to_string(&record)?)
+    })
+}
+
+/// An event as docker's templates see it: its Go field names (`{{.Status}}`, `{{.ID}}`,
+/// `{{.Scope}}`, `{{.TimeNano}}`) where the JSON keys are lower-case.
+fn go_fields(mut record: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = record.as_object_mut() {
+        for (json, go) in [
+            ("status", "Status"),
+            ("id", "ID"),
+            ("scope", "Scope"),
+            ("time", "Time"),
+            ("timeNano", "TimeNano"),
+        ] {
+            if let Some(value) = object.remove(json) {
+                object.insert(go.to_string(), value);
+            }
+        }
+    }
+    record
 }
 
 #[cfg(test)]
@@ -264,9 +281,13 @@ mod tests {
             .ends_with("(process=c1, pid=123, exit_code=255, error=exit status lost)"));
     }
 
+    fn json_line(now: SystemTime, id: &str, event: EventType, info: &EventInfo) -> String {
+        serde_json::to_string(&record(now, id, event, info)).unwrap()
+    }
+
     #[test]
     fn json_lines_carry_every_field() {
-        let line = json_line(at(1_700_000_001), "c1", EventType::Exit, &exit_info()).unwrap();
+        let line = json_line(at(1_700_000_001), "c1", EventType::Exit, &exit_info());
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["time"], 1_700_000_001);
         assert_eq!(value["timeNano"], 1_700_000_001_000_000_000u64);
@@ -291,7 +312,7 @@ mod tests {
             pid: 5,
             ..Default::default()
         };
-        let line = json_line(at(0), "c1", EventType::Start, &start).unwrap();
+        let line = json_line(at(0), "c1", EventType::Start, &start);
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["Action"], "start");
         assert!(value["Actor"]["Attributes"].get("exitedAt").is_none());
@@ -299,13 +320,29 @@ mod tests {
 
     #[test]
     fn the_container_filter_drops_other_containers() {
-        let (p, mut rx) = printer(Format::Plain, Some("c1"));
+        let (p, mut rx) = printer(Format::Default, Some("c1"));
         p.process_event("c2", EventType::Start, EventInfo::default())
             .unwrap();
         p.process_event("c1", EventType::Exit, exit_info()).unwrap();
         let line = rx.try_recv().unwrap();
         assert!(line.contains("container exit c1"), "{line}");
         assert!(rx.try_recv().is_err());
+    }
+
+    /// docker's templates name an event's fields as its Go struct does.
+    #[test]
+    fn templates_see_dockers_field_names() {
+        let template = Format::parse(
+            Some("{{.Status}} {{.ID}} {{.Actor.Attributes.exitCode}} {{.Scope}} {{.Time}}"),
+            "text",
+        )
+        .unwrap();
+        let (p, mut rx) = printer(template, None);
+        p.process_event("c1", EventType::Exit, exit_info()).unwrap();
+        let line = rx.try_recv().unwrap();
+        let (head, time) = line.rsplit_once(' ').unwrap();
+        assert_eq!(head, "die c1 0 local");
+        assert!(time.parse::<u64>().is_ok(), "{line}");
     }
 
     #[test]
