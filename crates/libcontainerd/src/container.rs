@@ -488,11 +488,21 @@ impl Client {
 
     /// Every container in the namespace.
     pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
+        self.list_containers_matching(&[]).await
+    }
+
+    /// The containers in the namespace that match any of `filters`, in containerd's filter syntax
+    /// (`labels."io.example.name"=="web"`, `id~="^f5"`; within one filter a comma means AND, the
+    /// filters are ORed). No filter lists every container. containerd selects them, so only the
+    /// matching records come back. A malformed filter is [`ErrorKind::InvalidArgument`].
+    pub async fn list_containers_matching(&self, filters: &[String]) -> Result<Vec<ContainerInfo>> {
         // One record per message: a plain List answers with all records in one message, which
         // fails for everyone once the namespace's specs add up to 16 MiB.
         let mut stream = self
             .containers_service()
-            .list_stream(self.request(ListContainersRequest { filters: vec![] }))
+            .list_stream(self.request(ListContainersRequest {
+                filters: filters.to_vec(),
+            }))
             .await
             .map_err(|s| Error::from_status("list containers", s))?
             .into_inner();

@@ -87,6 +87,52 @@ async fn container_records_round_trip_and_delete_removes_the_bundle() {
 }
 
 #[tokio::test]
+async fn containerd_selects_containers_by_label_and_id_filters() {
+    let env = TestEnv::new().await;
+    let spec = env.spec(&["true"]).build().unwrap();
+    let mut made = Vec::new();
+    for (id, name) in [("flt-a1", "web"), ("flt-a2", "db.1"), ("flt-b1", "cache")] {
+        let mut labels = no_labels();
+        labels.insert("io.example.name".into(), name.into());
+        let id = TestEnv::id(id);
+        made.push(
+            env.client
+                .new_container(&id, &spec, &Runtime::default(), &labels)
+                .await
+                .unwrap(),
+        );
+    }
+    let ids = |found: Vec<libcontainerd::ContainerInfo>| {
+        let mut ids: Vec<String> = found.into_iter().map(|c| c.id.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let by_name = |name: &str| vec![format!(r#"labels."io.example.name"=="{name}""#)];
+    let found = env.client.list_containers_matching(&by_name("db.1")).await;
+    assert_eq!(ids(found.unwrap()), ["flt-a2"]);
+    assert!(env
+        .client
+        .list_containers_matching(&by_name("nobody"))
+        .await
+        .unwrap()
+        .is_empty());
+    // Two filters are ORed: a name, or an id prefix.
+    let either = vec![by_name("cache").remove(0), r#"id~="^flt-a""#.to_string()];
+    let found = env.client.list_containers_matching(&either).await.unwrap();
+    assert_eq!(ids(found), ["flt-a1", "flt-a2", "flt-b1"]);
+    let err = env
+        .client
+        .list_containers_matching(&["labels.==".to_string()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    for c in made {
+        c.delete().await.unwrap();
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn duplicate_ids_already_exist_and_keep_the_first() {
     let env = TestEnv::new().await;
     let id = TestEnv::id("dup");
