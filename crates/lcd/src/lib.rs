@@ -4,8 +4,9 @@
 //! Modules import only those below them, so there is no circle:
 //! - [`commands`]: one module per command, and `dispatch`;
 //! - what commands share: `context` (where containerd is, lcd's directories), `state` (labels,
-//!   states, loading), `session` (an attached session), `tty`, `signals`, `flags` (`--format`,
-//!   `-e`), `template` (`--format` Go templates) and [`exit`] (exit statuses, the one-line error);
+//!   states, loading), `names` (docker's names on containerd's ids), `session` (an attached
+//!   session), `tty`, `signals`, `flags` (`--format`, `-e`), `template` (`--format` Go templates)
+//!   and [`exit`] (exit statuses, the one-line error);
 //! - `agent` (the process that outlives the CLI and acts on detached containers' exits) and
 //!   `launch` (a detached start, shared by the commands and the agent), above `restart` (docker's
 //!   restart policies) and the support modules; `fault` (crash points for the fault tests);
@@ -29,6 +30,7 @@ mod log_reader;
 mod log_tee;
 mod metadata;
 mod mounts;
+mod names;
 mod network;
 mod options;
 mod outage;

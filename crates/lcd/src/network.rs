@@ -153,7 +153,8 @@ fn request(ctx: &Ctx, args: &CreateArgs, id: &Id, exposed: &[String]) -> Result<
     Ok(Request {
         namespace: ctx.namespace.clone(),
         container_id: id.to_string(),
-        name: id.to_string(),
+        // Its name, which is its id unless a renamed container holds that id (`crate::names`).
+        name: args.name.clone().unwrap_or_else(|| id.to_string()),
         hostname,
         mode,
         ports,

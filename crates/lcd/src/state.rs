@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use libcontainerd::{Container, ErrorKind, Id, Task, TaskInfo, TaskStatus};
 
 use crate::container_lock::ContainerLock;
+use crate::names;
 
 /// The rootfs directory the container was created from.
 pub const LABEL_ROOTFS: &str = "io.lcd.rootfs";
@@ -243,55 +244,25 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
 }
 
-/// The ids among `known` that `given` names: itself if present, else those it is a prefix of.
-pub fn matching<'a>(known: impl IntoIterator<Item = &'a str>, given: &str) -> Vec<&'a str> {
-    let mut prefixed = Vec::new();
-    for id in known {
-        if id == given {
-            return vec![id];
-        }
-        if id.starts_with(given) {
-            prefixed.push(id);
-        }
-    }
-    prefixed.sort_unstable();
-    prefixed
-}
-
-/// Find the one container id starting with `given`, after the exact lookup failed with `missing`.
-async fn by_prefix(
-    client: &libcontainerd::Client,
-    given: &str,
-    missing: libcontainerd::Error,
-) -> Result<Id> {
-    let containers = client.list_containers().await?;
-    let found = matching(containers.iter().map(|c| c.id.as_str()), given);
-    match found.as_slice() {
-        [] => Err(missing.into()),
-        [one] => Ok(Id::new(*one)?),
-        several => anyhow::bail!(
-            "multiple containers match {given:?}: {}; give more of the id",
-            several.join(", ")
-        ),
-    }
-}
-
-/// Load the container a user means by `given`, as docker finds it: the container of that exact id
-/// (lcd's ids are docker's names too), else the one whose id starts with `given`. No match is
-/// containerd's "no such container"; several are an error naming them. Every command that takes
-/// a container finds it through this or [`load_with_task`].
+/// Load the container a user means by `given`, as docker finds it: the container named `given`,
+/// else the one of that id, else the one whose id starts with `given` (see [`crate::names`]). No
+/// match is containerd's "no such container"; several are an error naming them. Every command that
+/// takes a container finds it through this, [`load_with_task`] or [`locked_load_with_task`]. The
+/// common case, an id that is its container's name, is one RPC.
 pub async fn load(client: &libcontainerd::Client, given: &str) -> Result<Container> {
     let id = Id::new(given)?;
-    match client.load_container(&id).await {
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            let id = by_prefix(client, given, e).await?;
-            Ok(client.load_container(&id).await?)
-        }
-        loaded => Ok(loaded?),
-    }
+    let other = match client.load_container(&id).await {
+        Ok(exact) => match names::named_instead(client, given, &exact).await? {
+            None => return Ok(exact),
+            Some(other) => other,
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => names::find(client, given, e).await?,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(client.load_container(&other).await?)
 }
 
-/// Load a container (by id or id prefix, see [`load`]) and its task with the task's status,
+/// Load a container (by name, id or id prefix, see [`load`]) and its task with the task's status,
 /// both lookups at once; the task is None if the container has none.
 pub async fn load_with_task(
     client: &libcontainerd::Client,
@@ -299,17 +270,22 @@ pub async fn load_with_task(
 ) -> Result<(Container, Option<(Task, TaskStatus)>)> {
     let id = Id::new(given)?;
     let (container, task) = match client.load_container_and_task(&id).await {
+        Ok((exact, task)) => match names::named_instead(client, given, &exact).await? {
+            None => (exact, task),
+            Some(other) => client.load_container_and_task(&other).await?,
+        },
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            let id = by_prefix(client, given, e).await?;
-            client.load_container_and_task(&id).await?
+            let other = names::find(client, given, e).await?;
+            client.load_container_and_task(&other).await?
         }
-        loaded => loaded?,
+        Err(e) => return Err(e.into()),
     };
     Ok((container, settle_unknown(task).await?))
 }
 
-/// [`load_with_task`] under the container's lock: the container is found (by id or prefix), its
-/// lock taken, and both looked up again, as whoever held the lock may have changed them.
+/// [`load_with_task`] under the container's lock: the container is found (by name, id or
+/// prefix), its lock taken, and both looked up again by its id, as whoever held the lock may have
+/// changed them.
 pub async fn locked_load_with_task(
     ctx: &crate::context::Ctx,
     client: &libcontainerd::Client,
@@ -430,19 +406,6 @@ mod tests {
             Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100))
         );
         assert_eq!(parse_time("x"), None);
-    }
-
-    #[test]
-    fn ids_match_exactly_or_by_a_unique_prefix() {
-        let ids = ["f502aa", "f503bb", "web", "webapp"];
-        assert_eq!(
-            matching(ids, "web"),
-            ["web"],
-            "an exact id wins over prefixes"
-        );
-        assert_eq!(matching(ids, "f502"), ["f502aa"]);
-        assert_eq!(matching(ids, "f50"), ["f502aa", "f503bb"]);
-        assert!(matching(ids, "zz").is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! End-to-end tests of the commands a docker user reaches for beyond the lifecycle: wait, cp,
-//! diff, export, rename, container/system prune, system df, info, logs' filters and the logs of
+//! diff, export, container/system prune, system df, info, logs' filters and the logs of
 //! attached containers, --env-file/--label/--label-file, completion and man. Each test has its own
 //! temp dir, namespace and managed containerd (see `support`).
 
@@ -234,23 +234,6 @@ fn image_containers_diff_export_and_cp_through_their_snapshot() {
     lcd.run(&["export", "nosuch"])
         .expect_error(125, &["nosuch"]);
     lcd.run(&["rm", "-f", "d", "dir"]).ok();
-    lcd.assert_clean();
-}
-
-#[test]
-fn rename_is_refused_with_the_reason() {
-    let lcd = Lcd::new("rename");
-    lcd.run(&["create", "--name", "old", lcd.rootfs(), "true"])
-        .ok();
-    lcd.run(&["rename", "old", "new"]).expect_error(
-        125,
-        &["cannot rename container old to new", "never changes"],
-    );
-    lcd.run(&["rename", "nosuch", "new"])
-        .expect_error(125, &["nosuch"]);
-    lcd.run(&["rename", "old", "bad/name"])
-        .expect_error(125, &["bad/name"]);
-    lcd.run(&["rm", "old"]).ok();
     lcd.assert_clean();
 }
 

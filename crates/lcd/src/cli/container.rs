@@ -8,7 +8,7 @@ use clap::{ArgAction, Args};
 #[derive(Debug, Args, Clone)]
 #[command(disable_help_flag = true)]
 pub struct CreateArgs {
-    /// Container id (generated when absent).
+    /// Name the container (its id too, unless a renamed container has that id).
     #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
     /// Keep stdin open.

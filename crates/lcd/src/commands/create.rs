@@ -22,6 +22,7 @@ use crate::context::Ctx;
 use crate::flags::env_entry;
 use crate::metadata;
 use crate::mounts::{self, Plan};
+use crate::names;
 use crate::network;
 use crate::options;
 use crate::restart::{Policy, LABEL_RESTART};
@@ -44,12 +45,56 @@ pub async fn create_container(
     extra: HashMap<String, String>,
 ) -> Result<(Container, ContainerLock)> {
     let args = &metadata::with_env_files(args)?;
-    let id = match &args.name {
-        Some(name) => Id::new(name.as_str())?,
-        None => state::generate_id()?,
+    let mut connection = Connection::default();
+    let Some(name) = &args.name else {
+        let id = state::generate_id()?;
+        let lock = ContainerLock::acquire(ctx, id.as_str()).await?;
+        return create_locked(ctx, &mut connection, args, &id, lock, extra).await;
     };
+    // The name must be no other container's; it becomes the id unless a renamed container has
+    // that id, when a generated id carries the name (see `crate::names`).
+    let name = names::check(name)?;
+    let client = connection.client(ctx).await?;
+    let reserved = names::reserve(ctx, &client, &name, None).await?;
+    if reserved.id_is_free() {
+        let lock = reserved.into_lock();
+        return create_locked(ctx, &mut connection, args, &name, lock, extra).await;
+    }
+    let mut extra = extra;
+    extra.insert(names::LABEL_NAME.to_string(), name.to_string());
+    let id = state::generate_id()?;
     let lock = ContainerLock::acquire(ctx, id.as_str()).await?;
-    match create_with_id(ctx, args, &id, extra).await {
+    let created = create_locked(ctx, &mut connection, args, &id, lock, extra).await;
+    reserved.release();
+    created
+}
+
+/// The create's one connection to containerd, made when first needed: a create without a name
+/// checks its flags and rootfs before containerd is contacted (or started).
+#[derive(Default)]
+struct Connection(Option<Client>);
+
+impl Connection {
+    async fn client(&mut self, ctx: &Ctx) -> Result<Client> {
+        if let Some(client) = &self.0 {
+            return Ok(client.clone());
+        }
+        let client = ctx.client().await?;
+        self.0 = Some(client.clone());
+        Ok(client)
+    }
+}
+
+/// [`create_with_id`] with the container's lock held.
+async fn create_locked(
+    ctx: &Ctx,
+    connection: &mut Connection,
+    args: &CreateArgs,
+    id: &Id,
+    lock: ContainerLock,
+    extra: HashMap<String, String>,
+) -> Result<(Container, ContainerLock)> {
+    match create_with_id(ctx, connection, args, id, extra).await {
         Ok(container) => Ok((container, lock)),
         Err(e) => {
             // Nothing was made: no lock file stays either (removing it is safe while held).
@@ -61,6 +106,7 @@ pub async fn create_container(
 
 async fn create_with_id(
     ctx: &Ctx,
+    connection: &mut Connection,
     args: &CreateArgs,
     id: &Id,
     mut extra: HashMap<String, String>,
@@ -77,11 +123,11 @@ async fn create_with_id(
     // Every mount flag is checked before anything is created.
     let mut requests = mounts::parse(&args.mounts)?;
     if !args.mounts.volumes_from.is_empty() {
-        let client = ctx.client().await?;
+        let client = connection.client(ctx).await?;
         mounts::add_volumes_from(&client, &args.mounts.volumes_from, &mut requests).await?;
     }
     if !is_rootfs_path(&args.rootfs) {
-        let client = ctx.client().await?;
+        let client = connection.client(ctx).await?;
         return create_from_image(ctx, &client, args, &id, extra, requests).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
@@ -94,7 +140,7 @@ async fn create_with_id(
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
-    let client = ctx.client().await?;
+    let client = connection.client(ctx).await?;
     let plan = Plan::prepare(ctx, requests)?;
     let created = async {
         let mut spec = build_spec_with(args, &rootfs, &plan)?;

@@ -28,6 +28,17 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
     let mut interrupt = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
     let client = ctx.client().await?;
+    // The name of an existing container means its id, as in docker (no id prefixes, though:
+    // anything else is taken as the id of a container that may come).
+    let container = match container {
+        Some(given) => match crate::state::load(&client, &given).await {
+            Ok(found) if crate::names::name_of(found.id().as_str(), found.labels()) == given => {
+                Some(found.id().to_string())
+            }
+            _ => Some(given),
+        },
+        None => None,
+    };
     let (lines, mut pending) = mpsc::channel(PENDING_LINES);
     let printer = Printer {
         format,
@@ -54,7 +65,7 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
     result.map(|()| 0)
 }
 
-/// `--filter container=ID`, the one filter lcd supports: the container's id.
+/// `--filter container=ID`, the one filter lcd supports: the container's id or name.
 fn container_filter(filter: &str) -> Result<String> {
     filter
         .strip_prefix("container=")

@@ -87,6 +87,8 @@ async fn inspect_one(ctx: &Ctx, client: &Client, id: &str) -> Result<serde_json:
     };
     Ok(json!({
         "Id": container.id().as_str(),
+        // docker's form: the current name after a slash.
+        "Name": format!("/{}", crate::names::name_of(container.id().as_str(), container.labels())),
         "Namespace": ctx.namespace,
         "Path": process.as_ref().and_then(|p| p.args().as_ref()).and_then(|a| a.first().cloned()),
         "Args": process.as_ref().and_then(|p| p.args().as_ref()).map(|a| a.iter().skip(1).cloned().collect::<Vec<_>>()),

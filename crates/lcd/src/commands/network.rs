@@ -1,7 +1,6 @@
 //! `lcd network create|ls|inspect|rm`, `lcd port`, and the hidden `network-hook` that runc runs.
 
 use anyhow::{bail, Result};
-use libcontainerd::Id;
 use libcontainerd_network::{Ipv4Net, Network, Networks};
 use serde_json::json;
 
@@ -134,8 +133,8 @@ fn describe(
 /// `lcd port ID [PORT[/PROTO]]`: docker's `80/tcp -> 127.0.0.1:8080` lines.
 pub async fn port(ctx: &Ctx, args: PortArgs) -> Result<i32> {
     let client = ctx.client().await?;
-    let id = Id::new(args.id.as_str())?;
-    let container = client.load_container(&id).await?;
+    let container = crate::state::load(&client, &args.id).await?;
+    let id = container.id().clone();
     let ports = match request_of(container.labels()) {
         Some(request) => request.ports,
         None => network::layer(ctx)

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::cli::PsArgs;
 use crate::context::Ctx;
 use crate::cri;
+use crate::names;
 use crate::state::{self, State, LABEL_ROOTFS};
 use crate::template::{Format, Template};
 
@@ -182,7 +183,7 @@ fn filter_matches(filter: &Filter, row: &Row) -> bool {
     let id = row.info.id.as_str();
     match filter {
         Filter::Status(s) => row.state.name() == s,
-        Filter::Name(pattern) => name_matches(id, pattern),
+        Filter::Name(pattern) => name_matches(&names::name_of(id, &row.info.labels), pattern),
         Filter::Id(prefix) => id.starts_with(prefix.as_str()),
         Filter::Label(key, value) => match (row.info.labels.get(key), value) {
             (Some(have), Some(want)) => have == want,
@@ -302,7 +303,7 @@ fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
         "Labels": labels.join(","),
         "LocalVolumes": "0",
         "Mounts": "",
-        "Names": names_of(&r.info),
+        "Names": names::name_of(id, &r.info.labels),
         "Networks": "",
         "Ports": "",
         "RunningFor": r.info.created_at.map(|t| format!(
@@ -317,14 +318,6 @@ fn ps_json(r: &Row, now: SystemTime, truncate: bool, size: bool) -> Value {
         "ExitCode": exit_code,
         "Kubernetes": cri::Kube::of(&r.info.labels).map(|k| k.to_json()),
     })
-}
-
-/// The NAMES column: a Kubernetes container's name, else the id (lcd's ids are its names).
-fn names_of(info: &ContainerInfo) -> String {
-    match cri::Kube::of(&info.labels) {
-        Some(_) => cri::name_of(&info.labels),
-        None => info.id.to_string(),
-    }
 }
 
 /// The IMAGE column: the image a container was made from (docker's short form, without

@@ -1,24 +1,38 @@
-//! `lcd rename OLD NEW`: refused, with the reason. A container's name in lcd is its containerd id
-//! (`--name` picks it), and containerd never changes an id: it names the container's record, its
-//! task, its cgroup, its bundle directory, its snapshot and its log file. A rename would have to
-//! be an alias beside the id that every command resolves; until lcd has one, `lcd rename` says so
-//! instead of pretending.
+//! `lcd rename CONTAINER NEW_NAME`: give a container, running or not, a new name. The containerd
+//! id stays (its task, cgroup, bundle dir, snapshot, log and checkpoints are keyed by it); the
+//! name goes into a label that every command resolves and shows (see [`crate::names`]), and the
+//! old name is free for another container.
+
+use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 
 use crate::cli::RenameArgs;
 use crate::context::Ctx;
+use crate::cri;
+use crate::names::{self, LABEL_NAME};
 use crate::state;
 
-/// `lcd rename`: checks that the container exists, then refuses.
+/// `lcd rename`: prints nothing, as docker.
 pub async fn rename(ctx: &Ctx, args: RenameArgs) -> Result<i32> {
-    libcontainerd::Id::new(args.new_name.as_str())?;
+    let new_name = names::check(&args.new_name)?;
     let client = ctx.client().await?;
-    let container = state::load(&client, &args.container).await?;
-    bail!(
-        "cannot rename container {} to {}: a container's name is its containerd id, which never changes (create a new container with --name {})",
-        container.id(),
-        args.new_name,
-        args.new_name
-    )
+    let mut container = state::load(&client, &args.container).await?;
+    cri::refuse_change(&container, "rename", ctx.force_kubernetes)?;
+    let current = names::name_of(container.id().as_str(), container.labels());
+    if current == new_name.as_str() {
+        bail!("renaming a container with the same name as its current name ({current})");
+    }
+    let reservation = names::reserve(ctx, &client, &new_name, Some(container.id())).await?;
+    // Back to its id: no label, as for a container that was never renamed.
+    let label = if &new_name == container.id() {
+        String::new()
+    } else {
+        new_name.to_string()
+    };
+    let changes = HashMap::from([(LABEL_NAME.to_string(), label)]);
+    let renamed = container.set_labels(&changes).await;
+    reservation.release();
+    renamed?;
+    Ok(0)
 }

@@ -11,6 +11,7 @@ use libcontainerd::{Client, Id, Task, TaskStatus};
 
 use crate::cli::StatsArgs;
 use crate::context::Ctx;
+use crate::names;
 use crate::state;
 use crate::template::Format;
 
@@ -44,7 +45,9 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<i32> {
             match task.stats().await {
                 Ok(sample) => {
                     let id = task.id().to_string();
-                    rows.push(StatsRow::new(&id, previous.get(&id), &sample, host_memory));
+                    let name = names::name_of(&id, task.container().labels());
+                    let row = StatsRow::new(&id, previous.get(&id), &sample, host_memory);
+                    rows.push(row.named(name));
                     previous.insert(id, sample);
                 }
                 // A named container that stopped: say so once, as the table cannot show it.
@@ -87,6 +90,8 @@ async fn running_tasks(client: &Client) -> Result<Vec<Task>> {
 #[derive(Debug, Clone, PartialEq)]
 struct StatsRow {
     id: String,
+    /// The container's current name (see [`crate::names`]).
+    name: String,
     /// `None` until there are two samples.
     cpu_percent: Option<f64>,
     memory_usage: u64,
@@ -107,6 +112,7 @@ impl StatsRow {
         });
         StatsRow {
             id: id.to_string(),
+            name: id.to_string(),
             cpu_percent,
             // docker shows usage without inactive page cache, and the host's memory when unlimited.
             memory_usage: current.memory.working_set(),
@@ -115,6 +121,11 @@ impl StatsRow {
             block_write: current.block_io.write_bytes(),
             pids: current.pids.current,
         }
+    }
+
+    /// The row of a container whose name is not its id.
+    fn named(self, name: String) -> StatsRow {
+        StatsRow { name, ..self }
     }
 
     fn memory_percent(&self) -> f64 {
@@ -152,7 +163,7 @@ impl StatsRow {
         serde_json::json!({
             "Container": self.id,
             "ID": self.id,
-            "Name": self.id,
+            "Name": self.name,
             // lcd's containers share the host's network unless a network is set up for them.
             "NetIO": "--",
             "CPUPerc": self.cpu_text(),
