@@ -330,6 +330,13 @@ pub fn settings(ctx: &Ctx, labels: &HashMap<String, String>, id: &Id) -> serde_j
     })
 }
 
+/// Container `id` is now called `name`: the containers on its network reach it by that name, now
+/// if it is attached and whenever it is attached again.
+pub fn rename(ctx: &Ctx, id: &Id, name: &str) -> Result<()> {
+    layer(ctx).rename(&ctx.namespace, id.as_str(), name)?;
+    Ok(())
+}
+
 /// Container `id` is gone: detach it if a hook did not, and remove its files.
 pub fn forget(ctx: &Ctx, id: &Id) -> Result<()> {
     let networks = layer(ctx);

@@ -390,6 +390,84 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     lcd.assert_clean();
 }
 
+/// The addresses `/etc/hosts` of container `from` gives `name`.
+fn hosts_entries(lcd: &Lcd, from: &str, name: &str) -> Vec<String> {
+    let hosts = run(lcd, &["exec", from, "cat", "/etc/hosts"]);
+    hosts
+        .ok()
+        .lines()
+        .filter(|l| l.split_whitespace().skip(1).any(|n| n == name))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Container `name`'s address on network `network`.
+fn address(lcd: &Lcd, name: &str, network: &str) -> String {
+    let out = run(lcd, &["inspect", name]);
+    let inspect: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let ip = &inspect[0]["NetworkSettings"]["Networks"][network]["IPAddress"];
+    ip.as_str()
+        .unwrap_or_else(|| panic!("no address: {out}"))
+        .to_string()
+}
+
+#[test]
+fn a_renamed_container_is_reached_by_its_new_name() {
+    if !in_private_namespace("a_renamed_container_is_reached_by_its_new_name") {
+        return;
+    }
+    let lcd = fixture("rename");
+    let root = lcd.rootfs();
+    run(
+        &lcd,
+        &["network", "create", "--subnet", "10.78.0.0/24", "front"],
+    )
+    .ok();
+    let on_front = |name: &str| {
+        run(
+            &lcd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "front",
+                root,
+                "sleep",
+                "60",
+            ],
+        )
+        .ok();
+    };
+    on_front("db");
+    on_front("app");
+    let old = address(&lcd, "db", "front");
+    assert!(old.starts_with("10.78.0."), "{old}");
+    assert_eq!(hosts_entries(&lcd, "app", "db"), [old.as_str()]);
+
+    // Its peers know it by its new name at once; the old one is free on the network too.
+    run(&lcd, &["rename", "db", "db-old"]).ok();
+    assert_eq!(hosts_entries(&lcd, "app", "db-old"), [old.as_str()]);
+    assert!(hosts_entries(&lcd, "app", "db").is_empty());
+    on_front("db");
+    let new = address(&lcd, "db", "front");
+    assert_ne!(new, old);
+    assert_eq!(hosts_entries(&lcd, "app", "db"), [new.as_str()]);
+    assert_eq!(hosts_entries(&lcd, "db", "db-old"), [old]);
+
+    // Started again, the renamed container is attached under its new name.
+    run(&lcd, &["stop", "-t", "0", "db-old"]).ok();
+    run(&lcd, &["start", "db-old"]).ok();
+    let again = address(&lcd, "db-old", "front");
+    assert_eq!(hosts_entries(&lcd, "app", "db-old"), [again]);
+    assert_eq!(hosts_entries(&lcd, "app", "db"), [new]);
+
+    run(&lcd, &["rm", "-f", "db", "db-old", "app"]).ok();
+    assert_eq!(run(&lcd, &["network", "rm", "front"]).ok(), "front\n");
+    lcd.assert_clean();
+}
+
 #[test]
 fn dns_extra_hosts_and_hostname() {
     if !in_private_namespace("dns_extra_hosts_and_hostname") {

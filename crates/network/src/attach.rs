@@ -122,7 +122,7 @@ impl Networks {
         Ok((request, files))
     }
 
-    fn record_path(&self, namespace: &str, id: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, namespace: &str, id: &str) -> PathBuf {
         self.dir("attachments")
             .join(namespace)
             .join(format!("{id}.json"))
@@ -171,6 +171,8 @@ impl Networks {
             });
         }
         let _lock = self.lock()?;
+        // Under the lock, so that a rename racing this attach is not undone.
+        let request = &self.with_current_name(request);
         if self
             .attachment(&request.namespace, &request.container_id)?
             .is_some()
@@ -355,7 +357,7 @@ impl Networks {
 
     /// Rewrite the hosts file of every container on `network` so that each names all the others
     /// (docker does this for user-defined networks; the default one names only the container).
-    fn refresh_hosts(&self, network: &str) -> Result<()> {
+    pub(crate) fn refresh_hosts(&self, network: &str) -> Result<()> {
         let members: Vec<Attachment> = self
             .attachments()?
             .into_iter()
@@ -387,7 +389,7 @@ impl Networks {
         Ok(())
     }
 
-    fn write_record(&self, path: &Path, attachment: &Attachment) -> Result<()> {
+    pub(crate) fn write_record(&self, path: &Path, attachment: &Attachment) -> Result<()> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -484,7 +486,7 @@ fn interface_of(result: &Value, network: &str) -> Option<Interface> {
     })
 }
 
-fn read_record(path: &Path) -> Result<Option<Attachment>> {
+pub(crate) fn read_record(path: &Path) -> Result<Option<Attachment>> {
     match fs::read(path) {
         Ok(text) => serde_json::from_slice(&text)
             .map(Some)

@@ -19,6 +19,7 @@ mod link;
 mod netns;
 mod plugin;
 mod ports;
+mod rename;
 mod request;
 mod store;
 

@@ -1,7 +1,7 @@
 //! `lcd rename CONTAINER NEW_NAME`: give a container, running or not, a new name. The containerd
 //! id stays (its task, cgroup, bundle dir, snapshot, log and checkpoints are keyed by it); the
 //! name goes into a label that every command resolves and shows (see [`crate::names`]), and the
-//! old name is free for another container.
+//! old name is free for another container. Containers on its network reach it by the new name.
 
 use std::collections::HashMap;
 
@@ -11,6 +11,7 @@ use crate::cli::RenameArgs;
 use crate::context::Ctx;
 use crate::cri;
 use crate::names::{self, LABEL_NAME};
+use crate::network;
 use crate::state;
 
 /// `lcd rename`: prints nothing, as docker.
@@ -31,8 +32,19 @@ pub async fn rename(ctx: &Ctx, args: RenameArgs) -> Result<i32> {
         new_name.to_string()
     };
     let changes = HashMap::from([(LABEL_NAME.to_string(), label)]);
-    let renamed = container.set_labels(&changes).await;
+    // Its network first: if the label cannot be set, the network is told the old name again.
+    let renamed = match network::rename(ctx, container.id(), new_name.as_str()) {
+        Ok(()) => match container.set_labels(&changes).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Err(undo) = network::rename(ctx, container.id(), &current) {
+                    tracing::warn!(container = %container.id(), error = %undo, "restoring the network's name");
+                }
+                Err(e.into())
+            }
+        },
+        Err(e) => Err(e.context("rename the container on its network")),
+    };
     reservation.release();
-    renamed?;
-    Ok(0)
+    renamed.map(|()| 0)
 }
