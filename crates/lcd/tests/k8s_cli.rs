@@ -245,6 +245,7 @@ async fn changes_the_kubelet_would_undo_are_refused_unless_forced() {
             vec!["pause", id.as_str()],
             vec!["update", "--memory", "64m", id.as_str()],
             vec!["start", id.as_str()],
+            vec!["rename", id.as_str(), "renamed"],
         ] {
             let out = node.lcd(K8S, &args);
             let line = out.expect_error(125, &["refusing to", "kubelet", "--force-kubernetes"]);
