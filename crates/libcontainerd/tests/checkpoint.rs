@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::TestEnv;
+use common::{eventually, TestEnv};
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::leases_client::LeasesClient;
 use containerd_client::services::v1::{
@@ -355,10 +355,22 @@ async fn criu_checkpoint_and_restore_of_a_counter() {
     let env = TestEnv::new().await;
     // Counts in memory and records the count in the rootfs: after a restore it goes on from where it
     // was, not from zero.
-    let script = "i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done";
+    // Each count replaces the file whole (a rename), so a reader never sees it half-written, even
+    // when the dump stops the process between the write and the rename.
+    let script =
+        "i=0; while :; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.1; done";
     let (c, task) = run(&env, "cnt", &["sh", "-c", script]).await;
     let count_file = env.rootfs.join("count");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let count = || -> Option<u64> {
+        std::fs::read_to_string(&count_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    eventually(Duration::from_secs(30), || count().filter(|n| *n > 3))
+        .await
+        .expect("the counter counts");
     let dir = env.dir().join("cp-cnt");
     task.create_checkpoint(&dir, true).await.unwrap();
     assert!(dir.join(CRIU_INVENTORY).is_file());
@@ -369,26 +381,19 @@ async fn criu_checkpoint_and_restore_of_a_counter() {
     assert_eq!(ingests_and_leases(&env.client).await, (0, 0));
     task.wait().await.unwrap();
     task.delete().await.unwrap();
-    let at_dump: u64 = std::fs::read_to_string(&count_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let at_dump = count().expect("the count at the dump");
 
     let restored = c
         .start(Some(&dir), &StdioConfig::default(), |_| Ok(()))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let now: u64 = std::fs::read_to_string(&count_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        now > at_dump,
-        "restored counter {now} did not go on from {at_dump}"
-    );
+    // It goes on from where it was: past the count at the dump, never back from zero.
+    let now = eventually(Duration::from_secs(30), || {
+        count().filter(|n| *n > at_dump + 2)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the restored counter did not go on from {at_dump}"));
+    assert!(now > at_dump);
     assert!(
         blobs(&env.client).await.is_empty(),
         "the restore blob is deleted"

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::TestEnv;
+use common::{eventually, TestEnv};
 use libcontainerd::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 use libcontainerd::stats::Raw;
 use libcontainerd::{Container, DirectIo, ErrorKind, Runtime, StdioConfig, Task, TaskStatus};
@@ -77,20 +77,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // Fields 14 and 15 of the stat line; `after_comm` starts at field 3.
     fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
-/// Poll `check` every 50ms until it returns `Some` or `timeout` passes.
-async fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use libcontainerd::spec::SpecBuilder;
 use libcontainerd::supervisor::{Daemon, DaemonConfig};
@@ -176,5 +177,20 @@ impl Drop for TestEnv {
             drop(dir);
         })
         .join();
+    }
+}
+
+/// Poll `check` every 50ms until it returns `Some` or `timeout` passes.
+#[allow(dead_code)] // not every test binary polls
+pub async fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
