@@ -442,3 +442,42 @@ fn crun_s_failures_get_docker_s_exit_codes_and_refusals() {
     lcd.run(&["rm", "-f", "mem"]).ok();
     lcd.assert_clean();
 }
+
+#[test]
+fn a_failing_network_hook_says_why_under_runc_and_crun() {
+    let lcd = Lcd::new("rthook");
+    let rootfs = lcd.rootfs();
+    // `--network none` runs only CNI's loopback plugin, in the container's own namespace: one that
+    // fails makes the attach hook fail without touching any network of the host's.
+    let plugins = lcd.path("plugins");
+    std::fs::create_dir(&plugins).expect("plugins dir");
+    script(
+        &plugins.join("loopback"),
+        "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"loopback says no\"}'\nexit 1\n",
+    );
+    let mut runtimes = vec![None];
+    match working_crun(&lcd) {
+        Some(crun) => runtimes.push(Some(crun)),
+        None => eprintln!("no crun (Debian package crun): runc only"),
+    }
+    for runtime in &runtimes {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        if let Some(crun) = runtime {
+            args.extend(["--runtime", crun.to_str().expect("utf-8 path")]);
+        }
+        args.extend([rootfs, "true"]);
+        let mut cmd = lcd.command(&args);
+        cmd.env("LCD_CNI_PATH", &plugins);
+        let out = lcd.output(cmd);
+        let line = out.expect_error(125, &["loopback says no"]);
+        assert_eq!(
+            line, "lcd: network: CNI plugin loopback ADD failed: loopback says no",
+            "{runtime:?}"
+        );
+        assert!(
+            lcd.ids().is_empty(),
+            "{runtime:?}: the failed run left a container"
+        );
+    }
+    lcd.assert_clean();
+}
