@@ -6,18 +6,19 @@
 //!   it instead of runc (the runc options' `BinaryName`), with a state root of its own under the
 //!   exec root. Such a binary gets lcd's criu only if it takes runc's `--criu` (crun refuses it).
 //! - another shim by its full runtime name, `io.containerd.NAME.vN`, as docker takes it (containerd
-//!   runs `containerd-shim-NAME-vN`), without runc's options.
+//!   runs `containerd-shim-NAME-vN`), without runc's options (other versions of the runc shim get
+//!   them).
 //!
 //! Everything is checked before anything is created: an unknown name, a binary that does not
 //! answer `--version`, or crun on a host it refuses (cgroup v1 with controllers on the cgroup v2
 //! hierarchy too: "cgroups in hybrid mode not supported") is one line and 125. The name is
 //! recorded on the container ([`LABEL_RUNTIME`], `inspect`'s `HostConfig.Runtime`); containerd
 //! keeps the runtime itself in the container's record, so `start` and the agent's restarts use it.
+//! What a binary is (crun or runc, whether it takes `--criu`) is [`probe`]'s to find out.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use libcontainerd::oci_spec::runtime::Spec;
@@ -26,6 +27,9 @@ use libcontainerd::Runtime;
 use serde_json::{json, Value};
 
 use crate::context::Ctx;
+use probe::Probe;
+
+mod probe;
 
 /// The runtime name a container was created with, when not the default (docker's
 /// `HostConfig.Runtime`).
@@ -36,9 +40,6 @@ pub const DEFAULT: &str = "runc";
 
 /// runc-compatible runtimes `lcd info` looks for in `PATH`.
 const KNOWN_BINARIES: [&str; 3] = ["runc", "crun", "youki"];
-
-/// How long a runtime binary may take to answer `--version`.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a `--runtime` value names, by its form alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,12 +140,15 @@ pub async fn resolve(ctx: &Ctx, name: Option<&str>) -> Result<Chosen> {
                     unknown(name)
                 }
             })?;
-            let probe = Probe::run(&binary).await.with_context(|| {
-                format!(
-                    "--runtime {name}: {} is not an OCI runtime",
-                    binary.display()
-                )
-            })?;
+            let criu = libcontainerd::checkpoint::find_criu();
+            let probe = Probe::of(&binary, criu.as_deref(), &ctx.exec_root)
+                .await
+                .with_context(|| {
+                    format!(
+                        "--runtime {name}: {} is not an OCI runtime",
+                        binary.display()
+                    )
+                })?;
             if probe.is_crun() && is_elf(&binary) {
                 if let Some(controllers) = hybrid_v2_controllers() {
                     bail!("--runtime {name}: crun cannot run containers on this host: its cgroups are v1 with controllers on the cgroup v2 hierarchy too ({controllers} in /sys/fs/cgroup/unified), which crun refuses (\"cgroups in hybrid mode not supported\"); use --runtime runc");
@@ -163,10 +167,8 @@ pub async fn resolve(ctx: &Ctx, name: Option<&str>) -> Result<Chosen> {
                     .to_string_lossy()
                     .into_owned();
             }
-            if let Some(criu) = libcontainerd::checkpoint::find_criu() {
-                if probe.takes_criu(&binary, &criu).await {
-                    runtime = runtime.with_criu(criu.to_string_lossy());
-                }
+            if let Some(criu) = criu.filter(|_| probe.takes_criu) {
+                runtime = runtime.with_criu(criu.to_string_lossy());
             }
             let label = if given.contains('/') {
                 binary.to_string_lossy().into_owned()
@@ -280,67 +282,6 @@ fn hybrid_v2_controllers() -> Option<String> {
     let controllers = std::fs::read_to_string(unified.join("cgroup.controllers")).ok()?;
     let controllers = controllers.split_whitespace().collect::<Vec<_>>().join(" ");
     (!controllers.is_empty()).then_some(controllers)
-}
-
-/// What a runtime binary says of itself.
-struct Probe {
-    /// The first line of `--version` ("runc version 1.1.5", "crun version 1.8.1").
-    version: String,
-}
-
-impl Probe {
-    async fn run(binary: &Path) -> Result<Probe> {
-        let (ok, out, err) = run_bounded(binary, &["--version"]).await?;
-        if !ok {
-            bail!(
-                "`{} --version` failed: {}",
-                binary.display(),
-                err.lines().next().unwrap_or("no output")
-            );
-        }
-        Ok(Probe {
-            version: out.lines().next().unwrap_or_default().trim().to_string(),
-        })
-    }
-
-    fn is_crun(&self) -> bool {
-        self.version.starts_with("crun ")
-    }
-
-    /// Whether the binary takes runc's `--criu PATH` (containerd 1.6's shim passes it when the
-    /// options name a criu): runc does, crun refuses it ("unrecognized option") and so would fail
-    /// every command. Others are asked.
-    async fn takes_criu(&self, binary: &Path, criu: &Path) -> bool {
-        if self.version.starts_with("runc ") {
-            return true;
-        }
-        if self.is_crun() {
-            return false;
-        }
-        let criu = criu.to_string_lossy();
-        matches!(
-            run_bounded(binary, &["--criu", &criu, "--version"]).await,
-            Ok((true, _, _))
-        )
-    }
-}
-
-/// Run `binary args` with no stdin; (success, stdout, stderr). Killed after [`PROBE_TIMEOUT`].
-async fn run_bounded(binary: &Path, args: &[&str]) -> Result<(bool, String, String)> {
-    let child = tokio::process::Command::new(binary)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(PROBE_TIMEOUT, child)
-        .await
-        .with_context(|| format!("`{}` did not answer in {PROBE_TIMEOUT:?}", binary.display()))?
-        .with_context(|| format!("run {}", binary.display()))?;
-    Ok((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
 }
 
 /// The runtime name a container runs with, as `inspect` shows it (docker's `HostConfig.Runtime`).
