@@ -401,10 +401,12 @@ fn crun_s_failures_get_docker_s_exit_codes_and_refusals() {
         lcd.run(&all)
     };
     assert_eq!(run(&[rootfs, "echo", "hi"]).ok(), "hi\n");
-    // crun's "open executable: Permission denied" does not name the file: lcd does.
-    run(&[rootfs, "/etc/passwd"]).expect_error(126, &["/etc/passwd", "open executable"]);
-    run(&[rootfs, "/bin"]).expect_error(126, &["/bin"]);
-    run(&[rootfs, "nope"]).expect_error(127, &["nope", "not found"]);
+    // In runc's words, as docker says it: crun's "open executable: Permission denied" does not
+    // even name the file.
+    run(&[rootfs, "/etc/passwd"]).expect_error(126, &["exec: \"/etc/passwd\": permission denied"]);
+    run(&[rootfs, "/bin"]).expect_error(126, &["exec: \"/bin\""]);
+    run(&[rootfs, "nope"])
+        .expect_error(127, &["exec: \"nope\": executable file not found in $PATH"]);
     // docker's unlimited pids limit (-1), which crun 1.8 would write to pids.max as it is.
     run(&["--pids-limit", "-1", rootfs, "true"]).ok();
 

@@ -47,6 +47,9 @@ impl ExecFailure {
         } else if m.contains("permission denied")
             || m.contains("exec format error")
             || m.contains("is a directory")
+            // crun's answer for a directory (its "open executable" fails with EPERM), and what
+            // an LSM or seccomp refusal of execve says.
+            || m.contains("operation not permitted")
         {
             Some(ExecFailure::NotExecutable)
         } else {
@@ -133,23 +136,63 @@ pub(crate) fn start_error(context: String, command: Option<&str>, status: tonic:
     .with_source(status)
 }
 
-/// The useful tail of the runtime's nested error: runc's `exec: "x": executable file not found in
-/// $PATH`, or what crun said after containerd's "OCI runtime create failed: ". crun's "open
-/// executable: Permission denied" does not say which file: `command` is named then, in runc's form.
-fn runtime_reason<'a>(message: &'a str, command: Option<&str>) -> std::borrow::Cow<'a, str> {
+/// The useful tail of the runtime's nested error, in runc's form whichever runtime said it, so
+/// that a command that cannot run reads the same under both: runc's `exec: "x": executable file
+/// not found in $PATH` as it is; crun's words (what it said after containerd's "OCI runtime create
+/// failed: ") rewritten to that form, with the kernel's reason in lowercase as runc writes it.
+/// crun's "open executable: Permission denied" does not say which file: `command` names it.
+fn runtime_reason(message: &str, command: Option<&str>) -> String {
     let message = message.trim().trim_end_matches(": unknown");
     if let Some(i) = message.rfind("exec: ") {
-        return message[i..].into();
+        return message[i..].to_string();
     }
-    let reason = match message.rfind("OCI runtime ") {
+    let said = match message.rfind("OCI runtime ") {
         Some(i) => message[i..]
             .split_once("failed: ")
             .map_or(&message[i..], |(_, rest)| rest),
         None => message,
     };
-    match command {
-        Some(command) if !reason.contains(command) => format!("exec: {command:?}: {reason}").into(),
-        _ => reason.into(),
+    let exec = |name: &str, reason: &str| format!("exec: {name:?}: {reason}");
+    // "executable file `x` not found in $PATH: No such file or directory"
+    if let Some(rest) = said.strip_prefix("executable file `") {
+        if let Some((name, _)) = rest.split_once("` not found") {
+            return exec(name, "executable file not found in $PATH");
+        }
+    }
+    // "open executable: Permission denied"
+    if let Some(reason) = said.strip_prefix("open executable: ") {
+        return match command {
+            Some(name) => exec(name, &kernel_words(reason)),
+            None => format!("open executable: {}", kernel_words(reason)),
+        };
+    }
+    // "exec container process `x`: Exec format error", and the same with "(missing dynamic
+    // library?) " before the name.
+    if let Some(rest) = said.strip_prefix("exec container process ") {
+        let hint = rest.starts_with("(missing dynamic library?)");
+        if let Some((name, reason)) = rest
+            .split_once('`')
+            .and_then(|(_, named)| named.split_once("`: "))
+        {
+            let reason = kernel_words(reason);
+            let reason = if hint {
+                format!("{reason} (missing dynamic library?)")
+            } else {
+                reason
+            };
+            return exec(name, &reason);
+        }
+    }
+    said.to_string()
+}
+
+/// The C library's text for an errno ("Permission denied", as crun prints it) as Go's (and so
+/// runc's, docker's) lowercase "permission denied".
+fn kernel_words(reason: &str) -> String {
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -227,24 +270,63 @@ mod tests {
     }
 
     #[test]
-    fn the_reason_names_the_command_in_runcs_form() {
+    fn the_reason_reads_the_same_in_runc_s_form_under_both_runtimes() {
+        for (runc, crun, command) in [
+            (RUNC_NOT_FOUND, CRUN_NOT_FOUND, "nope"),
+            (RUNC_EXEC_NOT_FOUND, CRUN_EXEC_NOT_FOUND, "nope"),
+            (RUNC_DENIED, CRUN_DENIED, "/etc/passwd"),
+        ] {
+            assert_eq!(
+                runtime_reason(crun, Some(command)),
+                runtime_reason(runc, Some(command)),
+                "{crun}"
+            );
+        }
         assert_eq!(
             runtime_reason(RUNC_NOT_FOUND, Some("nope")),
             "exec: \"nope\": executable file not found in $PATH"
         );
+        // crun does not say which file it could not open: the command is named.
         assert_eq!(
-            runtime_reason(CRUN_NOT_FOUND, Some("nope")),
-            "executable file `nope` not found in $PATH: No such file or directory"
-        );
-        // crun does not say which file it could not open.
-        assert_eq!(
-            runtime_reason(CRUN_DENIED, Some("/etc/passwd")),
-            "exec: \"/etc/passwd\": open executable: Permission denied"
+            runtime_reason(CRUN_DIRECTORY, Some("/bin")),
+            "exec: \"/bin\": operation not permitted"
         );
         assert_eq!(
             runtime_reason(CRUN_DENIED, None),
-            "open executable: Permission denied"
+            "open executable: permission denied"
         );
+        assert_eq!(
+            runtime_reason(CRUN_FORMAT, Some("/badelf")),
+            "exec: \"/badelf\": exec format error"
+        );
+        assert_eq!(
+            runtime_reason(CRUN_NO_LOADER, Some("/app")),
+            "exec: \"/app\": no such file or directory (missing dynamic library?)"
+        );
+        assert_eq!(
+            runtime_reason(CRUN_HYBRID, None),
+            "cgroups in hybrid mode not supported, drop all controllers from cgroupv2"
+        );
+    }
+
+    #[test]
+    fn a_rewritten_reason_keeps_its_classification() {
+        // lcd classifies the error's message again (ExecFailure::of) to pick its exit code.
+        for (message, command) in [
+            (CRUN_NOT_FOUND, "nope"),
+            (CRUN_NO_PATH, "/nope/x"),
+            (CRUN_DENIED, "/etc/passwd"),
+            (CRUN_DIRECTORY, "/bin"),
+            (CRUN_FORMAT, "/badelf"),
+            (CRUN_NO_LOADER, "/app"),
+            (CRUN_EXEC_NOT_FOUND, "nope"),
+        ] {
+            assert_eq!(
+                ExecFailure::classify(&runtime_reason(message, Some(command))),
+                ExecFailure::classify(message),
+                "{message}"
+            );
+        }
     }
 
     #[test]
