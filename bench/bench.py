@@ -29,6 +29,10 @@ Checkpoints: CRIU dump and restore of a small container and of one holding 256 M
 under 10), lcd against ctr on the same containerd and criu (see Bench.checkpoints); skipped, with the
 reason, where `criu check` fails (`bash .ci/criu` builds a criu that works).
 
+crun: the run --rm and exec rows also time `lcd --runtime crun` (Debian's crun under the same runc
+shim) where crun runs containers on this host; where it does not (crun refuses cgroup v1 hosts whose
+cgroup v2 hierarchy has controllers too), the row is skipped with lcd's reason printed.
+
 Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--json FILE]
 """
 
@@ -66,7 +70,10 @@ EXEC_TARGETS = 4
 # it depended on which tool ran just before and how soon its own migration came after start-up.
 # With it every command starts from the same quiet kernel, as one a person types does.
 SETTLE_S = 0.1
-PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time", "docker-registry"]
+PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time", "docker-registry",
+            "crun"]
+# The tool name of lcd with `--runtime crun` (the run --rm and exec rows), where crun works.
+LCD_CRUN = "lcd-crun"
 
 
 def sh(cmd, **kw):
@@ -466,6 +473,8 @@ class Bench:
         # containerd/ (containerd's own root in its config).
         self.containerd_root = f"{self.dir}/data/containerd/containerd"
         self.results = {"rows": {}, "machine": {}}
+        # Why `lcd --runtime crun` cannot be measured here (see crun_check); None where it can.
+        self.crun_skip = "not checked"
 
     # --- setup -----------------------------------------------------------------------------------
     def setup(self):
@@ -481,6 +490,16 @@ class Bench:
         sh(self.docker("import", "-", "lcdbench:latest"), stdin=tar.stdout, stdout=subprocess.DEVNULL)
         tar.wait()
         self.runc_bundle()
+        self.crun_check()
+
+    def crun_check(self):
+        """Whether lcd runs containers with crun here; if not, lcd's one-line reason."""
+        out = subprocess.run([self.lcd, "run", "--rm", "--runtime", "crun", self.rootfs, "/bin/true"],
+                             env=self.lcd_env, capture_output=True, text=True)
+        self.crun_skip = None if out.returncode == 0 else (out.stderr.strip() or f"exit {out.returncode}")
+        if self.crun_skip:
+            print(f"  {LCD_CRUN} rows skipped: {self.crun_skip}", flush=True)
+            self.results["crun"] = {"skipped": self.crun_skip}
 
     def start_dockerd(self):
         log = open(f"{self.dir}/dockerd.log", "w")
@@ -531,6 +550,8 @@ class Bench:
             "docker": lambda i: self.docker("run", "--rm", "--network", "none", "lcdbench", "/bin/true"),
             "lcd": lambda i: [self.lcd, "run", "--rm", self.rootfs, "/bin/true"],
         }
+        if not self.crun_skip:
+            cmds[LCD_CRUN] = lambda i: [self.lcd, "run", "--rm", "--runtime", "crun", self.rootfs, "/bin/true"]
         # Interleave the tools run by run, so drift in the machine hits all of them alike. Each round
         # also times one lifecycle inside an lcd process (`lcd stress -c 1` for one lifecycle: what
         # containerd, the shim and runc take, without any client start-up), the baseline against
@@ -568,6 +589,9 @@ class Bench:
                            "100000"), stdout=subprocess.DEVNULL)
             sh([self.lcd, "run", "-d", "--name", f"lexec{k}", self.rootfs, "/bin/sleep", "100000"],
                env=self.lcd_env, stdout=subprocess.DEVNULL)
+            if not self.crun_skip:
+                sh([self.lcd, "run", "-d", "--runtime", "crun", "--name", f"lcexec{k}", self.rootfs, "/bin/sleep",
+                    "100000"], env=self.lcd_env, stdout=subprocess.DEVNULL)
         target = lambda i: i % EXEC_TARGETS  # noqa: E731
         cmds = {
             "runc": lambda i: ["runc", "--root", self.runc_root, "exec", f"rexec{target(i)}", "/bin/true"],
@@ -575,6 +599,8 @@ class Bench:
             "docker": lambda i: self.docker("exec", f"dexec{target(i)}", "/bin/true"),
             "lcd": lambda i: [self.lcd, "exec", f"lexec{target(i)}", "/bin/true"],
         }
+        if not self.crun_skip:
+            cmds[LCD_CRUN] = lambda i: [self.lcd, "exec", f"lcexec{target(i)}", "/bin/true"]
         samples = {t: ([], []) for t in cmds}
         for i in range(warm + runs):
             for tool, make in rotated(cmds, i):
@@ -1034,6 +1060,12 @@ class Bench:
                     ratio = lcd / tools[other]["median"]
                     rows[name].setdefault("ratios", {})[f"lcd/{other}"] = ratio
                     print(f"{'':<24} lcd/{other} = {ratio:.2f}")
+            if lcd and LCD_CRUN in tools:
+                ratio = tools[LCD_CRUN]["median"] / lcd
+                rows[name].setdefault("ratios", {})[f"{LCD_CRUN}/lcd"] = ratio
+                print(f"{'':<24} {LCD_CRUN}/lcd = {ratio:.2f}")
+        if self.crun_skip:
+            print(f"{LCD_CRUN}: skipped: {self.crun_skip}")
         self.report_images()
         self.report_checkpoints()
         w = self.results.get("where_time_goes")
@@ -1180,7 +1212,8 @@ class Bench:
     def cleanup(self):
         targets = range(EXEC_TARGETS)
         for k in targets:
-            for cmd in ([self.lcd, "rm", "-f", f"lexec{k}"], self.docker("rm", "-f", f"dexec{k}"),
+            for cmd in ([self.lcd, "rm", "-f", f"lexec{k}"], [self.lcd, "rm", "-f", f"lcexec{k}"],
+                        self.docker("rm", "-f", f"dexec{k}"),
                         self.ctr("task", "kill", "-s", "KILL", f"cexec{k}")):
                 subprocess.run(cmd, env=self.lcd_env, capture_output=True)
         time.sleep(0.5)

@@ -197,4 +197,40 @@ mod tests {
         );
         assert_eq!(code_of(&anyhow::anyhow!("anything else")), LCD_ERROR);
     }
+
+    #[test]
+    fn crun_s_words_give_the_same_codes_as_runc_s() {
+        let code = |kind, message: &str| {
+            code_of(&anyhow::Error::new(libcontainerd::Error::new(kind, message)).context("run"))
+        };
+        assert_eq!(
+            code(
+                ErrorKind::NotFound,
+                "create task of container c: executable file `nope` not found in $PATH: No such file or directory"
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                ErrorKind::PermissionDenied,
+                "create task of container c: exec: \"/etc/passwd\": open executable: Permission denied"
+            ),
+            NOT_EXECUTABLE
+        );
+        assert_eq!(
+            code(
+                ErrorKind::PermissionDenied,
+                "exec e in container c: exec container process `/badelf`: Exec format error"
+            ),
+            NOT_EXECUTABLE
+        );
+        // crun's refusal of the host is lcd's failure, not the command's.
+        assert_eq!(
+            code(
+                ErrorKind::FailedPrecondition,
+                "create task of container c: the OCI runtime refuses this host's hybrid cgroup layout: cgroups in hybrid mode not supported"
+            ),
+            LCD_ERROR
+        );
+    }
 }

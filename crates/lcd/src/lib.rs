@@ -5,8 +5,8 @@
 //! - [`commands`]: one module per command, and `dispatch`;
 //! - what commands share: `context` (where containerd is, lcd's directories), `state` (labels,
 //!   states, loading), `names` (docker's names on containerd's ids), `session` (an attached
-//!   session), `tty`, `signals`, `flags` (`--format`, `-e`), `template` (`--format` Go templates)
-//!   and [`exit`] (exit statuses, the one-line error);
+//!   session), `tty`, `signals`, `flags` (`--format`, `-e`), `template` (`--format` Go templates),
+//!   `runtimes` (`--runtime`) and [`exit`] (exit statuses, the one-line error);
 //! - `agent` (the process that outlives the CLI and acts on detached containers' exits) and
 //!   `launch` (a detached start, shared by the commands and the agent), above `restart` (docker's
 //!   restart policies) and the support modules; `fault` (crash points for the fault tests);
@@ -35,6 +35,7 @@ mod network;
 mod options;
 mod outage;
 mod restart;
+mod runtimes;
 mod session;
 mod signals;
 mod state;

@@ -204,10 +204,11 @@ fn put_in_spec(
         }
         linux.set_sysctl(Some(sysctls));
         let mut hooks = spec.hooks().clone().unwrap_or_default();
-        add_hook(&mut hooks, ctx, "attach", true)?;
+        let error_file = hook_error_file(ctx, &request.container_id);
+        add_hook(&mut hooks, ctx, "attach", &error_file, true)?;
         if request.mode.network().is_some() {
             // With only loopback there is nothing to release when the task goes.
-            add_hook(&mut hooks, ctx, "detach", false)?;
+            add_hook(&mut hooks, ctx, "detach", &error_file, false)?;
         }
         spec.set_hooks(Some(hooks));
         let mut annotations = spec.annotations().clone().unwrap_or_default();
@@ -228,8 +229,23 @@ fn put_in_spec(
     Ok(())
 }
 
-/// `lcd --data-root D network-hook PHASE`, as a createRuntime (attach) or postStop (detach) hook.
-fn add_hook(hooks: &mut Hooks, ctx: &Ctx, phase: &str, create_runtime: bool) -> Result<()> {
+/// Where a container's network hook leaves its error for [`hook_error`]: in the container's bundle
+/// dir, which goes with the container.
+fn hook_error_file(ctx: &Ctx, container_id: &str) -> PathBuf {
+    ctx.bundles_dir()
+        .join(container_id)
+        .join("network-hook.error")
+}
+
+/// `lcd --data-root D network-hook --error-file F PHASE`, as a createRuntime (attach) or postStop
+/// (detach) hook.
+fn add_hook(
+    hooks: &mut Hooks,
+    ctx: &Ctx,
+    phase: &str,
+    error_file: &std::path::Path,
+    create_runtime: bool,
+) -> Result<()> {
     let lcd = std::env::current_exe().context("find lcd's own binary for the network hook")?;
     let mut env =
         vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
@@ -243,6 +259,8 @@ fn add_hook(hooks: &mut Hooks, ctx: &Ctx, phase: &str, create_runtime: bool) -> 
             "--data-root".to_string(),
             ctx.data_root.to_string_lossy().into_owned(),
             "network-hook".to_string(),
+            "--error-file".to_string(),
+            error_file.to_string_lossy().into_owned(),
             phase.to_string(),
         ])
         .env(env)
@@ -358,16 +376,28 @@ pub fn reclaim(ctx: &Ctx) {
     }
 }
 
-/// A failed task create whose network hook failed: runc wraps the hook's message in its own
-/// ("error running hook #0: ... stderr: lcd: MESSAGE"); say only what the hook said.
-pub fn hook_error(e: anyhow::Error) -> anyhow::Error {
+/// A failed task create of container `id` (bundle dir `bundle`) whose network hook failed: say
+/// only what the hook said. runc wraps the hook's stderr in its own error ("error running hook #0:
+/// ... stderr: lcd: MESSAGE"), crun keeps none of it ("error executing hook `PATH` (exit code:
+/// 1)"), so the hook's own copy in the bundle dir comes first (containers made before it had one
+/// fall back to runc's quote).
+pub fn hook_error(bundle: &std::path::Path, e: anyhow::Error) -> anyhow::Error {
     let text = format!("{e:#}");
+    if !(text.contains("error running hook") || text.contains("error executing hook")) {
+        return e;
+    }
+    let file = bundle.join("network-hook.error");
+    let kept = std::fs::read_to_string(&file).ok();
+    let _ = std::fs::remove_file(&file);
+    if let Some(said) = kept.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        return anyhow!("network: {said}");
+    }
     match text.split_once("stderr: lcd: ") {
-        Some((_, said)) if text.contains("error running hook") => {
+        Some((_, said)) => {
             let said = said.lines().next().unwrap_or(said);
-            let said = said.strip_suffix(": unknown").unwrap_or(said);
+            let said = said.split(": unknown").next().unwrap_or(said);
             anyhow!("network: {}", said.trim())
         }
-        _ => e,
+        None => e,
     }
 }

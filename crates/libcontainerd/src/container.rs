@@ -222,6 +222,12 @@ impl Container {
         &self.spec
     }
 
+    /// The command its init process runs (`args[0]`), for naming it in errors.
+    pub(crate) fn spec_command(&self) -> Option<&str> {
+        let process = self.spec.process().as_ref()?;
+        process.args().as_ref()?.first().map(String::as_str)
+    }
+
     /// Its root filesystem's snapshot, for a container made from an image.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_deref()

@@ -10,6 +10,7 @@ use oci_spec::runtime::LinuxResources;
 use prost::Message;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::runtime_failure::MemoryRefusal;
 use crate::spec::MIN_MEMORY;
 use crate::task::{Task, TaskStatus};
 
@@ -208,24 +209,26 @@ impl Task {
             return Error::not_found(format!("{context}: it has no task (start it first)"))
                 .with_source(status);
         }
-        // runc's text when the kernel refuses (EBUSY) a limit below the cgroup's current usage.
-        if let Some(at) = message.find("unable to set memory limit") {
-            // runc's line ends in a newline and the shim appends ": unknown": keep one line.
-            let reason = message[at..].lines().next().unwrap_or_default().trim();
-            return Error::new(
-                ErrorKind::FailedPrecondition,
-                format!(
-                    "{context}: {reason}: the container uses more memory than that; free memory in it or choose a higher limit"
-                ),
-            )
-            .with_source(status);
-        }
-        // The kernel refuses (EINVAL) a memory limit above the memory+swap limit (cgroup v1).
-        if message.contains("memory.limit_in_bytes: invalid argument") {
-            return Error::invalid(format!(
-                "{context}: the memory limit would exceed the memory+swap limit; raise memory+swap (--memory-swap) at the same time"
-            ))
-            .with_source(status);
+        // The kernel refuses a limit below the cgroup's current usage (EBUSY), or one above the
+        // memory+swap limit (EINVAL, cgroup v1); runc and crun say so in words of their own.
+        match MemoryRefusal::classify(message) {
+            Some(MemoryRefusal::BelowUsage) => {
+                return Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "{context}: the memory limit is below what the container uses ({}); free memory in it or choose a higher limit",
+                        runtime_words(message)
+                    ),
+                )
+                .with_source(status);
+            }
+            Some(MemoryRefusal::AboveSwapLimit) => {
+                return Error::invalid(format!(
+                    "{context}: the memory limit would exceed the memory+swap limit; raise memory+swap (--memory-swap) at the same time"
+                ))
+                .with_source(status);
+            }
+            None => {}
         }
         // containerd 1.6's shim: "cannot update a stopped container" (Unknown).
         if message.contains("stopped container") || message.contains("not running") {
@@ -238,6 +241,18 @@ impl Task {
         // Classified by containerd's code as usual, with runc's text on one line.
         let flattened = tonic::Status::new(status.code(), one_line(message));
         Error::from_status(context, flattened)
+    }
+}
+
+/// What the runtime itself said, without the shim's wrapping ("runc did not terminate
+/// successfully: exit status 1: ", as the shim calls any runtime binary), on one line.
+fn runtime_words(message: &str) -> String {
+    let line = one_line(message);
+    match line.find("exit status ") {
+        Some(at) => line[at..]
+            .split_once(": ")
+            .map_or(line.clone(), |(_, rest)| rest.to_string()),
+        None => line,
     }
 }
 
@@ -460,6 +475,19 @@ fn read_process(proc: &Path, clock: &ProcClock, process: ProcessInfo) -> Option<
 mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxCpu, LinuxMemory};
+
+    #[test]
+    fn the_runtime_s_own_words_without_the_shim_s_wrapping() {
+        assert_eq!(
+            runtime_words("runc did not terminate successfully: exit status 1: unable to set memory limit to 20971520 (current usage: 54525952, peak usage: 55123968)\n: unknown"),
+            "unable to set memory limit to 20971520 (current usage: 54525952, peak usage: 55123968)"
+        );
+        assert_eq!(
+            runtime_words("runc did not terminate successfully: exit status 1: writing file `memory.limit_in_bytes`: Device or resource busy"),
+            "writing file `memory.limit_in_bytes`: Device or resource busy"
+        );
+        assert_eq!(runtime_words("something else"), "something else");
+    }
 
     #[test]
     fn stat_lines_with_awkward_names_parse() {

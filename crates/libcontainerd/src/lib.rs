@@ -106,7 +106,8 @@
 //! | [`task`] | a container's task (init process): create, start, spawn, attach, kill, wait, delete |
 //! | [`process`] | execs: [`Task::exec`], [`Task::spawn_exec`], [`Process`], the exec spec builder |
 //! | [`io`] | stdio: [`StdioConfig`], [`Output`], FIFOs, [`DirectIo`], [`OutputReader`], [`Stdin`] |
-//! | [`status`] | plain values: [`TaskStatus`], [`ExitStatus`], [`TaskInfo`], [`ExecFailure`] |
+//! | [`status`] | plain values: [`TaskStatus`], [`ExitStatus`], [`TaskInfo`] |
+//! | [`runtime_failure`] | what runc's and crun's failures mean: [`ExecFailure`], refused hosts and memory limits |
 //! | [`events`] | [`Backend`], [`EventType`], [`EventInfo`], [`EventMonitor`] |
 //! | [`control`] | pause, resume, pids, summary, resource updates |
 //! | [`stats`] | [`Stats`] from cgroup v1 or v2 metrics |
@@ -135,6 +136,7 @@ pub mod process;
 pub mod raw;
 pub mod rootfs;
 pub mod runtime;
+pub mod runtime_failure;
 pub mod signal;
 mod snapshot;
 pub mod spec;
@@ -158,7 +160,8 @@ pub use io::{DirectIo, Output, OutputReader, Stdin, StdioConfig};
 pub use oci_spec;
 pub use process::{exec_process, ExecProcessBuilder, Process};
 pub use runtime::{RuncOptions, Runtime};
+pub use runtime_failure::ExecFailure;
 pub use signal::Signal;
 pub use spec::SpecBuilder;
 pub use stats::Stats;
-pub use task::{ExecFailure, ExitStatus, Task, TaskInfo, TaskStatus};
+pub use task::{ExitStatus, Task, TaskInfo, TaskStatus};

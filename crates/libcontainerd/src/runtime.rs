@@ -68,6 +68,27 @@ impl Default for Runtime {
 }
 
 impl Runtime {
+    /// Another shim, by its runtime name (`io.containerd.runsc.v1`), without options: containerd
+    /// runs the shim binary [`shim_binary_name`] gives.
+    pub fn shim(name: impl Into<String>) -> Self {
+        Runtime {
+            name: name.into(),
+            options: None,
+        }
+    }
+
+    /// The OCI runtime binary the runc shim runs (`runc` unless [`RuncOptions::binary_name`] says
+    /// otherwise); `None` for other shims.
+    pub fn oci_binary(&self) -> Option<&str> {
+        if self.name != RUNC_V2 {
+            return None;
+        }
+        match self.options.as_ref().map(|o| o.binary_name.as_str()) {
+            Some(name) if !name.is_empty() => Some(name),
+            _ => Some("runc"),
+        }
+    }
+
     /// The runc v2 shim using the runc binary `binary` (e.g. a wrapper script).
     pub fn runc_binary(binary: impl Into<String>) -> Self {
         Runtime {
@@ -121,6 +142,20 @@ impl Runtime {
     }
 }
 
+/// The shim binary containerd runs for runtime `name`, by containerd's naming rule: the last two
+/// dot-separated parts, `io.containerd.runsc.v1` -> `containerd-shim-runsc-v1`. `None` for a name
+/// containerd takes for a path (it contains `/`) or cannot map (no dot, or a leading one).
+pub fn shim_binary_name(name: &str) -> Option<String> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        [.., kind, version] => Some(format!("containerd-shim-{kind}-{version}")),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +182,35 @@ mod tests {
             options: None,
         };
         assert_eq!(none.with_criu("/c"), runtime);
+    }
+
+    #[test]
+    fn shim_binaries_follow_containerds_naming_rule() {
+        assert_eq!(
+            shim_binary_name(RUNC_V2).as_deref(),
+            Some("containerd-shim-runc-v2")
+        );
+        assert_eq!(
+            shim_binary_name("io.containerd.runsc.v1").as_deref(),
+            Some("containerd-shim-runsc-v1")
+        );
+        assert_eq!(
+            shim_binary_name("kata.v2").as_deref(),
+            Some("containerd-shim-kata-v2")
+        );
+        for not_a_shim in ["crun", "/usr/bin/crun", ".x.v1", "", "a/b.v1"] {
+            assert_eq!(shim_binary_name(not_a_shim), None, "{not_a_shim}");
+        }
+    }
+
+    #[test]
+    fn the_oci_binary_is_runc_unless_named() {
+        assert_eq!(Runtime::default().oci_binary(), Some("runc"));
+        assert_eq!(
+            Runtime::runc_binary("/usr/bin/crun").oci_binary(),
+            Some("/usr/bin/crun")
+        );
+        assert_eq!(Runtime::shim("io.containerd.runsc.v1").oci_binary(), None);
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub struct CreateArgs {
     /// Restart policy: no, on-failure[:MAX], always or unless-stopped (needs -d).
     #[arg(long, default_value = "no", value_name = "POLICY")]
     pub restart: String,
+    /// The OCI runtime: runc (default), a runc-compatible binary by name or path (crun), or a
+    /// shim's runtime name (io.containerd.NAME.vN).
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
     /// Pull the image: missing (if not stored), always, or never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,

@@ -83,4 +83,8 @@ pub struct NetworkHookArgs {
     /// attach (createRuntime) or detach (postStop).
     #[arg(value_parser = ["attach", "detach"])]
     pub phase: String,
+    /// Where to write the hook's error too: runc quotes a failed hook's stderr in its own error,
+    /// crun keeps none of it, so lcd reads the reason from here.
+    #[arg(long, value_name = "FILE")]
+    pub error_file: Option<std::path::PathBuf>,
 }

@@ -26,6 +26,7 @@ use crate::names;
 use crate::network;
 use crate::options;
 use crate::restart::{Policy, LABEL_RESTART};
+use crate::runtimes;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
 
@@ -120,6 +121,10 @@ async fn create_with_id(
         }
         extra.insert(LABEL_RESTART.to_string(), policy.to_string());
     }
+    let runtime = runtimes::resolve(ctx, args.runtime.as_deref()).await?;
+    if let Some(name) = &runtime.label {
+        extra.insert(runtimes::LABEL_RUNTIME.to_string(), name.clone());
+    }
     // Every mount flag is checked before anything is created.
     let mut requests = mounts::parse(&args.mounts)?;
     if !args.mounts.volumes_from.is_empty() {
@@ -128,7 +133,7 @@ async fn create_with_id(
     }
     if !is_rootfs_path(&args.rootfs) {
         let client = connection.client(ctx).await?;
-        return create_from_image(ctx, &client, args, &id, extra, requests).await;
+        return create_from_image(ctx, &client, args, &id, &runtime, extra, requests).await;
     }
     let rootfs = resolve_rootfs(&args.rootfs)?;
     if args.read_only {
@@ -144,12 +149,13 @@ async fn create_with_id(
     let plan = Plan::prepare(ctx, requests)?;
     let created = async {
         let mut spec = build_spec_with(args, &rootfs, &plan)?;
+        runtime.adapt(&mut spec);
         plan.fill_from_rootfs(&rootfs)?;
         let (key, value) = plan.label(&args.mounts.tmpfs)?;
         labels.insert(key, value);
         let net = network::apply(ctx, args, &id, &[], &mut spec, &mut labels)?;
         let created = client
-            .new_container(&id, &spec, &ctx.runtime(), &labels)
+            .new_container(&id, &spec, &runtime.runtime, &labels)
             .await;
         if created.is_err() {
             net.abandon();
@@ -192,6 +198,7 @@ async fn create_from_image(
     client: &Client,
     args: &CreateArgs,
     id: &Id,
+    runtime: &runtimes::Chosen,
     user_labels: HashMap<String, String>,
     requests: Vec<MountRequest>,
 ) -> Result<Container> {
@@ -238,6 +245,7 @@ async fn create_from_image(
     };
     let built = async {
         let mut spec = apply_options(plan.apply(prepared.spec.clone()), args)?;
+        runtime.adapt(&mut spec);
         let mut labels = user_labels;
         labels.extend(options::labels(
             args,
@@ -263,7 +271,7 @@ async fn create_from_image(
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
     let created = prepared
-        .create(client, id, &spec, &ctx.runtime(), &labels)
+        .create(client, id, &spec, &runtime.runtime, &labels)
         .await;
     if created.is_err() {
         net.abandon();

@@ -1,7 +1,7 @@
 //! `lcd info` (and `lcd system info`): what lcd runs on, as `docker info` shows it: containerd's
-//! version, the runtime, the snapshotter, the cgroup version and driver, how many containers are
-//! running, paused and stopped, how many images there are, and lcd's directories. `--format json`
-//! prints one object with docker's keys.
+//! version, the runtimes `--runtime` can name and the default one, the snapshotter, the cgroup
+//! version and driver, how many containers are running, paused and stopped, how many images there
+//! are, and lcd's directories. `--format json` prints one object with docker's keys.
 
 use std::collections::HashSet;
 
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::cli::InfoArgs;
 use crate::context::Ctx;
 use crate::inventory;
+use crate::runtimes;
 use crate::template::Format;
 
 /// How many containers are in each of docker's three groups.
@@ -54,11 +55,10 @@ pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
     )?;
     let runtime = ctx.runtime();
     let runc = runtime
-        .options
-        .as_ref()
-        .map(|o| o.binary_name.clone())
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| "runc".to_string());
+        .oci_binary()
+        .unwrap_or(runtimes::DEFAULT)
+        .to_string();
+    let (runtimes, warnings) = runtimes::available(ctx);
     let uname = nix::sys::utsname::uname()?;
     let info = json!({
         "Containers": counts.running + counts.paused + counts.stopped,
@@ -70,7 +70,8 @@ pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
         "LoggingDriver": "lcd-logger",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": cgroup_version(),
-        "DefaultRuntime": runtime.name,
+        "Runtimes": runtimes,
+        "DefaultRuntime": runtimes::DEFAULT,
         "RuncVersion": first_line_of(&runc, &["--version"]),
         "ContainerdVersion": version.version,
         "ContainerdRevision": version.revision,
@@ -87,6 +88,7 @@ pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
         "DockerRootDir": ctx.data_root,
         "ExecRoot": ctx.exec_root,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Warnings": warnings,
     });
     match format.render(std::slice::from_ref(&info), &[])? {
         Some(out) => print!("{out}"),
@@ -126,6 +128,7 @@ fn text(info: &Value) -> String {
         format!(" Logging Driver: {}", s("LoggingDriver")),
         format!(" Cgroup Driver: {}", s("CgroupDriver")),
         format!(" Cgroup Version: {}", s("CgroupVersion")),
+        format!(" Runtimes: {}", runtime_names(info)),
         format!(" Default Runtime: {}", s("DefaultRuntime")),
         format!(" runc version: {}", s("RuncVersion")),
         format!(" Kernel Version: {}", s("KernelVersion")),
@@ -139,8 +142,25 @@ fn text(info: &Value) -> String {
         format!(" Exec Root: {}", s("ExecRoot")),
     ]
     .iter()
+    .cloned()
+    .chain(
+        info["Warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|w| format!("WARNING: {w}")),
+    )
     .map(|line| format!("{line}\n"))
     .collect()
+}
+
+/// The runtimes' names on one line, as docker lists them.
+fn runtime_names(info: &Value) -> String {
+    info["Runtimes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// "2" on a unified hierarchy, else "1" (hybrid and legacy hosts: containers get v1 controllers).

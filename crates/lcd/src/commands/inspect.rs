@@ -158,6 +158,7 @@ fn host_config(
     let mut config = json!({
         "RestartPolicy": {"Name": restart.name(), "MaximumRetryCount": restart.max_retries()},
         "AutoRemove": labels.contains_key(crate::restart::LABEL_AUTO_REMOVE),
+        "Runtime": crate::runtimes::name_of(labels),
         "Privileged": field("Privileged"),
         "CapAdd": field("CapAdd"),
         "CapDrop": field("CapDrop"),

@@ -169,8 +169,13 @@ pub async fn hook(ctx: &Ctx, args: NetworkHookArgs) -> Result<i32> {
     match network::run_hook(ctx.data_root.clone(), &args.phase) {
         Ok(()) => Ok(0),
         Err(e) => {
+            let said = crate::exit::one_line(&e);
             // No newline: runc quotes this in its error, which lcd shows as one line.
-            eprint!("lcd: {}", crate::exit::one_line(&e));
+            eprint!("lcd: {said}");
+            if let Some(file) = &args.error_file {
+                // crun keeps no hook's output: lcd reads the reason here (see network::hook_error).
+                let _ = std::fs::write(file, &said);
+            }
             Ok(1)
         }
     }

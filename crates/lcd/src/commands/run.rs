@@ -75,7 +75,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             Err(e) => Err(e),
         }
     }
-    .map_err(network::hook_error);
+    .map_err(|e| network::hook_error(container.bundle_dir(), e));
     if outcome.is_err() || (args.rm && !args.detach) {
         // Nothing half-made stays behind when run fails, and an attached --rm removes it either
         // way (a detached one is the agent's to remove once it exits).

@@ -110,7 +110,7 @@ async fn start_one(ctx: &Ctx, client: &Client, args: &StartArgs, given: &str) ->
                 0
             })
         }
-        .map_err(network::hook_error);
+        .map_err(|e| network::hook_error(container.bundle_dir(), e));
         match started {
             Err(e)
                 if leftover && tries < 200 && format!("{e:#}").contains("failed to start shim") =>

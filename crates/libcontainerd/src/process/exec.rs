@@ -36,6 +36,7 @@ impl Task {
             ..stdio.clone()
         };
         let spec = process_to_any(&process)?;
+        let command = process.args().as_ref().and_then(|a| a.first().cloned());
         if exec_id == self.id() {
             // The init process's FIFOs carry the container id: the same exec id would replace them.
             return Err(Error::new(
@@ -48,12 +49,10 @@ impl Task {
         }
         let this = self.clone();
         let id = exec_id.clone();
-        let (exec, io, guard) =
-            crate::cancel::detached(
-                "exec",
-                async move { this.exec_now(&id, spec, &config).await },
-            )
-            .await?;
+        let (exec, io, guard) = crate::cancel::detached("exec", async move {
+            this.exec_now(&id, spec, command.as_deref(), &config).await
+        })
+        .await?;
         match attach(io)
             .map_err(|e| Error::from_callback(format!("attach stdio of {}", exec.describe()), e))
         {
@@ -97,6 +96,7 @@ impl Task {
         &self,
         exec_id: &Id,
         spec: prost_types::Any,
+        command: Option<&str>,
         config: &StdioConfig,
     ) -> Result<(Process, DirectIo, crate::cancel::CleanupGuard)> {
         let container = self.container();
@@ -143,7 +143,7 @@ impl Task {
         exec.pid = match started {
             Ok(response) => response.into_inner().pid,
             Err(status) => {
-                let error = self.start_exec_error(exec_id, status).await;
+                let error = self.start_exec_error(exec_id, command, status).await;
                 exec.discard().await;
                 prepared.abandon();
                 return Err(error);
@@ -281,9 +281,18 @@ impl Task {
 
     /// Explain a failed `Tasks.Start` of an exec: a command that cannot be run, or the state of
     /// the container.
-    async fn start_exec_error(&self, exec_id: &Id, status: tonic::Status) -> Error {
+    async fn start_exec_error(
+        &self,
+        exec_id: &Id,
+        command: Option<&str>,
+        status: tonic::Status,
+    ) -> Error {
         let cause = status.clone();
-        let error = start_error(format!("exec {exec_id} in container {}", self.id()), status);
+        let error = start_error(
+            format!("exec {exec_id} in container {}", self.id()),
+            command,
+            status,
+        );
         if crate::task::ExecFailure::of(&error).is_some() {
             return error;
         }

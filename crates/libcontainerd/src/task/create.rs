@@ -258,7 +258,11 @@ impl Container {
             )
             .with_source(status);
         }
-        crate::task::start_error(format!("create task of container {}", self.id()), status)
+        crate::task::start_error(
+            format!("create task of container {}", self.id()),
+            self.spec_command(),
+            status,
+        )
     }
 }
 

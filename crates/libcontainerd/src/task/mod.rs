@@ -13,9 +13,11 @@ use crate::container::Container;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::io::all_fifos;
+pub(crate) use crate::runtime_failure::start_error;
+pub use crate::runtime_failure::ExecFailure;
 use crate::signal::Signal;
-pub(crate) use crate::status::{delete_refused_as_running, start_error};
-pub use crate::status::{ExecFailure, ExitStatus, TaskInfo, TaskStatus};
+pub(crate) use crate::status::delete_refused_as_running;
+pub use crate::status::{ExitStatus, TaskInfo, TaskStatus};
 use crate::time::from_timestamp;
 
 /// How long `force_delete` waits for a killed task to stop before deleting it anyway.
@@ -91,7 +93,13 @@ impl Task {
                 exec_id: String::new(),
             }))
             .await
-            .map_err(|s| start_error(format!("start container {}", self.id()), s))?;
+            .map_err(|s| {
+                start_error(
+                    format!("start container {}", self.id()),
+                    self.container.spec_command(),
+                    s,
+                )
+            })?;
         Ok(response.into_inner().pid)
     }
 
