@@ -188,13 +188,24 @@ impl Client {
 
     /// The raw state of one process (`exec_id` empty for the init process).
     pub(crate) async fn get_process(&self, container_id: &Id, exec_id: &str) -> Result<Process> {
-        let response = self
-            .tasks()
-            .get(self.request(containerd_client::services::v1::GetRequest {
-                container_id: container_id.to_string(),
-                exec_id: exec_id.to_string(),
-            }))
-            .await
+        let request = containerd_client::services::v1::GetRequest {
+            container_id: container_id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        let mut answer = self.tasks().get(self.request(request.clone())).await;
+        // A task being deleted meanwhile: containerd 1.7 answers with its shim's closed
+        // connection until the delete is done, then "not found". Asked again for up to half a
+        // second, so that a lookup racing a delete sees the task gone, not an error.
+        for _ in 0..50 {
+            match &answer {
+                Err(s) if s.message().contains("ttrpc: closed") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    answer = self.tasks().get(self.request(request.clone())).await;
+                }
+                _ => break,
+            }
+        }
+        let response = answer
             .map_err(|s| {
                 if s.code() == tonic::Code::NotFound {
                     Error::not_found(format!("no task for container {container_id}")).with_source(s)
