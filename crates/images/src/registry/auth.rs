@@ -22,9 +22,9 @@ use serde::Deserialize;
 use crate::reference::DEFAULT_DOMAIN;
 
 /// Docker Hub's key in `config.json`, as `docker login` writes it.
-const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+pub(crate) const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// Hosts that all mean Docker Hub.
-const DOCKER_HUB_HOSTS: [&str; 3] = [DEFAULT_DOMAIN, "index.docker.io", "registry-1.docker.io"];
+pub(crate) const DOCKER_HUB_HOSTS: [&str; 3] = [DEFAULT_DOMAIN, "index.docker.io", "registry-1.docker.io"];
 
 /// A user name and password (or token) for a registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,8 +89,28 @@ pub fn docker_config_dir() -> Option<PathBuf> {
         .map(|home| PathBuf::from(home).join(".docker"))
 }
 
+/// The credentials for registry `domain`: `explicit` ones if given, else docker's `config.json`
+/// in `docker_config` (default: [`docker_config_dir`]). A credential helper is a process that may
+/// take its time, so the file is read off the async threads.
+pub(crate) async fn credentials_for(
+    explicit: Option<&Credentials>,
+    docker_config: Option<&Path>,
+    domain: &str,
+) -> Result<Option<Credentials>> {
+    if let Some(credentials) = explicit {
+        return Ok(Some(credentials.clone()));
+    }
+    let Some(dir) = docker_config.map(Path::to_path_buf).or_else(docker_config_dir) else {
+        return Ok(None);
+    };
+    let domain = domain.to_string();
+    tokio::task::spawn_blocking(move || from_docker_config(&dir, &domain))
+        .await
+        .map_err(|e| Error::internal(format!("read credentials: {e}")))?
+}
+
 /// `https://host:5000/v1/` -> `host:5000` (docker's `ConvertToHostname`).
-fn host_of_key(key: &str) -> &str {
+pub(crate) fn host_of_key(key: &str) -> &str {
     let rest = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
@@ -289,17 +309,19 @@ struct TokenResponse {
     access_token: Option<String>,
 }
 
-/// Ask a Bearer challenge's realm for a token to pull `repository`, with `credentials` if any.
+/// Ask a Bearer challenge's realm (with its `service`) for a token for `scope` (none for a login,
+/// which only checks the credentials), with `credentials` as Basic auth if any.
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
-    challenge: (&str, Option<&str>, Option<&str>),
-    repository: &str,
+    (realm, service): (&str, Option<&str>),
+    scope: Option<&str>,
     credentials: Option<&Credentials>,
 ) -> Result<String> {
-    let (realm, service, scope) = challenge;
     let what = format!("get a token from {realm}");
-    let default_scope = format!("repository:{repository}:pull");
-    let mut query = vec![("scope", scope.unwrap_or(&default_scope))];
+    let mut query = vec![];
+    if let Some(scope) = scope {
+        query.push(("scope", scope));
+    }
     if let Some(service) = service {
         query.push(("service", service));
     }

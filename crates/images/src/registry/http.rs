@@ -1,5 +1,6 @@
-//! A registry's HTTP API (OCI distribution v2) for pulling: manifests and blobs of one repository,
-//! with docker's rules for the scheme and its authentication.
+//! A registry's HTTP API (OCI distribution v2) for pull, push and login: manifests and blobs of one
+//! repository, with docker's rules for the scheme and its authentication. Pulling reads here;
+//! uploads (blob sessions, manifest PUTs) are in [`crate::push`] on top of [`Registry::send`].
 //!
 //! Why our own small client on `reqwest` rather than the `oci-client` crate: a pull here must
 //! stream every blob into containerd's `Content.Write` (not into memory or a file), resume a cut
@@ -51,6 +52,18 @@ const MANIFEST_TYPES: [&str; 4] = [
     media::DOCKER_MANIFEST,
 ];
 
+/// What a registry client does, which decides the token scope it asks a Bearer realm for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read the repository: the scope the challenge names, else `repository:<name>:pull`.
+    Pull,
+    /// Write it too: `repository:<name>:pull,push` from the start, as docker asks, so that the
+    /// first upload does not need a second token.
+    Push,
+    /// Only check the credentials (`docker login`): a token without a scope.
+    Login,
+}
+
 /// One repository of one registry, with the authorization that worked last.
 pub(crate) struct Registry {
     http: reqwest::Client,
@@ -60,6 +73,7 @@ pub(crate) struct Registry {
     pub domain: String,
     repository: String,
     credentials: Option<Credentials>,
+    access: Access,
     /// The `Authorization` header every request carries, set after a 401 (shared by the
     /// concurrent layer downloads so that one token serves them all).
     authorization: Mutex<Option<HeaderValue>>,
@@ -132,7 +146,19 @@ impl Registry {
         plain_http: bool,
         credentials: Option<Credentials>,
     ) -> Result<Registry> {
-        let domain = reference.domain().to_string();
+        let repository = reference.path();
+        Registry::connect_to(reference.domain(), repository, plain_http, credentials).await
+    }
+
+    /// [`Registry::connect`] by the registry's domain (`docker.io`, `host:port`) and a
+    /// repository path (empty for a login).
+    pub(crate) async fn connect_to(
+        domain: &str,
+        repository: &str,
+        plain_http: bool,
+        credentials: Option<Credentials>,
+    ) -> Result<Registry> {
+        let domain = domain.to_string();
         let host = if domain == DEFAULT_DOMAIN {
             DOCKER_HUB_API
         } else {
@@ -163,8 +189,9 @@ impl Registry {
                         http,
                         base,
                         domain,
-                        repository: reference.path().to_string(),
+                        repository: repository.to_string(),
                         credentials,
+                        access: Access::Pull,
                         authorization: Mutex::new(None),
                     })
                 }
@@ -181,30 +208,78 @@ impl Registry {
         })
     }
 
-    fn url(&self, kind: &str, reference: &str) -> String {
+    /// The same client for another kind of work (see [`Access`]).
+    pub(crate) fn with_access(mut self, access: Access) -> Registry {
+        self.access = access;
+        self
+    }
+
+    /// `<base>/v2/<repository>/<kind>/<reference>`.
+    pub(crate) fn url(&self, kind: &str, reference: &str) -> String {
         format!("{}/v2/{}/{kind}/{reference}", self.base, self.repository)
     }
 
-    /// GET `url`, answering one 401 by authenticating and asking again. Any other status is
-    /// returned for the caller to judge.
+    /// A URL the registry answered with (an upload's `Location`), made absolute.
+    pub(crate) fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            format!("{}/{location}", self.base)
+        }
+    }
+
+    /// GET `url` (with the manifest types accepted), answering one 401 by authenticating and
+    /// asking again. Any other status is returned for the caller to judge.
     async fn get(&self, url: &str, what: &str, range_from: Option<u64>) -> Result<Response> {
+        self.send(what, || {
+            let request = self.http.get(url).header(ACCEPT, MANIFEST_TYPES.join(", "));
+            match range_from {
+                Some(from) => request.header(RANGE, format!("bytes={from}-")),
+                None => request,
+            }
+        })
+        .await
+    }
+
+    /// Send the request `build` makes (again after a 401, authenticated as the challenge asks).
+    /// Any other status is returned for the caller to judge.
+    pub(crate) async fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response> {
         let mut refreshed = false;
         loop {
-            let mut request = self.http.get(url).header(ACCEPT, MANIFEST_TYPES.join(", "));
-            if let Some(from) = range_from {
-                request = request.header(RANGE, format!("bytes={from}-"));
-            }
-            let sent = self.authorization.lock().await.clone();
-            if let Some(value) = &sent {
-                request = request.header(AUTHORIZATION, value.clone());
-            }
-            let response = request.send().await.map_err(|e| transport(what, e))?;
+            let (response, sent) = self.send_once(what, build()).await?;
             if response.status() != StatusCode::UNAUTHORIZED || refreshed {
                 return Ok(response);
             }
             refreshed = true;
             self.authenticate(&response, sent, what).await?;
         }
+    }
+
+    /// Send `request` with the current authorization, once (a streamed body cannot be sent
+    /// twice): also the authorization sent, for [`Registry::authenticate`].
+    pub(crate) async fn send_once(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(Response, Option<HeaderValue>)> {
+        let sent = self.authorization.lock().await.clone();
+        let request = match &sent {
+            Some(value) => request.header(AUTHORIZATION, value.clone()),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| transport(what, e))?;
+        Ok((response, sent))
+    }
+
+    /// The HTTP client (for requests to other hosts, e.g. a blob's redirect).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Set the authorization a 401 asks for. When another download has already replaced the one
@@ -235,10 +310,18 @@ impl Registry {
                 service,
                 scope,
             }) => {
+                let repository = &self.repository;
+                let scope = match self.access {
+                    Access::Pull => {
+                        Some(scope.unwrap_or_else(|| format!("repository:{repository}:pull")))
+                    }
+                    Access::Push => Some(format!("repository:{repository}:pull,push")),
+                    Access::Login => None,
+                };
                 let token = fetch_token(
                     &self.http,
-                    (&realm, service.as_deref(), scope.as_deref()),
-                    &self.repository,
+                    (&realm, service.as_deref()),
+                    scope.as_deref(),
                     self.credentials.as_ref(),
                 )
                 .await
@@ -261,7 +344,7 @@ impl Registry {
         Ok(())
     }
 
-    fn login_needed(&self, what: &str) -> Error {
+    pub(crate) fn login_needed(&self, what: &str) -> Error {
         Error::new(
             ErrorKind::PermissionDenied,
             format!(
@@ -272,7 +355,7 @@ impl Registry {
     }
 
     /// The error for a status we cannot use, with the registry's own error codes.
-    async fn refused(&self, response: Response, what: &str) -> Error {
+    pub(crate) async fn refused(&self, response: Response, what: &str) -> Error {
         let status = response.status();
         let body = read_limited(response, 64 << 10, what)
             .await
