@@ -124,7 +124,14 @@ fn imported_and_pulled_images_go_up_come_back_and_run() {
     let ctr = std::process::Command::new("ctr")
         .arg("--address")
         .arg(&socket)
-        .args(["--namespace", &lcd.ns, "images", "pull", "--plain-http", &copy])
+        .args([
+            "--namespace",
+            &lcd.ns,
+            "images",
+            "pull",
+            "--plain-http",
+            &copy,
+        ])
         .output()
         .expect("run ctr");
     assert!(
@@ -177,7 +184,10 @@ fn login_push_and_logout_with_an_htpasswd_registry() {
     run(&["import", lcd.rootfs(), &name]).ok();
 
     // No login: the registry refuses, and says what is missing.
-    eprintln!("{}", run(&["push", &name]).expect_error(125, &["401 Unauthorized", "needs a login"]));
+    eprintln!(
+        "{}",
+        run(&["push", &name]).expect_error(125, &["401 Unauthorized", "needs a login"])
+    );
 
     // A wrong password: one line, exit 1, nothing written.
     let untouched = std::fs::read(&path).expect("read");
@@ -199,8 +209,15 @@ fn login_push_and_logout_with_an_htpasswd_registry() {
         "no warning about -p: {out}"
     );
     let after = read_config(&path);
-    assert_eq!(after["auths"][&addr]["auth"], b64("alice:s3cret"), "{after}");
-    assert_eq!(after["auths"]["other.example:5000"], before["auths"]["other.example:5000"]);
+    assert_eq!(
+        after["auths"][&addr]["auth"],
+        b64("alice:s3cret"),
+        "{after}"
+    );
+    assert_eq!(
+        after["auths"]["other.example:5000"],
+        before["auths"]["other.example:5000"]
+    );
     assert_eq!(after["psFormat"], before["psFormat"]);
     assert_eq!(after["proxies"], before["proxies"]);
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
@@ -209,11 +226,23 @@ fn login_push_and_logout_with_an_htpasswd_registry() {
     let out = lcd_with(
         &lcd,
         &dir,
-        &["login", "--username", "alice", "--password-stdin", &format!("http://{addr}")],
+        &[
+            "login",
+            "--username",
+            "alice",
+            "--password-stdin",
+            &format!("http://{addr}"),
+        ],
         Some(b"s3cret\n"),
     );
     assert_eq!(out.ok(), "Login Succeeded\n", "{out}");
-    assert_eq!(read_config(&path)["auths"].as_object().expect("auths").len(), 2);
+    assert_eq!(
+        read_config(&path)["auths"]
+            .as_object()
+            .expect("auths")
+            .len(),
+        2
+    );
 
     // Logged in: push, remove, pull back, run.
     let out = run(&["push", &name]);
@@ -229,7 +258,10 @@ fn login_push_and_logout_with_an_htpasswd_registry() {
     assert_eq!(out.ok(), format!("Removing login credentials for {addr}\n"));
     let after = read_config(&path);
     assert!(after["auths"].get(&addr).is_none(), "{after}");
-    assert_eq!(after["auths"]["other.example:5000"], before["auths"]["other.example:5000"]);
+    assert_eq!(
+        after["auths"]["other.example:5000"],
+        before["auths"]["other.example:5000"]
+    );
     assert_eq!(after["psFormat"], before["psFormat"]);
     let out = run(&["logout", &addr]);
     assert_eq!(out.ok(), format!("Not logged in to {addr}\n"));
@@ -261,18 +293,96 @@ fn login_push_and_logout_with_an_htpasswd_registry() {
         &["login", "-u", "alice", "--password-stdin", &addr],
         Some(b"s3cret"),
     )
-    .expect_error(1, &["credential helpers are not supported", "secretservice"]);
+    .expect_error(
+        1,
+        &["credential helpers are not supported", "secretservice"],
+    );
     run(&["logout", &addr]).expect_error(1, &["credential helpers are not supported"]);
     assert_eq!(std::fs::read(&path).expect("read"), untouched);
 
     // No config.json yet: login makes one (mode 0600) with only the entry.
     let fresh = lcd.path("fresh");
-    let out = lcd_with(&lcd, &fresh, &["login", "-u", "alice", "-p", "s3cret", &addr], None);
+    let out = lcd_with(
+        &lcd,
+        &fresh,
+        &["login", "-u", "alice", "-p", "s3cret", &addr],
+        None,
+    );
     out.ok();
     let made = read_config(&fresh.join("config.json"));
-    assert_eq!(made, serde_json::json!({"auths": {&addr: {"auth": b64("alice:s3cret")}}}));
+    assert_eq!(
+        made,
+        serde_json::json!({"auths": {&addr: {"auth": b64("alice:s3cret")}}})
+    );
 
     run(&["rmi", &name]).ok();
+    registry.stop();
+    lcd.assert_clean();
+}
+
+/// A registry behind a token server (the test front demands `Bearer` tokens, handed out at its
+/// `/token` to alice's Basic credentials): login checks the credentials there, and push asks for a
+/// `pull,push` token and sends every request with it.
+#[test]
+fn login_and_push_through_a_token_server() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (registry, front) = runtime.block_on(async {
+        let registry = registry::Registry::start(None).await;
+        let login = Some(("alice".to_string(), "s3cret".to_string()));
+        let config = registry::FrontConfig {
+            bearer: Some(("user-token".to_string(), login)),
+            ..Default::default()
+        };
+        let front = registry::Front::start(&registry.addr, config).await;
+        (registry, front)
+    });
+    let lcd = Lcd::new("token");
+    let dir = lcd.path("docker");
+    let run = |args: &[&str]| lcd_with(&lcd, &dir, args, None);
+    let login = |password: &[u8]| {
+        lcd_with(
+            &lcd,
+            &dir,
+            &["login", "-u", "alice", "--password-stdin", &front.addr],
+            Some(password),
+        )
+    };
+    let name = format!("{}/tok/bb:1", front.addr);
+    run(&["import", lcd.rootfs(), &name]).ok();
+    run(&["push", &name]).expect_error(125, &["token", "401"]);
+    login(b"wrong").expect_error(1, &["unauthorized", "alice"]);
+    assert!(!dir.join("config.json").exists());
+    assert_eq!(login(b"s3cret").ok(), "Login Succeeded\n");
+
+    let out = run(&["push", &name]);
+    let pushed = digest_of(out.ok(), "1");
+    let seen = front.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("GET /token?") && r.contains("tok%2Fbb%3Apull%2Cpush")),
+        "push asks for a pull,push token: {seen:?}"
+    );
+    for method in ["HEAD", "POST", "PUT"] {
+        assert!(
+            seen.iter()
+                .any(|r| r.starts_with(method) && r.ends_with("auth=Bearer user-token")),
+            "{method} with the token: {seen:?}"
+        );
+    }
+    run(&["rmi", &name]).ok();
+    run(&["pull", &name]).ok();
+    let out = run(&["image", "inspect", &name]);
+    let inspect: serde_json::Value = serde_json::from_str(out.ok()).expect("json");
+    let repo_digest = format!("{}/tok/bb@{pushed}", front.addr);
+    assert_eq!(
+        inspect[0]["RepoDigests"][0],
+        repo_digest.as_str(),
+        "{inspect}"
+    );
+    let out = run(&["run", "--rm", &name, "echo", "through tokens"]);
+    assert_eq!(out.ok(), "through tokens\n", "{out}");
+    run(&["rmi", &name]).ok();
+    drop(front);
     registry.stop();
     lcd.assert_clean();
 }

@@ -68,10 +68,7 @@ pub(super) async fn blob(
     let sessions = registry.url("blobs", "uploads/");
     let response = registry
         .send(&what, || {
-            registry
-                .http()
-                .post(&sessions)
-                .header(CONTENT_LENGTH, "0")
+            registry.http().post(&sessions).header(CONTENT_LENGTH, "0")
         })
         .await?;
     if response.status() != StatusCode::ACCEPTED {
@@ -110,8 +107,8 @@ pub(super) async fn blob(
     // Each chunk is reported as it is handed to the connection.
     let body = stream.map(move |chunk| {
         let chunk = chunk?;
-        let done = counted.fetch_add(chunk.data.len() as u64, Ordering::Relaxed)
-            + chunk.data.len() as u64;
+        let done =
+            counted.fetch_add(chunk.data.len() as u64, Ordering::Relaxed) + chunk.data.len() as u64;
         progress.report(PushState::Pushing, done);
         Ok::<_, tonic::Status>(chunk.data)
     });

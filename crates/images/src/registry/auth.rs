@@ -24,7 +24,8 @@ use crate::reference::DEFAULT_DOMAIN;
 /// Docker Hub's key in `config.json`, as `docker login` writes it.
 pub(crate) const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// Hosts that all mean Docker Hub.
-pub(crate) const DOCKER_HUB_HOSTS: [&str; 3] = [DEFAULT_DOMAIN, "index.docker.io", "registry-1.docker.io"];
+pub(crate) const DOCKER_HUB_HOSTS: [&str; 3] =
+    [DEFAULT_DOMAIN, "index.docker.io", "registry-1.docker.io"];
 
 /// A user name and password (or token) for a registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -100,7 +101,10 @@ pub(crate) async fn credentials_for(
     if let Some(credentials) = explicit {
         return Ok(Some(credentials.clone()));
     }
-    let Some(dir) = docker_config.map(Path::to_path_buf).or_else(docker_config_dir) else {
+    let Some(dir) = docker_config
+        .map(Path::to_path_buf)
+        .or_else(docker_config_dir)
+    else {
         return Ok(None);
     };
     let domain = domain.to_string();

@@ -150,7 +150,10 @@ async fn verify(key: &str, credentials: &Credentials, plain_http: bool) -> Resul
             ),
         )
     };
-    let response = match registry.send("ask /v2/", || registry.http().get(&url)).await {
+    let response = match registry
+        .send("ask /v2/", || registry.http().get(&url))
+        .await
+    {
         Ok(response) => response,
         // The token server refused the credentials.
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
@@ -288,7 +291,12 @@ mod tests {
     #[test]
     fn keys_as_docker_writes_them() {
         assert_eq!(registry_key(None), DOCKER_HUB_KEY);
-        for hub in ["docker.io", "index.docker.io", DOCKER_HUB_KEY, "registry-1.docker.io"] {
+        for hub in [
+            "docker.io",
+            "index.docker.io",
+            DOCKER_HUB_KEY,
+            "registry-1.docker.io",
+        ] {
             assert_eq!(registry_key(Some(hub)), DOCKER_HUB_KEY, "{hub}");
         }
         assert_eq!(registry_key(Some("127.0.0.1:5000")), "127.0.0.1:5000");

@@ -41,7 +41,10 @@ async fn every_tag(client: &Client, name: &str) -> Result<Vec<String>> {
     let wanted = Reference::parse(name)?;
     if wanted.tag().is_some() || wanted.digest().is_some() {
         // The parser gives every name a tag; only one the user typed is refused, as docker.
-        let typed_tag = name.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        let typed_tag = name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
         if typed_tag || wanted.digest().is_some() {
             bail!("tag can't be used with --all-tags/-a");
         }
@@ -58,7 +61,10 @@ async fn every_tag(client: &Client, name: &str) -> Result<Vec<String>> {
         .collect();
     names.sort();
     if names.is_empty() {
-        bail!("an image does not exist locally with the tag: {}", wanted.name());
+        bail!(
+            "an image does not exist locally with the tag: {}",
+            wanted.name()
+        );
     }
     Ok(names)
 }
