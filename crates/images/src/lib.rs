@@ -1,6 +1,6 @@
-//! Images for libcontainerd: pull them from registries, import docker-save and OCI layout archives
-//! into containerd's content store and save them back, unpack them into a snapshotter, and turn an
-//! image's config into what a container needs.
+//! Images for libcontainerd: pull them from registries and push them back (with docker's logins),
+//! import docker-save and OCI layout archives into containerd's content store and save them back,
+//! unpack them into a snapshotter, and turn an image's config into what a container needs.
 //!
 //! Everything goes through containerd 1.6's gRPC services (content, images, leases, snapshots,
 //! diff), so containerd 1.6 and 1.7 behave the same. Work that creates content runs under a lease,
@@ -21,7 +21,9 @@ mod mount;
 pub mod oci;
 pub mod platform;
 pub mod pull;
+pub mod push;
 pub mod reference;
+pub mod registry;
 mod resolve;
 pub mod rootfs;
 pub mod save;
@@ -39,6 +41,7 @@ pub use lease::Lease;
 pub use oci::Descriptor;
 pub use platform::Platform;
 pub use pull::{pull, Credentials, Progress, ProgressState, PullOptions, PulledImage};
+pub use push::{push, PushOptions, PushedImage};
 pub use reference::Reference;
 pub use save::{save, SaveOptions};
 pub use unpack::{unpack, Unpacked};

@@ -275,7 +275,8 @@ pub struct FrontConfig {
     pub hold_blob: Option<String>,
 }
 
-/// A tiny HTTP/1.1 server that forwards GETs to a registry, one request per connection.
+/// A tiny HTTP/1.1 server that forwards requests (GETs, and a push's HEAD, POST, PUT with their
+/// bodies) to a registry, one request per connection; upload locations point back at it.
 pub struct Front {
     pub addr: String,
     /// Request lines seen, with their Range and Authorization headers.
@@ -369,11 +370,9 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
     }
     let head = String::from_utf8_lossy(&head).to_string();
     let mut lines = head.lines();
-    let target = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .unwrap_or("/")
-        .to_string();
+    let request_line = lines.next().unwrap_or("GET / HTTP/1.1");
+    let method = request_line.split(' ').next().unwrap_or("GET").to_string();
+    let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
     let header = |name: &str| {
         head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -381,8 +380,15 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
         })
     };
     let (range, authorization) = (header("range"), header("authorization"));
+    let length: usize = header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut request_body = vec![0u8; length];
+    if stream.read_exact(&mut request_body).await.is_err() {
+        return;
+    }
     state.seen.lock().expect("lock").push(format!(
-        "GET {target} range={} auth={}",
+        "{method} {target} range={} auth={}",
         range.as_deref().unwrap_or("-"),
         authorization.as_deref().unwrap_or("-")
     ));
@@ -428,8 +434,11 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
             return;
         }
     }
-    let mut request = reqwest::Client::new().get(format!("http://{}{target}", state.upstream));
-    for name in ["accept", "range"] {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut request = reqwest::Client::new()
+        .request(method, format!("http://{}{target}", state.upstream))
+        .body(request_body);
+    for name in ["accept", "range", "content-type"] {
         if let Some(value) = header(name) {
             request = request.header(name, value);
         }
@@ -439,9 +448,19 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<State>) {
     };
     let status = response.status();
     let mut headers = vec![];
-    for name in ["content-type", "docker-content-digest", "content-range"] {
+    for name in [
+        "content-type",
+        "docker-content-digest",
+        "content-range",
+        "location",
+    ] {
         if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
-            headers.push((name, v.to_string()));
+            // An upload's next request must come back through the front.
+            let v = v.replace(
+                &format!("//{}/", state.upstream),
+                &format!("//{}/", state.addr),
+            );
+            headers.push((name, v));
         }
     }
     let body = response.bytes().await.unwrap_or_default();

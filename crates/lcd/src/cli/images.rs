@@ -1,5 +1,5 @@
-//! The image commands' arguments (docker's names): `pull`, `load`, `import`, `save`, `images`,
-//! `tag`, `rmi`, and `image SUBCOMMAND` for the same under one roof.
+//! The image commands' arguments (docker's names): `pull`, `push`, `login`, `logout`, `load`,
+//! `import`, `save`, `images`, `tag`, `rmi`, and `image SUBCOMMAND` for the same under one roof.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,49 @@ pub struct PullArgs {
     pub plain_http: bool,
     /// The image: NAME[:TAG] or NAME@DIGEST.
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push every tag of the image's repository (NAME without a tag).
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Print only the pushed digest's line.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Speak plain HTTP to the registry (loopback registries fall back to it anyway).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// The platform pushed when the store lacks some of a multi-platform image's manifests
+    /// (os/arch[/variant]; default: this host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The image: NAME[:TAG], named for the registry it goes to (`127.0.0.1:5000/app:1`).
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// User name (asked for on a terminal when missing).
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password or token (insecure: it shows in the process list and shell history).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Speak plain HTTP to the registry (loopback registries fall back to it anyway).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// The registry (default: Docker Hub).
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (default: Docker Hub).
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +151,8 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Pull an image from a registry.
     Pull(PullArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
     /// Load images from a tar archive.
     Load(LoadArgs),
     /// Save images to a tar archive.

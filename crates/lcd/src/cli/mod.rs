@@ -121,6 +121,12 @@ pub enum Command {
     Rootfs(RootfsArgs),
     /// Pull an image from a registry.
     Pull(PullArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
+    /// Log in to a registry (credentials kept in docker's config.json).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
     /// Load images from a tar archive (docker-save or OCI layout) or stdin.
     Load(LoadArgs),
     /// Make an image of a root filesystem (a directory, a tar archive or stdin).

@@ -17,6 +17,7 @@ pub async fn image(ctx: &Ctx, args: ImageArgs) -> Result<i32> {
         ImageCommand::Rm(args) => super::rmi::rmi(ctx, args).await,
         ImageCommand::Tag(args) => super::tag::tag(ctx, args).await,
         ImageCommand::Pull(args) => super::pull::pull(ctx, args).await,
+        ImageCommand::Push(args) => super::push::push(ctx, args).await,
         ImageCommand::Load(args) => super::load::load(ctx, args).await,
         ImageCommand::Save(args) => super::save::save(ctx, args).await,
         ImageCommand::Import(args) => super::import::import(ctx, args).await,

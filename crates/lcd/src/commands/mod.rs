@@ -5,9 +5,11 @@
 //!
 //! Commands import support modules (context, state, session, tty, signals, flags, exit) and
 //! argument types from [`crate::cli`]; none imports this module. The only imports between commands
-//! are `run`'s: it is `create` followed by `start`'s second half.
+//! are `run`'s: it is `create` followed by `start`'s second half; pull and push share the progress
+//! lines of `bars`.
 
 mod attach;
+mod bars;
 mod checkpoint;
 mod completion;
 mod cp;
@@ -25,12 +27,14 @@ mod info;
 mod inspect;
 mod kill;
 mod load;
+mod login;
 mod logs;
 mod network;
 mod pause;
 mod prune;
 mod ps;
 mod pull;
+mod push;
 mod rename;
 mod restart;
 mod rm;
@@ -101,6 +105,9 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Rootfs(args) => rootfs::rootfs(args),
         Command::Stress(args) => stress::stress(ctx, args).await,
         Command::Pull(args) => pull::pull(ctx, args).await,
+        Command::Push(args) => push::push(ctx, args).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Logout(args) => login::logout(args),
         Command::Load(args) => load::load(ctx, args).await,
         Command::Import(args) => import::import(ctx, args).await,
         Command::Save(args) => save::save(ctx, args).await,

@@ -5,9 +5,8 @@
 //! garbage collection before `lcd` exits with 130, as docker's CLI does when interrupted (128 +
 //! SIGINT), so nothing half-pulled stays behind (blobs a retry could reuse go too).
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::io::IsTerminal;
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use libcontainerd_images::lease;
 use libcontainerd_images::pull::{pull as pull_image, Progress, ProgressState, PullOptions};
 use libcontainerd_images::{Platform, Reference};
 
+use super::bars::{meter, short, Bars};
 use crate::cli::PullArgs;
 use crate::context::Ctx;
 
@@ -65,7 +65,7 @@ pub async fn fetch(
             parsed.path()
         );
         let bars = bars.clone();
-        options.progress = Some(Arc::new(move |p: &Progress| bars.update(p)));
+        options.progress = Some(Arc::new(move |p: &Progress| bars.update(p.layer, line(p))));
     }
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("listen for SIGINT")?;
@@ -104,67 +104,14 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
     }
 }
 
-/// One line per layer, redrawn in place: `<digest>: Downloading  1.2MB/3.4MB`.
-#[derive(Clone, Default)]
-struct Bars {
-    lines: Arc<Mutex<BarState>>,
-}
-
-#[derive(Default)]
-struct BarState {
-    layers: BTreeMap<usize, Progress>,
-    drawn: usize,
-}
-
-impl Bars {
-    fn update(&self, progress: &Progress) {
-        let mut state = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        state.layers.insert(progress.layer, progress.clone());
-        let mut out = String::new();
-        if state.drawn > 0 {
-            // Back to the first line of the block, then redraw it all.
-            out.push_str(&format!("\x1b[{}A", state.drawn));
-        }
-        for p in state.layers.values() {
-            out.push_str(&format!("\x1b[2K{}\n", line(p)));
-        }
-        state.drawn = state.layers.len();
-        let _ = std::io::stderr().write_all(out.as_bytes());
-    }
-}
-
 fn line(p: &Progress) -> String {
-    let short = p
-        .digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect::<String>();
+    let short = short(&p.digest);
     match p.state {
         ProgressState::Waiting => format!("{short}: Waiting"),
         ProgressState::Present => format!("{short}: Already exists"),
         ProgressState::Done => format!("{short}: Pull complete"),
-        ProgressState::Downloading | ProgressState::Resuming => {
-            let width = 40usize;
-            let filled = if p.total == 0 {
-                0
-            } else {
-                ((p.done as f64 / p.total as f64) * width as f64) as usize
-            }
-            .min(width);
-            format!(
-                "{short}: {} [{}>{}] {}/{}",
-                if p.state == ProgressState::Resuming {
-                    "Resuming   "
-                } else {
-                    "Downloading"
-                },
-                "=".repeat(filled),
-                " ".repeat(width - filled),
-                human(p.done),
-                human(p.total)
-            )
-        }
+        ProgressState::Downloading => format!("{short}: Downloading {}", meter(p.done, p.total)),
+        ProgressState::Resuming => format!("{short}: Resuming    {}", meter(p.done, p.total)),
     }
 }
 
