@@ -94,7 +94,7 @@ pub async fn prepare(
     let mut spec = SpecBuilder::on_snapshot()
         .args(args)
         .cwd(process_cwd(&config, options.workdir.as_deref()))
-        .user(user.uid, user.gid);
+        .resolved_user(user.uid, user.gid, user.additional_gids);
     for entry in process_env(&config.env, &options.env) {
         spec = spec.env(entry);
     }

@@ -114,6 +114,13 @@ fn privileged_may_mount_and_the_default_may_not() {
     lcd.assert_clean();
 }
 
+/// The gids of a `Groups:` line of /proc/PID/status.
+fn kernel_groups(line: &str) -> Vec<&str> {
+    line.trim_start_matches("Groups:")
+        .split_whitespace()
+        .collect()
+}
+
 #[test]
 fn users_resolve_in_the_rootfs_and_groups_are_added() {
     let lcd = Lcd::new("user");
@@ -132,6 +139,14 @@ fn users_resolve_in_the_rootfs_and_groups_are_added() {
     );
     let out = run_ok(&lcd, &["-u", "1000:1001"], &["id", "-u"]);
     assert_eq!(out, "1000\n");
+    // The process's supplementary groups start with its primary gid, as docker's (whose root has
+    // `Groups: 0`, and nobody `Groups: 65534`).
+    let groups = ["grep", "^Groups:", "/proc/self/status"];
+    assert_eq!(kernel_groups(&run_ok(&lcd, &[], &groups)), ["0"]);
+    assert_eq!(
+        kernel_groups(&run_ok(&lcd, &["-u", "nobody"], &groups)),
+        ["65534"]
+    );
     // exec -u resolves in the container too.
     let id = lcd
         .run(&["run", "-d", lcd.rootfs(), "sleep", "60"])
@@ -143,6 +158,24 @@ fn users_resolve_in_the_rootfs_and_groups_are_added() {
         out.ok().starts_with("uid=65534(nobody) gid=65534(nogroup)"),
         "{out}"
     );
+    for (user, expected) in [
+        (None, "0"),
+        (Some("nobody"), "65534"),
+        (Some("65534"), "65534"),
+    ] {
+        let mut args = vec!["exec"];
+        if let Some(user) = user {
+            args.extend(["-u", user]);
+        }
+        args.push(&id);
+        args.extend(groups);
+        let out = lcd.run(&args);
+        assert_eq!(
+            kernel_groups(out.ok()),
+            [expected],
+            "exec -u {user:?}: {out}"
+        );
+    }
     lcd.run(&["exec", "-u", "nosuch", &id, "id"])
         .expect_error(125, &["--user", "nosuch"]);
     lcd.run(&["rm", "-f", &id]).ok();
@@ -439,6 +472,16 @@ fn image_containers_take_the_same_flags() {
         "{out}"
     );
     lcd.run(&["rm", "-f", &id]).ok();
+    // An image's user gets docker's groups too: the primary gid first.
+    for (user, expected) in [(None, "0"), (Some("nobody"), "65534")] {
+        let mut args = vec!["run", "--rm"];
+        if let Some(user) = user {
+            args.extend(["-u", user]);
+        }
+        args.extend(["bb", "grep", "^Groups:", "/proc/self/status"]);
+        let out = lcd.run(&args);
+        assert_eq!(kernel_groups(out.ok()), [expected], "-u {user:?}: {out}");
+    }
     // A bad value leaves no container (and no snapshot: ps -a and assert_clean check).
     lcd.run(&["run", "--rm", "--cap-add", "FOO", "bb", "true"])
         .expect_error(125, &["--cap-add", "FOO"]);

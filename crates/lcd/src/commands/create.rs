@@ -328,10 +328,9 @@ fn build_spec_with(args: &CreateArgs, rootfs: &Path, plan: &Plan) -> Result<Spec
     if let Some(dir) = &args.workdir {
         builder = builder.cwd(dir.clone());
     }
-    if let Some(user) = &args.user {
-        // Names and a uid's primary group come from the rootfs's own /etc/passwd and /etc/group.
-        builder = builder.user_from_rootfs(user.clone(), rootfs);
-    }
+    // Names and a uid's groups come from the rootfs's own /etc/passwd and /etc/group; without -u
+    // the process is root with root's groups there, as docker's (its groups list gid 0).
+    builder = builder.user_from_rootfs(args.user.clone().unwrap_or_default(), rootfs);
     apply_options(builder, args)
 }
 

@@ -66,7 +66,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
         builder = builder.console_size(u32::from(cols), u32::from(rows));
     }
     let mut process = builder.build()?;
-    if let Some(found) = user.filter(|u| !u.additional_gids.is_empty()) {
+    if let Some(found) = user {
         // As docker: the primary group, then the user's groups from /etc/group.
         let mut groups = vec![found.gid];
         groups.extend(found.additional_gids.iter().filter(|g| **g != found.gid));

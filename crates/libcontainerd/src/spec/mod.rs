@@ -90,6 +90,8 @@ pub struct SpecBuilder {
     gid: u32,
     /// A user spec resolved against the passwd and group files of a root filesystem.
     user_lookup: Option<(String, PathBuf)>,
+    /// The supplementary groups of a user given by [`resolved_user`](Self::resolved_user).
+    resolved_groups: Option<Vec<u32>>,
     group_add: Vec<String>,
     hostname: Option<String>,
     readonly_rootfs: bool,
@@ -134,6 +136,7 @@ impl SpecBuilder {
             uid: 0,
             gid: 0,
             user_lookup: None,
+            resolved_groups: None,
             group_add: Vec::new(),
             hostname: None,
             readonly_rootfs: false,
@@ -200,6 +203,18 @@ impl SpecBuilder {
         self.uid = uid;
         self.gid = gid;
         self.user_lookup = None;
+        self.resolved_groups = None;
+        self
+    }
+
+    /// Run as a user resolved elsewhere (against an image's own files, say, with
+    /// [`resolve_user`]): `uid:gid`, with docker's groups: the primary gid first, then
+    /// `groups` (the user's supplementary groups), then [`group_add`](Self::group_add)'s.
+    pub fn resolved_user(mut self, uid: u32, gid: u32, groups: Vec<u32>) -> Self {
+        self.uid = uid;
+        self.gid = gid;
+        self.user_lookup = None;
+        self.resolved_groups = Some(groups);
         self
     }
 
@@ -212,6 +227,7 @@ impl SpecBuilder {
     /// Resolved by [`build`](Self::build); an unknown name is an error there.
     pub fn user_from_rootfs(mut self, spec: impl Into<String>, rootfs: impl Into<PathBuf>) -> Self {
         self.user_lookup = Some((spec.into(), rootfs.into()));
+        self.resolved_groups = None;
         self
     }
 
@@ -505,10 +521,17 @@ impl SpecBuilder {
                     .map_err(|e| e.context("user"))?;
                 // Docker: the primary gid first, then the supplementary groups.
                 let mut groups = vec![found.gid];
-                groups.extend(found.additional_gids);
+                groups.extend(found.additional_gids.iter().filter(|g| **g != found.gid));
                 (found.uid, found.gid, groups)
             }
-            None => (self.uid, self.gid, Vec::new()),
+            None => match &self.resolved_groups {
+                Some(found) => {
+                    let mut groups = vec![self.gid];
+                    groups.extend(found.iter().filter(|g| **g != self.gid));
+                    (self.uid, self.gid, groups)
+                }
+                None => (self.uid, self.gid, Vec::new()),
+            },
         };
         if !self.group_add.is_empty() {
             let names_need_files = self
@@ -1254,6 +1277,16 @@ mod tests {
             .user()
             .additional_gids()
             .is_none());
+
+        // A user resolved elsewhere (an image's files) gets docker's groups: its primary gid
+        // first, once, then its groups and the added ones.
+        let spec = builder()
+            .resolved_user(5, 6, vec![7, 6])
+            .group_add(8)
+            .build()
+            .unwrap();
+        let user = spec.process().as_ref().unwrap().user().clone();
+        assert_eq!(user.additional_gids().clone().unwrap(), [6, 7, 8]);
 
         // An init is mounted and runs first.
         let init = Path::new(rootfs_busybox());
