@@ -35,6 +35,8 @@ pub struct ImageUsage {
     pub size: u64,
     /// How many containers were made from one of its names.
     pub containers: usize,
+    /// Whether it has no name but its ID (docker's dangling image).
+    pub dangling: bool,
 }
 
 /// The namespace's containers with their states (no sizes: cheap).
@@ -92,11 +94,23 @@ pub async fn image_usage(client: &Client, containers: &[ContainerInfo]) -> Resul
             id,
             size: summary.size.unwrap_or(0),
             containers: 0,
+            dangling: true,
         });
+        entry.dangling &= libcontainerd_images::store::is_id_name(&summary.name);
         entry.names.push(summary.name);
         entry.containers += users;
     }
     Ok(by_id.into_values().collect())
+}
+
+/// The chain ID of an image's top layer (the parent of its containers' snapshots), if it can be
+/// read.
+pub async fn top_layer(client: &Client, image: &ImageUsage) -> Option<String> {
+    let name = image.names.first()?;
+    let details = libcontainerd_images::store::inspect(client, name, &Platform::host())
+        .await
+        .ok()?;
+    libcontainerd_images::digest::chain_ids(&details.config.diff_ids).pop()
 }
 
 /// Log files of containers that no longer exist (left by a crash, or by an earlier lcd).
