@@ -3,11 +3,9 @@
 //! sizes); steps that only changed the config (`empty_layer`) have none.
 
 use libcontainerd::{Client, Result};
-use serde::Deserialize;
 
-use crate::content::read_small;
 use crate::grpc::Services;
-use crate::oci::{parse, Descriptor};
+use crate::oci::{Descriptor, ImageConfigFile};
 use crate::platform::Platform;
 use crate::resolve::resolve;
 use crate::store::{find_name, get_record};
@@ -40,48 +38,23 @@ pub struct History {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct ConfigHistory {
-    #[serde(default)]
-    created: Option<String>,
-    #[serde(default)]
-    history: Vec<Entry>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct Entry {
-    #[serde(default)]
-    created: Option<String>,
-    #[serde(default)]
-    created_by: Option<String>,
-    #[serde(default)]
-    author: Option<String>,
-    #[serde(default)]
-    comment: Option<String>,
-    #[serde(default)]
-    empty_layer: bool,
-}
-
 /// The history of image `name` (a stored name, a reference or an ID) for `platform`.
 pub async fn history(client: &Client, name: &str, platform: &Platform) -> Result<History> {
     let services = Services::new(client)?;
     let name = find_name(&services, name).await?;
     let record = get_record(&services, &name).await?;
     let resolved = resolve(&services, &record.target, platform, &name).await?;
-    let id = resolved.manifest.config.digest.clone();
-    let data = read_small(&services, &format!("config of {name}"), &id).await?;
-    let config: ConfigHistory = parse(&format!("config {id} of {name}"), &data)?;
     Ok(History {
-        steps: steps(config, &resolved.manifest.layers),
+        id: resolved.manifest.config.digest.clone(),
+        steps: steps(resolved.config, &resolved.manifest.layers),
         name,
-        id,
     })
 }
 
 /// Pair the history's layer-making steps with the layers, newest with newest (a commit on an
 /// image whose history does not account for its layers still pairs with its own layer); layers
 /// the history leaves out get a step of their own, at the image's time. Newest first.
-fn steps(config: ConfigHistory, layers: &[Descriptor]) -> Vec<Step> {
+fn steps(config: ImageConfigFile, layers: &[Descriptor]) -> Vec<Step> {
     let mut layers = layers.iter().rev();
     let mut out: Vec<Step> = config
         .history
@@ -119,7 +92,7 @@ mod tests {
 
     #[test]
     fn steps_pair_with_layers_newest_first() {
-        let config: ConfigHistory = serde_json::from_str(
+        let config: ImageConfigFile = serde_json::from_str(
             r#"{"created":"c","history":[
                 {"created":"1","created_by":"ADD rootfs"},
                 {"created":"2","created_by":"ENV A=1","empty_layer":true},
@@ -135,12 +108,12 @@ mod tests {
         assert_eq!(steps[2].layer.as_ref().unwrap().size, 10);
 
         // No history: one step per layer, at the image's time.
-        let steps = super::steps(ConfigHistory::default(), &[layer(1)]);
+        let steps = super::steps(ImageConfigFile::default(), &[layer(1)]);
         assert_eq!(steps.len(), 1);
         assert_eq!(steps[0].layer.as_ref().unwrap().size, 1);
 
         // A commit on an image without history: its step is its own layer's.
-        let config: ConfigHistory =
+        let config: ImageConfigFile =
             serde_json::from_str(r#"{"created":"c","history":[{"created_by":"sh"}]}"#).unwrap();
         let steps = super::steps(config, &[layer(1), layer(2), layer(3)]);
         assert_eq!(steps.len(), 3);

@@ -113,28 +113,20 @@ pub async fn snapshot_usage(client: &Client, snapshot: &Snapshot) -> Option<u64>
     u64::try_from(reply.into_inner().size).ok()
 }
 
-/// The parents of the containers' snapshots (the top layers of the images they run on); a
-/// snapshot that cannot be read is left out.
-pub async fn snapshot_parents(
-    client: &Client,
-    containers: &[libcontainerd::ContainerInfo],
-) -> std::collections::HashSet<String> {
-    let mut parents = std::collections::HashSet::new();
-    for snapshot in containers.iter().filter_map(|c| c.snapshot.as_ref()) {
-        let request = StatSnapshotRequest {
-            snapshotter: snapshot.snapshotter.clone(),
-            key: snapshot.key.clone(),
-        };
-        let info = snapshots(client)
-            .stat(libcontainerd::raw::request(client, request))
-            .await
-            .ok()
-            .and_then(|r| r.into_inner().info);
-        if let Some(info) = info.filter(|i| !i.parent.is_empty()) {
-            parents.insert(info.parent);
-        }
-    }
-    parents
+/// The snapshot a container's snapshot was prepared from (the top layer of its image), if it
+/// has one and can be read.
+pub async fn snapshot_parent(client: &Client, snapshot: &Snapshot) -> Option<String> {
+    let request = StatSnapshotRequest {
+        snapshotter: snapshot.snapshotter.clone(),
+        key: snapshot.key.clone(),
+    };
+    let info = snapshots(client)
+        .stat(libcontainerd::raw::request(client, request))
+        .await
+        .ok()?
+        .into_inner()
+        .info?;
+    (!info.parent.is_empty()).then_some(info.parent)
 }
 
 /// A read-only view of the snapshot a container's snapshot was prepared from (the image's top

@@ -3,14 +3,14 @@
 //! log; every image with its size and the containers made from it; log files left by containers
 //! that are gone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::Result;
 use libcontainerd::{Client, ContainerInfo, TaskInfo};
 use libcontainerd_images::Platform;
 
-use crate::container_fs::snapshot_usage;
+use crate::container_fs::{snapshot_parent, snapshot_usage};
 use crate::context::Ctx;
 use crate::state::State;
 
@@ -106,11 +106,37 @@ pub async fn image_usage(client: &Client, containers: &[ContainerInfo]) -> Resul
 /// The chain ID of an image's top layer (the parent of its containers' snapshots), if it can be
 /// read.
 pub async fn top_layer(client: &Client, image: &ImageUsage) -> Option<String> {
-    let name = image.names.first()?;
+    top_layer_of(client, image.names.first()?).await
+}
+
+async fn top_layer_of(client: &Client, name: &str) -> Option<String> {
     let details = libcontainerd_images::store::inspect(client, name, &Platform::host())
         .await
         .ok()?;
     libcontainerd_images::digest::chain_ids(&details.config.diff_ids).pop()
+}
+
+/// The top layers that containers run on whose image's name has since moved to another image
+/// (a commit or a load took it) or is gone: their images no longer count them by name, yet
+/// must stay.
+pub async fn layers_of_renamed_images(
+    client: &Client,
+    containers: &[ContainerInfo],
+) -> HashSet<String> {
+    let mut layers = HashSet::new();
+    for snapshot in containers.iter().filter_map(|c| c.snapshot.as_ref()) {
+        let Some(parent) = snapshot_parent(client, snapshot).await else {
+            continue;
+        };
+        let named = match &snapshot.image {
+            Some(name) => top_layer_of(client, name).await,
+            None => None,
+        };
+        if named.as_ref() != Some(&parent) {
+            layers.insert(parent);
+        }
+    }
+    layers
 }
 
 /// Log files of containers that no longer exist (left by a crash, or by an earlier lcd).

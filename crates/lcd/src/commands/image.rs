@@ -54,6 +54,8 @@ async fn inspect(ctx: &Ctx, args: ImageInspectArgs) -> Result<i32> {
             "RepoTags": repo_tags,
             "RepoDigests": repo_digests,
             "Created": config.created,
+            "Author": config.author,
+            "Comment": config.comment,
             "Architecture": config.platform.architecture,
             "Os": config.platform.os,
             "Size": d.size,

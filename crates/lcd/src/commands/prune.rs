@@ -14,7 +14,6 @@ use libcontainerd_images::{reference, store};
 
 use super::pull::human;
 use crate::cli::{ImagePruneArgs, PruneArgs, SystemPruneArgs};
-use crate::container_fs::snapshot_parents;
 use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::exit;
@@ -110,10 +109,10 @@ async fn prune_images(
         if image.containers > 0 || !(all || image.dangling) {
             continue;
         }
-        // A container made from a name that has since moved to another image runs on this one.
+        // A container made from a name that has since moved to another image may run on this one.
         let parents = match &mut parents {
             Some(parents) => parents,
-            None => parents.insert(snapshot_parents(client, containers).await),
+            None => parents.insert(inventory::layers_of_renamed_images(client, containers).await),
         };
         if inventory::top_layer(client, &image)
             .await
