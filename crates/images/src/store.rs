@@ -336,6 +336,8 @@ pub struct ImageSummary {
     pub created: Option<SystemTime>,
     /// Bytes in the content store, if the image has a manifest for the platform.
     pub size: Option<u64>,
+    /// Its layers (digest and size), which other images may share.
+    pub layers: Vec<(String, u64)>,
 }
 
 /// Every image with its size for `platform`, sorted by name.
@@ -353,6 +355,15 @@ pub async fn summaries(client: &Client, platform: &Platform) -> Result<Vec<Image
             tag,
             digest: record.target.digest.clone(),
             id: details.as_ref().map(|d| d.id.clone()),
+            layers: details
+                .as_ref()
+                .map(|d| {
+                    d.layers
+                        .iter()
+                        .map(|l| (l.digest.clone(), l.size.max(0) as u64))
+                        .collect()
+                })
+                .unwrap_or_default(),
             size: details.map(|d| d.size),
             created: record.created,
             name: record.name,

@@ -14,7 +14,7 @@ use libcontainerd::{Container, Id, Runtime, StdioConfig};
 use libcontainerd_images::change::parse_all;
 use libcontainerd_images::gc::UNCOMPRESSED;
 use libcontainerd_images::media::{OCI_LAYER_GZIP, OCI_MANIFEST};
-use libcontainerd_images::snapshotter::OVERLAYFS;
+use libcontainerd_images::snapshotter::{NATIVE, OVERLAYFS};
 use libcontainerd_images::{import, prepare, store, Commit, CommitOptions, ImportOptions};
 use libcontainerd_images::{Platform, RunOptions};
 use tokio::io::AsyncReadExt;
@@ -25,12 +25,18 @@ fn amd64() -> Platform {
 
 /// Container `id` from `image` (the image's entrypoint `sh -c` runs `script` as root), run to its
 /// end; its output.
-async fn run(env: &TestEnv, image: &str, id: &str, script: &str) -> (Container, String) {
+async fn run(
+    env: &TestEnv,
+    snapshotter: &str,
+    image: &str,
+    id: &str,
+    script: &str,
+) -> (Container, String) {
     let id = Id::new(id).expect("test setup");
     let options = RunOptions {
         args: vec![script.to_string()],
         user: Some("0".into()),
-        snapshotter: Some(OVERLAYFS.into()),
+        snapshotter: Some(snapshotter.into()),
         platform: Some(amd64()),
         ..Default::default()
     };
@@ -63,6 +69,15 @@ async fn run(env: &TestEnv, image: &str, id: &str, script: &str) -> (Container, 
 
 #[tokio::test]
 async fn a_commit_is_a_layer_on_the_image_and_runs_at_once() {
+    commit_and_run(OVERLAYFS).await;
+}
+
+#[tokio::test]
+async fn a_commit_on_the_native_snapshotter() {
+    commit_and_run(NATIVE).await;
+}
+
+async fn commit_and_run(snapshotter: &str) {
     let env = TestEnv::new().await;
     let fixture = Fixture::new(None);
     import(
@@ -74,6 +89,7 @@ async fn a_commit_is_a_layer_on_the_image_and_runs_at_once() {
     .unwrap();
     let (writer, _) = run(
         &env,
+        snapshotter,
         APP,
         "writer",
         "echo new > /app/new.txt; echo more >> /etc/group; /bin/busybox rm /app/hello.txt",
@@ -139,12 +155,13 @@ async fn a_commit_is_a_layer_on_the_image_and_runs_at_once() {
     // Unpacked: the new layer's snapshot is there before any run asks for it.
     let chain = libcontainerd_images::digest::chain_ids(&details.config.diff_ids);
     assert!(env
-        .snapshots(OVERLAYFS)
+        .snapshots(snapshotter)
         .await
         .contains(chain.last().unwrap()));
 
     let (reader, out) = run(
         &env,
+        snapshotter,
         "committed:1",
         "reader",
         "cat /app/new.txt; /bin/busybox tail -n 1 /etc/group; ls /app; echo $COMMITTED",
@@ -152,7 +169,14 @@ async fn a_commit_is_a_layer_on_the_image_and_runs_at_once() {
     .await;
     assert_eq!(out, "new\nmore\nnew.txt\nyes\n");
     // The image it was made from is as it was.
-    let (original, out) = run(&env, APP, "original", "cat /app/hello.txt; ls /app").await;
+    let (original, out) = run(
+        &env,
+        snapshotter,
+        APP,
+        "original",
+        "cat /app/hello.txt; ls /app",
+    )
+    .await;
     assert_eq!(out, format!("{HELLO}hello.txt\n"));
 
     for c in [writer, reader, original] {

@@ -37,6 +37,8 @@ pub struct ImageUsage {
     pub containers: usize,
     /// Whether it has no name but its ID (docker's dangling image).
     pub dangling: bool,
+    /// Its layers (digest and size), which other images may share.
+    pub layers: Vec<(String, u64)>,
 }
 
 /// The namespace's containers with their states (no sizes: cheap).
@@ -95,6 +97,7 @@ pub async fn image_usage(client: &Client, containers: &[ContainerInfo]) -> Resul
             size: summary.size.unwrap_or(0),
             containers: 0,
             dangling: true,
+            layers: summary.layers.clone(),
         });
         entry.dangling &= libcontainerd_images::store::is_id_name(&summary.name);
         entry.names.push(summary.name);
@@ -139,6 +142,27 @@ pub async fn layers_of_renamed_images(
     layers
 }
 
+/// What removing `gone` frees while `kept` stay: each image's own blobs (manifest, config), and
+/// the layers none of `kept` shares, each counted once.
+pub fn freed_by(gone: &[&ImageUsage], kept: &[&ImageUsage]) -> u64 {
+    let shared: HashSet<&str> = kept
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|(d, _)| d.as_str()))
+        .collect();
+    let mut counted = HashSet::new();
+    let mut freed = 0;
+    for image in gone {
+        let layers: u64 = image.layers.iter().map(|(_, size)| size).sum();
+        freed += image.size.saturating_sub(layers);
+        for (digest, size) in &image.layers {
+            if !shared.contains(digest.as_str()) && counted.insert(digest.as_str()) {
+                freed += size;
+            }
+        }
+    }
+    freed
+}
+
 /// Log files of containers that no longer exist (left by a crash, or by an earlier lcd).
 pub fn orphan_logs(ctx: &Ctx, containers: &[ContainerInfo]) -> Result<Vec<PathBuf>> {
     // The directory every container's log is in: that of any id.
@@ -157,4 +181,31 @@ pub fn orphan_logs(ctx: &Ctx, containers: &[ContainerInfo]) -> Result<Vec<PathBu
 /// A file's size, 0 if it is missing.
 pub fn file_size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, own: u64, layers: &[(&str, u64)]) -> ImageUsage {
+        ImageUsage {
+            names: vec![],
+            id: id.to_string(),
+            size: own + layers.iter().map(|(_, s)| s).sum::<u64>(),
+            containers: 0,
+            dangling: true,
+            layers: layers.iter().map(|(d, s)| (d.to_string(), *s)).collect(),
+        }
+    }
+
+    #[test]
+    fn shared_layers_are_freed_once_and_only_when_nothing_kept_has_them() {
+        let base = image("a", 10, &[("base", 1000)]);
+        let child = image("b", 20, &[("base", 1000), ("top", 100)]);
+        let other = image("c", 30, &[("base", 1000), ("own", 5)]);
+        // Both go: their own blobs, the shared base once, the top.
+        assert_eq!(freed_by(&[&base, &child], &[]), 10 + 20 + 1000 + 100);
+        // Something kept still has the base.
+        assert_eq!(freed_by(&[&child], &[&other]), 20 + 100);
+    }
 }

@@ -103,10 +103,12 @@ async fn prune_images(
     all: bool,
 ) -> Result<(Vec<String>, u64)> {
     let mut lines = Vec::new();
-    let mut reclaimed = 0;
+    let images = inventory::image_usage(client, containers).await?;
     let mut parents: Option<HashSet<String>> = None;
-    for image in inventory::image_usage(client, containers).await? {
+    let (mut gone, mut kept) = (Vec::new(), Vec::new());
+    for image in &images {
         if image.containers > 0 || !(all || image.dangling) {
+            kept.push(image);
             continue;
         }
         // A container made from a name that has since moved to another image may run on this one.
@@ -114,25 +116,32 @@ async fn prune_images(
             Some(parents) => parents,
             None => parents.insert(inventory::layers_of_renamed_images(client, containers).await),
         };
-        if inventory::top_layer(client, &image)
+        if inventory::top_layer(client, image)
             .await
             .is_some_and(|top| parents.contains(&top))
         {
+            kept.push(image);
             continue;
         }
+        let mut removed = true;
         for name in &image.names {
             match libcontainerd_images::store::remove(client, name, true).await {
                 Ok(name) if store::is_id_name(&name) => {}
                 Ok(name) => lines.push(format!("untagged: {}", reference::familiar(&name))),
                 Err(e) => {
+                    removed = false;
                     exit::print(&anyhow::Error::new(e).context(format!("remove image {name}")))
                 }
             }
         }
-        lines.push(format!("deleted: {}", image.id));
-        reclaimed += image.size;
+        if removed {
+            lines.push(format!("deleted: {}", image.id));
+            gone.push(image);
+        } else {
+            kept.push(image);
+        }
     }
-    Ok((lines, reclaimed))
+    Ok((lines, inventory::freed_by(&gone, &kept)))
 }
 
 /// Remove every container that is not running or paused; returns their ids and the bytes freed.
