@@ -357,6 +357,72 @@ fn a_running_container_is_paused_only_during_the_commit() {
     lcd.assert_clean();
 }
 
+/// Ctrl-C while the commit has the container paused: the container runs again, lcd exits 130 and
+/// nothing of the commit stays (no image, blob, lease or unfinished write).
+#[test]
+fn an_interrupted_commit_resumes_the_container_and_leaves_nothing() {
+    let lcd = with_busybox("commitint");
+    lcd.run(&["run", "-d", "--name", "r", "busybox", "sleep", "600"])
+        .ok();
+    // Enough data that reading it takes a while (the commit is interrupted once it has paused).
+    lcd.run(&[
+        "exec",
+        "r",
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/big bs=1M count=64 2>/dev/null",
+    ])
+    .ok();
+    let before = content_state(&lcd);
+    let mut events = lcd.spawn(
+        &[
+            "events",
+            "--format",
+            "{{.Action}}",
+            "--filter",
+            "container=r",
+        ],
+        Stdio::null(),
+    );
+    let deadline = std::time::Instant::now() + PROMPT;
+    loop {
+        lcd.run(&["exec", "r", "true"]).ok();
+        if events.next_line(Duration::from_millis(500)).is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lcd events showed nothing"
+        );
+    }
+    // Should a commit finish before its interruption lands, another one is interrupted.
+    let mut interrupted = false;
+    for _ in 0..3 {
+        let commit = lcd.spawn(&["commit", "r", "big:1"], Stdio::null());
+        assert_eq!(next_state_change(&mut events).as_deref(), Some("pause"));
+        commit.signal(Signal::SIGINT);
+        let out = commit.finish(TIMEOUT);
+        assert_eq!(next_state_change(&mut events).as_deref(), Some("unpause"));
+        if out.code() == 0 {
+            lcd.run(&["rmi", "big:1"]).ok();
+            continue;
+        }
+        assert_eq!(out.code(), 130, "{out}");
+        interrupted = true;
+        break;
+    }
+    assert!(interrupted, "every commit finished before its Ctrl-C");
+    assert_eq!(lcd.inspect("r")["State"]["Status"], "running");
+    assert!(!lcd.run(&["images"]).ok().contains("big"));
+    assert_eq!(content_state(&lcd), before);
+    events.signal(Signal::SIGTERM);
+    events.finish(TIMEOUT).expect_code(0);
+
+    lcd.run(&["rm", "-f", "r"]).ok();
+    lcd.run(&["rmi", "busybox"]).ok();
+    lcd.assert_clean();
+}
+
 /// The next `pause` or `unpause` event (the exec events of the test's markers, whose exits may
 /// arrive late, are skipped).
 fn next_state_change(events: &mut support::Running) -> Option<String> {
