@@ -4,6 +4,8 @@
 //! a container from it starts at once and sees the changes (the deletion as a whiteout). A commit
 //! that fails after its diff, or is aborted, leaves no lease, blob, ingest, image or snapshot.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

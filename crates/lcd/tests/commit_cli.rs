@@ -224,6 +224,8 @@ fn a_commit_to_a_taken_name_moves_it_and_prune_removes_what_nothing_uses() {
     assert_eq!(out.ok(), "one\n", "{out}");
     let out = lcd.run(&["run", "--rm", &first, "cat", "/f"]);
     assert_eq!(out.ok(), "one\n", "{out}");
+    let out = lcd.run(&["history", "-q", short(&first)]);
+    assert_eq!(out.ok(), format!("{}\n<missing>\n", short(&first)), "{out}");
     // prune: a dangling image stays while a container runs on it (made from the name it had)...
     assert_eq!(
         lcd.run(&["image", "prune", "-f"]).ok(),
@@ -272,6 +274,8 @@ fn a_commit_to_a_taken_name_moves_it_and_prune_removes_what_nothing_uses() {
     );
 
     lcd.run(&["rm", "-f", "w", "w2", "user"]).ok();
+    let out = lcd.run(&["rmi", short(&nameless)]);
+    assert_eq!(out.ok(), format!("Deleted: {nameless}\n"), "{out}");
     let out = lcd.run(&["image", "prune", "-a", "-f"]);
     assert!(out.ok().contains("untagged: busybox:latest"), "{out}");
     assert_eq!(lcd.run(&["images", "-q"]).ok(), "");
