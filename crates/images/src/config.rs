@@ -41,6 +41,10 @@ pub struct ImageConfig {
     pub diff_ids: Vec<String>,
     /// When the image was built.
     pub created: Option<String>,
+    /// Who made it, empty when unset.
+    pub author: String,
+    /// The message of its last step (`docker commit -m`), as docker's inspect shows Comment.
+    pub comment: String,
 }
 
 impl ImageConfig {
@@ -60,6 +64,12 @@ impl ImageConfig {
             volumes: c.volumes.unwrap_or_default().into_keys().collect(),
             diff_ids: file.rootfs.diff_ids.clone(),
             created: file.created.clone(),
+            author: file.author.clone().unwrap_or_default(),
+            comment: file
+                .history
+                .last()
+                .and_then(|h| h.comment.clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -6,6 +6,8 @@
 //! diff), so containerd 1.6 and 1.7 behave the same. Work that creates content runs under a lease,
 //! which is deleted at the end, so a failure leaves nothing for the garbage collector to keep.
 
+pub mod change;
+pub mod commit;
 pub mod config;
 pub mod container;
 mod content;
@@ -13,6 +15,7 @@ pub mod copy_out;
 pub mod digest;
 pub mod gc;
 mod grpc;
+pub mod history;
 pub mod import;
 pub mod import_rootfs;
 pub mod lease;
@@ -32,6 +35,8 @@ pub mod store;
 pub mod unpack;
 pub mod user;
 
+pub use change::Change;
+pub use commit::{Commit, CommitOptions, Committed};
 pub use config::{ContainerConfig, ImageConfig};
 pub use container::{prepare, PreparedContainer, RunOptions};
 pub use copy_out::{copy_dir_in_root, copy_from_snapshot};

@@ -85,7 +85,11 @@ pub async fn snapshot_mounts(client: &Client, snapshotter: &str, key: &str) -> R
     mounts(&Services::new(client)?, snapshotter, key).await
 }
 
-async fn mounts(services: &Services, snapshotter: &str, key: &str) -> Result<Vec<Mount>> {
+pub(crate) async fn mounts(
+    services: &Services,
+    snapshotter: &str,
+    key: &str,
+) -> Result<Vec<Mount>> {
     Ok(services
         .snapshots()
         .mounts(services.request(MountsRequest {

@@ -23,6 +23,26 @@ pub(crate) struct Record {
     previous: Option<Descriptor>,
 }
 
+impl Record {
+    /// The target the name had before, if it existed.
+    pub(crate) fn previous(&self) -> Option<&Descriptor> {
+        self.previous.as_ref()
+    }
+}
+
+/// The name of an image that has no other: its ID, `sha256:<config digest>` (as containerd's CRI
+/// plugin names every image it knows). `docker images` shows it as `<none>:<none>`; `lcd run`,
+/// `rmi`, `history`... take it as they take any name.
+pub fn id_name(id: &str) -> String {
+    id.to_string()
+}
+
+/// Whether `name` is an image ID used as a name (see [`id_name`]), not a repository and tag.
+pub fn is_id_name(name: &str) -> bool {
+    name.strip_prefix(crate::digest::SHA256_PREFIX)
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// An image record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRecord {
@@ -197,13 +217,60 @@ pub(crate) async fn find_name(services: &Services, input: &str) -> Result<String
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
-    let normalised = Reference::parse(input)
-        .map_err(|_| Error::not_found(format!("no such image: {input}")))?
-        .to_string();
-    get_record(services, &normalised)
-        .await
-        .map(|r| r.name)
-        .map_err(|_| Error::not_found(format!("no such image: {input}")))
+    if let Ok(reference) = Reference::parse(input) {
+        match get_record(services, &reference.to_string()).await {
+            Ok(record) => return Ok(record.name),
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+    }
+    match find_by_id(services, input).await? {
+        Some(name) => Ok(name),
+        None => Err(Error::not_found(format!("no such image: {input}"))),
+    }
+}
+
+/// The name of the image whose ID (`sha256:<hex>`, or the hex alone) starts with `input`, as
+/// docker takes an image ID or a unique prefix of one; a name without a tag is preferred. Reads
+/// every image's config: only for input that is no stored name.
+async fn find_by_id(services: &Services, input: &str) -> Result<Option<String>> {
+    let prefix = input
+        .strip_prefix(crate::digest::SHA256_PREFIX)
+        .unwrap_or(input);
+    let is_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if prefix.is_empty() || prefix.len() > 64 || !is_hex(prefix) {
+        return Ok(None);
+    }
+    let mut matches: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for record in list_records(services).await? {
+        let id = if is_id_name(&record.name) {
+            record.name.clone()
+        } else {
+            match resolve(services, &record.target, &Platform::host(), &record.name).await {
+                Ok(resolved) => resolved.manifest.config.digest,
+                Err(_) => continue,
+            }
+        };
+        if id[crate::digest::SHA256_PREFIX.len()..].starts_with(prefix) {
+            matches.entry(id).or_default().push(record.name);
+        }
+    }
+    let mut found = matches.into_iter();
+    match (found.next(), found.next()) {
+        (None, _) => Ok(None),
+        (Some((_, mut names)), None) => {
+            // A repository name before the ID alias, for `ps`' IMAGE column and the like.
+            names.sort_by_key(|n| (is_id_name(n), n.clone()));
+            Ok(names.into_iter().next())
+        }
+        (Some(_), Some(_)) => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("image ID prefix {input} is ambiguous: more than one image matches"),
+        )),
+    }
 }
 
 /// An image as `docker images` and `docker inspect` show it.
@@ -269,6 +336,8 @@ pub struct ImageSummary {
     pub created: Option<SystemTime>,
     /// Bytes in the content store, if the image has a manifest for the platform.
     pub size: Option<u64>,
+    /// Its layers (digest and size), which other images may share.
+    pub layers: Vec<(String, u64)>,
 }
 
 /// Every image with its size for `platform`, sorted by name.
@@ -286,6 +355,15 @@ pub async fn summaries(client: &Client, platform: &Platform) -> Result<Vec<Image
             tag,
             digest: record.target.digest.clone(),
             id: details.as_ref().map(|d| d.id.clone()),
+            layers: details
+                .as_ref()
+                .map(|d| {
+                    d.layers
+                        .iter()
+                        .map(|l| (l.digest.clone(), l.size.max(0) as u64))
+                        .collect()
+                })
+                .unwrap_or_default(),
             size: details.map(|d| d.size),
             created: record.created,
             name: record.name,

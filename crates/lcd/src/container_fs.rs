@@ -113,6 +113,22 @@ pub async fn snapshot_usage(client: &Client, snapshot: &Snapshot) -> Option<u64>
     u64::try_from(reply.into_inner().size).ok()
 }
 
+/// The snapshot a container's snapshot was prepared from (the top layer of its image), if it
+/// has one and can be read.
+pub async fn snapshot_parent(client: &Client, snapshot: &Snapshot) -> Option<String> {
+    let request = StatSnapshotRequest {
+        snapshotter: snapshot.snapshotter.clone(),
+        key: snapshot.key.clone(),
+    };
+    let info = snapshots(client)
+        .stat(libcontainerd::raw::request(client, request))
+        .await
+        .ok()?
+        .into_inner()
+        .info?;
+    (!info.parent.is_empty()).then_some(info.parent)
+}
+
 /// A read-only view of the snapshot a container's snapshot was prepared from (the image's top
 /// layer), mounted for as long as it lives; `close` removes the view.
 pub struct ParentView {

@@ -3,14 +3,14 @@
 //! log; every image with its size and the containers made from it; log files left by containers
 //! that are gone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::Result;
 use libcontainerd::{Client, ContainerInfo, TaskInfo};
 use libcontainerd_images::Platform;
 
-use crate::container_fs::snapshot_usage;
+use crate::container_fs::{snapshot_parent, snapshot_usage};
 use crate::context::Ctx;
 use crate::state::State;
 
@@ -35,6 +35,10 @@ pub struct ImageUsage {
     pub size: u64,
     /// How many containers were made from one of its names.
     pub containers: usize,
+    /// Whether it has no name but its ID (docker's dangling image).
+    pub dangling: bool,
+    /// Its layers (digest and size), which other images may share.
+    pub layers: Vec<(String, u64)>,
 }
 
 /// The namespace's containers with their states (no sizes: cheap).
@@ -92,11 +96,71 @@ pub async fn image_usage(client: &Client, containers: &[ContainerInfo]) -> Resul
             id,
             size: summary.size.unwrap_or(0),
             containers: 0,
+            dangling: true,
+            layers: summary.layers.clone(),
         });
+        entry.dangling &= libcontainerd_images::store::is_id_name(&summary.name);
         entry.names.push(summary.name);
         entry.containers += users;
     }
     Ok(by_id.into_values().collect())
+}
+
+/// The chain ID of an image's top layer (the parent of its containers' snapshots), if it can be
+/// read.
+pub async fn top_layer(client: &Client, image: &ImageUsage) -> Option<String> {
+    top_layer_of(client, image.names.first()?).await
+}
+
+async fn top_layer_of(client: &Client, name: &str) -> Option<String> {
+    let details = libcontainerd_images::store::inspect(client, name, &Platform::host())
+        .await
+        .ok()?;
+    libcontainerd_images::digest::chain_ids(&details.config.diff_ids).pop()
+}
+
+/// The top layers that containers run on whose image's name has since moved to another image
+/// (a commit or a load took it) or is gone: their images no longer count them by name, yet
+/// must stay.
+pub async fn layers_of_renamed_images(
+    client: &Client,
+    containers: &[ContainerInfo],
+) -> HashSet<String> {
+    let mut layers = HashSet::new();
+    for snapshot in containers.iter().filter_map(|c| c.snapshot.as_ref()) {
+        let Some(parent) = snapshot_parent(client, snapshot).await else {
+            continue;
+        };
+        let named = match &snapshot.image {
+            Some(name) => top_layer_of(client, name).await,
+            None => None,
+        };
+        if named.as_ref() != Some(&parent) {
+            layers.insert(parent);
+        }
+    }
+    layers
+}
+
+/// What removing `gone` frees while `kept` stay: each image's own blobs (manifest, config), and
+/// the layers none of `kept` shares, each counted once.
+pub fn freed_by(gone: &[&ImageUsage], kept: &[&ImageUsage]) -> u64 {
+    let shared: HashSet<&str> = kept
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|(d, _)| d.as_str()))
+        .collect();
+    let mut counted = HashSet::new();
+    let mut freed = 0;
+    for image in gone {
+        let layers: u64 = image.layers.iter().map(|(_, size)| size).sum();
+        freed += image.size.saturating_sub(layers);
+        for (digest, size) in &image.layers {
+            if !shared.contains(digest.as_str()) && counted.insert(digest.as_str()) {
+                freed += size;
+            }
+        }
+    }
+    freed
 }
 
 /// Log files of containers that no longer exist (left by a crash, or by an earlier lcd).
@@ -117,4 +181,31 @@ pub fn orphan_logs(ctx: &Ctx, containers: &[ContainerInfo]) -> Result<Vec<PathBu
 /// A file's size, 0 if it is missing.
 pub fn file_size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, own: u64, layers: &[(&str, u64)]) -> ImageUsage {
+        ImageUsage {
+            names: vec![],
+            id: id.to_string(),
+            size: own + layers.iter().map(|(_, s)| s).sum::<u64>(),
+            containers: 0,
+            dangling: true,
+            layers: layers.iter().map(|(d, s)| (d.to_string(), *s)).collect(),
+        }
+    }
+
+    #[test]
+    fn shared_layers_are_freed_once_and_only_when_nothing_kept_has_them() {
+        let base = image("a", 10, &[("base", 1000)]);
+        let child = image("b", 20, &[("base", 1000), ("top", 100)]);
+        let other = image("c", 30, &[("base", 1000), ("own", 5)]);
+        // Both go: their own blobs, the shared base once, the top.
+        assert_eq!(freed_by(&[&base, &child], &[]), 10 + 20 + 1000 + 100);
+        // Something kept still has the base.
+        assert_eq!(freed_by(&[&child], &[&other]), 20 + 100);
+    }
 }

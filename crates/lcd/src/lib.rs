@@ -35,6 +35,7 @@ mod network;
 mod options;
 mod outage;
 mod restart;
+mod run_config;
 mod runtimes;
 mod session;
 mod signals;

@@ -19,6 +19,7 @@ const FORMAT_COMMANDS: &[&[&str]] = &[
     &["version"],
     &["images"],
     &["inspect", "x"],
+    &["history", "x"],
 ];
 
 #[test]

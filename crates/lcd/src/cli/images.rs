@@ -1,5 +1,6 @@
 //! The image commands' arguments (docker's names): `pull`, `push`, `login`, `logout`, `load`,
-//! `import`, `save`, `images`, `tag`, `rmi`, and `image SUBCOMMAND` for the same under one roof.
+//! `import`, `save`, `images`, `tag`, `rmi`, `commit`, `history`, and `image SUBCOMMAND` for the
+//! same under one roof (and `image prune`).
 
 use std::path::PathBuf;
 
@@ -125,6 +126,71 @@ pub struct RmiArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Commit message (the history entry's comment).
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+    /// Author (e.g. "Jane Doe <jane@example.com>").
+    #[arg(short, long, default_value = "")]
+    pub author: String,
+    /// Apply a Dockerfile instruction to the image's config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+    /// USER, WORKDIR, VOLUME or STOPSIGNAL (repeatable).
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Pause the container while its changes are read (--pause=false to leave it running).
+    #[arg(
+        short,
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub pause: bool,
+    /// The container (made from an image).
+    pub container: String,
+    /// The new image's name: REPO[:TAG]; without it the image is known by its ID only.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human-readable form (-H=false: bytes and RFC 3339 times).
+    #[arg(
+        short = 'H',
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub human: bool,
+    /// Do not truncate the output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only the image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: table, json, or a Go template (`{{.CreatedBy}}`).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The image.
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove every image no container uses, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ImageInspectArgs {
     /// The images.
     #[arg(required = true)]
@@ -159,4 +225,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Make an image of a root filesystem.
     Import(ImportArgs),
+    /// Show an image's history.
+    History(HistoryArgs),
+    /// Remove dangling images (with -a: every image no container uses).
+    Prune(ImagePruneArgs),
 }

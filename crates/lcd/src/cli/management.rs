@@ -5,9 +5,9 @@
 use clap::{Args, Subcommand};
 
 use super::{
-    AttachArgs, Command, CpArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, IdsArgs, InspectArgs,
-    KillArgs, LogsArgs, PortArgs, PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs,
-    StatsArgs, StopArgs, TopArgs, UpdateArgs,
+    AttachArgs, Command, CommitArgs, CpArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, IdsArgs,
+    InspectArgs, KillArgs, LogsArgs, PortArgs, PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs,
+    StartArgs, StatsArgs, StopArgs, TopArgs, UpdateArgs,
 };
 
 #[derive(Debug, Args)]
@@ -68,6 +68,8 @@ pub enum ContainerAction {
     Update(UpdateArgs),
     /// List a container's published ports (`lcd port`).
     Port(PortArgs),
+    /// Make an image of a container's changes (`lcd commit`).
+    Commit(CommitArgs),
 }
 
 impl ContainerAction {
@@ -98,6 +100,7 @@ impl ContainerAction {
             ContainerAction::Rename(args) => Command::Rename(args),
             ContainerAction::Update(args) => Command::Update(args),
             ContainerAction::Port(args) => Command::Port(args),
+            ContainerAction::Commit(args) => Command::Commit(args),
         })
     }
 }

@@ -141,6 +141,10 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Manage images.
     Image(ImageArgs),
+    /// Make an image of a container's changes.
+    Commit(CommitArgs),
+    /// Show an image's history.
+    History(HistoryArgs),
     /// Manage volumes.
     Volume(VolumeArgs),
     /// Load-test containerd through the library, like containerd-stress.

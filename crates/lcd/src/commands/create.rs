@@ -26,6 +26,7 @@ use crate::names;
 use crate::network;
 use crate::options;
 use crate::restart::{Policy, LABEL_RESTART};
+use crate::run_config;
 use crate::runtimes;
 use crate::state::{self, LABEL_ROOTFS, LABEL_STDIN};
 use crate::tty;
@@ -270,6 +271,8 @@ async fn create_from_image(
     if args.interactive {
         labels.insert(LABEL_STDIN.to_string(), "1".to_string());
     }
+    // What the flags overrode of the image's config, for `commit` (the spec keeps only the result).
+    labels.extend(run_config::label(&options));
     let created = prepared
         .create(client, id, &spec, &runtime.runtime, &labels)
         .await;

@@ -21,6 +21,8 @@ pub async fn image(ctx: &Ctx, args: ImageArgs) -> Result<i32> {
         ImageCommand::Load(args) => super::load::load(ctx, args).await,
         ImageCommand::Save(args) => super::save::save(ctx, args).await,
         ImageCommand::Import(args) => super::import::import(ctx, args).await,
+        ImageCommand::History(args) => super::history::history(ctx, args).await,
+        ImageCommand::Prune(args) => super::prune::image_prune(ctx, args).await,
     }
 }
 
@@ -52,6 +54,8 @@ async fn inspect(ctx: &Ctx, args: ImageInspectArgs) -> Result<i32> {
             "RepoTags": repo_tags,
             "RepoDigests": repo_digests,
             "Created": config.created,
+            "Author": config.author,
+            "Comment": config.comment,
             "Architecture": config.platform.architecture,
             "Os": config.platform.os,
             "Size": d.size,

@@ -11,6 +11,7 @@
 mod attach;
 mod bars;
 mod checkpoint;
+mod commit;
 mod completion;
 mod cp;
 mod create;
@@ -20,6 +21,7 @@ mod diff;
 mod events;
 mod exec;
 mod export;
+mod history;
 mod image;
 mod images;
 mod import;
@@ -115,6 +117,8 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Tag(args) => tag::tag(ctx, args).await,
         Command::Rmi(args) => rmi::rmi(ctx, args).await,
         Command::Image(args) => image::image(ctx, args).await,
+        Command::Commit(args) => commit::commit(ctx, args).await,
+        Command::History(args) => history::history(ctx, args).await,
         Command::Network(args) => network::network(ctx, args).await,
         Command::Port(args) => network::port(ctx, args).await,
         Command::NetworkHook(args) => network::hook(ctx, args).await,

@@ -1,15 +1,19 @@
-//! `lcd container prune [-f]` and `lcd system prune [-f] [-a]`, as docker's: after a `[y/N]`
-//! question (unless `-f`), remove every stopped container (exited or never started) with its
-//! snapshot and log; `system prune` also removes log files whose container is gone and, with `-a`,
-//! every image no container was made from. Prints what went and the space reclaimed.
+//! `lcd container prune [-f]`, `lcd image prune [-f] [-a]` and `lcd system prune [-f] [-a]`, as
+//! docker's: after a `[y/N]` question (unless `-f`), `container prune` removes every stopped
+//! container (exited or never started) with its snapshot and log; `image prune` the dangling
+//! images (known by their ID alone) or, with `-a`, every image no container uses; `system prune`
+//! both, and log files whose container is gone. Prints what went and the space reclaimed.
 
 use std::io::{BufRead, Write};
 
 use anyhow::{Context as _, Result};
-use libcontainerd::{Client, TaskStatus};
+use std::collections::HashSet;
+
+use libcontainerd::{Client, ContainerInfo, TaskStatus};
+use libcontainerd_images::{reference, store};
 
 use super::pull::human;
-use crate::cli::{PruneArgs, SystemPruneArgs};
+use crate::cli::{ImagePruneArgs, PruneArgs, SystemPruneArgs};
 use crate::container_lock::ContainerLock;
 use crate::context::Ctx;
 use crate::exit;
@@ -55,31 +59,89 @@ pub async fn system_prune(ctx: &Ctx, args: SystemPruneArgs) -> Result<i32> {
             tracing::warn!(log = %log.display(), error = %e, "removing a log file");
         }
     }
-    let mut untagged = Vec::new();
-    if args.all {
-        // lcd's images always have a name, so none is dangling: without -a no image goes.
-        for image in inventory::image_usage(&client, &remaining).await? {
-            if image.containers > 0 {
-                continue;
-            }
-            for name in &image.names {
-                match libcontainerd_images::store::remove(&client, name, true).await {
-                    Ok(name) => untagged.push(format!("untagged: {name}")),
-                    Err(e) => {
-                        exit::print(&anyhow::Error::new(e).context(format!("remove image {name}")))
-                    }
-                }
-            }
-            untagged.push(format!("deleted: {}", image.id));
-            reclaimed += image.size;
-        }
-    }
+    let (images, freed) = prune_images(&client, &remaining, args.all).await?;
+    reclaimed += freed;
     let mut out = String::new();
     section(&mut out, "Deleted Containers:", &containers);
-    section(&mut out, "Deleted Images:", &untagged);
+    section(&mut out, "Deleted Images:", &images);
     out.push_str(&format!("Total reclaimed space: {}\n", human(reclaimed)));
     print!("{out}");
     Ok(0)
+}
+
+/// `lcd image prune`.
+pub async fn image_prune(ctx: &Ctx, args: ImagePruneArgs) -> Result<i32> {
+    let warning = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !args.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    let client = ctx.client().await?;
+    let containers: Vec<_> = inventory::containers(&client)
+        .await?
+        .into_iter()
+        .map(|(info, _)| info)
+        .collect();
+    let (images, reclaimed) = prune_images(&client, &containers, args.all).await?;
+    let mut out = String::new();
+    section(&mut out, "Deleted Images:", &images);
+    out.push_str(&format!("Total reclaimed space: {}\n", human(reclaimed)));
+    print!("{out}");
+    Ok(0)
+}
+
+/// Remove the dangling images (known only by their ID, e.g. a commit without a name or an image
+/// whose name a commit took), or with `all` every image, that no container of `containers` uses:
+/// made from one of its names, or running on its layers. Returns docker's `untagged:` and
+/// `deleted:` lines and the bytes freed.
+async fn prune_images(
+    client: &Client,
+    containers: &[ContainerInfo],
+    all: bool,
+) -> Result<(Vec<String>, u64)> {
+    let mut lines = Vec::new();
+    let images = inventory::image_usage(client, containers).await?;
+    let mut parents: Option<HashSet<String>> = None;
+    let (mut gone, mut kept) = (Vec::new(), Vec::new());
+    for image in &images {
+        if image.containers > 0 || !(all || image.dangling) {
+            kept.push(image);
+            continue;
+        }
+        // A container made from a name that has since moved to another image may run on this one.
+        let parents = match &mut parents {
+            Some(parents) => parents,
+            None => parents.insert(inventory::layers_of_renamed_images(client, containers).await),
+        };
+        if inventory::top_layer(client, image)
+            .await
+            .is_some_and(|top| parents.contains(&top))
+        {
+            kept.push(image);
+            continue;
+        }
+        let mut removed = true;
+        for name in &image.names {
+            match libcontainerd_images::store::remove(client, name, true).await {
+                Ok(name) if store::is_id_name(&name) => {}
+                Ok(name) => lines.push(format!("untagged: {}", reference::familiar(&name))),
+                Err(e) => {
+                    removed = false;
+                    exit::print(&anyhow::Error::new(e).context(format!("remove image {name}")))
+                }
+            }
+        }
+        if removed {
+            lines.push(format!("deleted: {}", image.id));
+            gone.push(image);
+        } else {
+            kept.push(image);
+        }
+    }
+    Ok((lines, inventory::freed_by(&gone, &kept)))
 }
 
 /// Remove every container that is not running or paused; returns their ids and the bytes freed.

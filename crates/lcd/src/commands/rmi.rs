@@ -51,6 +51,11 @@ async fn remove(client: &Client, image: &str, force: bool) -> Result<()> {
         }
     }
     let removed = store::remove(client, image, true).await?;
+    if store::is_id_name(&removed) {
+        // An image known by its ID alone: docker says it is deleted, there being no tag to untag.
+        println!("Deleted: {removed}");
+        return Ok(());
+    }
     let shown = Reference::parse(&removed)
         .map(|r| r.familiar())
         .unwrap_or(removed);
