@@ -13,6 +13,7 @@ fn main() {
         Err(e) => std::process::exit(lcd::exit::usage(&e)),
     };
     init_logging(cli.debug);
+    end_quietly_when_stdout_closes();
     // One thread is plenty for a CLI and starts fastest; blocking reads (stdin) use tokio's pool.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -30,6 +31,31 @@ fn main() {
     };
     // Exit without dropping the runtime: a blocking read of our stdin may still be pending.
     std::process::exit(code);
+}
+
+/// A reader that goes away (`lcd images | head -1`) makes Rust's `println!` panic with "failed
+/// printing to stdout: Broken pipe". lcd then ends as a C or Go tool does, by the SIGPIPE that Rust
+/// ignores, without a panic message. (Copies of a container's output handle EPIPE themselves.)
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            // SAFETY: restores the default action of SIGPIPE and raises it in this process; no
+            // memory is involved, and the process ends here.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info);
+    }));
 }
 
 /// Logging is the binary's: a library must not install the process's global subscriber.

@@ -107,3 +107,28 @@ fn format_options_clap_refuses_are_125() {
     }
     lcd.run(&["daemon", "status"]).expect_code(3);
 }
+
+/// A reader that went away (`lcd ps | head -0`): lcd ends by SIGPIPE, as C and Go tools do, with
+/// nothing on stderr (it used to print a panic of Rust's `println!`).
+#[test]
+fn a_closed_stdout_ends_lcd_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let lcd = Lcd::new("epipe");
+    // A pipe whose reading end is closed before lcd starts: its first write fails with EPIPE.
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    for args in [&["ps", "-a"][..], &["images"], &["volume", "ls"]] {
+        let mut cmd = lcd.command(args);
+        cmd.stdout(std::process::Stdio::from(writer.try_clone().expect("dup")))
+            .stderr(std::process::Stdio::piped());
+        let out = cmd.output().expect("run lcd");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "lcd {args:?}: {:?}",
+            out.status
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "lcd {args:?}: {stderr}");
+    }
+}
