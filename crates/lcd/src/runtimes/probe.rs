@@ -96,15 +96,26 @@ async fn ask(binary: &Path, criu: Option<&Path>) -> Result<Probe> {
 
 /// Run `binary args` with no stdin; (success, stdout, stderr). Killed after [`TIMEOUT`].
 async fn run_bounded(binary: &Path, args: &[&str]) -> Result<(bool, String, String)> {
-    let child = tokio::process::Command::new(binary)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(TIMEOUT, child)
-        .await
-        .with_context(|| format!("`{}` did not answer in {TIMEOUT:?}", binary.display()))?
-        .with_context(|| format!("run {}", binary.display()))?;
+    let mut busy = 0;
+    let out = loop {
+        let child = tokio::process::Command::new(binary)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(TIMEOUT, child)
+            .await
+            .with_context(|| format!("`{}` did not answer in {TIMEOUT:?}", binary.display()))?
+        {
+            // A binary just written (an upgrade under way) is "busy" while any process still
+            // holds it open for writing, even a child of another thread between its fork and exec.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && busy < 50 => {
+                busy += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            done => break done.with_context(|| format!("run {}", binary.display()))?,
+        }
+    };
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
