@@ -333,3 +333,19 @@ pub(crate) async fn set_labels(
         })?;
     Ok(())
 }
+
+/// Set `labels` on a stored blob unless it has them all already: a read instead of a database
+/// transaction (an fdatasync in containerd) when nothing changes.
+pub(crate) async fn ensure_labels(
+    services: &Services,
+    digest: &str,
+    labels: &HashMap<String, String>,
+) -> Result<()> {
+    let held = info(services, digest)
+        .await?
+        .is_some_and(|i| labels.iter().all(|(k, v)| i.labels.get(k) == Some(v)));
+    if held {
+        return Ok(());
+    }
+    set_labels(services, digest, labels).await
+}

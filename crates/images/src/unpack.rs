@@ -6,6 +6,9 @@
 //! (containerd decompresses), check the result against the config's diff ID, Commit as the chain
 //! ID; Remove the extract snapshot on failure. All under a lease until the config carries
 //! `containerd.io/gc.ref.snapshot.<snapshotter>` = top chain ID.
+//!
+//! [`Unpacker`] takes these steps one layer at a time, so that a pull can unpack layer N as soon
+//! as its blob is stored (and the layers below it are unpacked) while later layers still download.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,14 +20,14 @@ use containerd_client::services::v1::ApplyRequest;
 use containerd_client::types::Mount;
 use libcontainerd::{Client, Error, ErrorKind, Result};
 
-use crate::content::{info, set_labels};
+use crate::content::{ensure_labels, set_labels};
 use crate::digest::chain_ids;
 use crate::gc;
 use crate::grpc::Services;
 use crate::lease::{unique_name, Lease};
-use crate::oci::Descriptor;
+use crate::oci::{Descriptor, ImageConfigFile, Manifest};
 use crate::platform::Platform;
-use crate::resolve::{resolve, Resolved};
+use crate::resolve::resolve;
 use crate::store::get_record;
 
 const UNPACK_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -57,49 +60,29 @@ pub async fn unpack(
     let services = Services::new(client)?;
     let record = get_record(&services, name).await?;
     let resolved = resolve(&services, &record.target, platform, name).await?;
-    let diff_ids = &resolved.config.rootfs.diff_ids;
-    if diff_ids.len() != resolved.manifest.layers.len() {
-        return Err(Error::invalid(format!(
-            "unpack {name}: its manifest has {} layers but its config {} diff IDs",
-            resolved.manifest.layers.len(),
-            diff_ids.len()
-        )));
-    }
-    let chain = chain_ids(diff_ids);
-    let mut unpacked = Unpacked {
-        snapshotter: snapshotter.to_string(),
-        chain_ids: chain.clone(),
-        already: true,
-    };
-    let Some(top) = chain.last() else {
-        return Err(Error::invalid(format!(
-            "unpack {name}: the image has no layers"
-        )));
-    };
-    let label = HashMap::from([(gc::snapshot_label(snapshotter), top.clone())]);
-    if stat(&services, snapshotter, top).await?.is_some() {
-        // Unpacked before: only make sure the config still holds the chain, writing (a database
-        // transaction, an fdatasync in containerd) only when it does not.
-        let config = &resolved.manifest.config.digest;
-        let held = info(&services, config)
-            .await?
-            .is_some_and(|i| i.labels.get(&gc::snapshot_label(snapshotter)) == Some(top));
-        if !held {
-            set_labels(&services, config, &label).await?;
-        }
-        return Ok(unpacked);
+    let mut unpacker = Unpacker::new(
+        &services,
+        name,
+        snapshotter,
+        &resolved.manifest,
+        &resolved.config,
+    )?;
+    // Unpacked before: no lease (two database transactions, each an fdatasync in containerd).
+    if unpacker.unpacked_before().await? {
+        return unpacker.finish().await;
     }
     let lease = Lease::create_with(&services, "unpack", UNPACK_LEASE_TTL).await?;
     let result = async {
-        let leased = lease.services()?;
-        apply_layers(&leased, name, snapshotter, &resolved, &chain).await?;
-        set_labels(&leased, &resolved.manifest.config.digest, &label).await
+        unpacker.services = lease.services()?;
+        while unpacker.next_layer().is_some() {
+            unpacker.apply_next().await?;
+        }
+        unpacker.finish().await
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok(unpacked) => {
             lease.release().await?;
-            unpacked.already = false;
             Ok(unpacked)
         }
         Err(e) => {
@@ -110,32 +93,148 @@ pub async fn unpack(
     }
 }
 
-async fn apply_layers(
-    services: &Services,
-    name: &str,
-    snapshotter: &str,
-    resolved: &Resolved,
-    chain: &[String],
-) -> Result<()> {
-    let diff_ids = &resolved.config.rootfs.diff_ids;
-    for (i, layer) in resolved.manifest.layers.iter().enumerate() {
-        let parent = if i == 0 { "" } else { chain[i - 1].as_str() };
-        if stat(services, snapshotter, &chain[i]).await?.is_none() {
+/// The unpack of one image into one snapshotter, a layer at a time, base first: layer N needs its
+/// blob in the content store and layers 0..N unpacked, nothing more. What it creates is held by
+/// the lease its services carry (the caller's), until [`Unpacker::finish`] labels the config.
+#[derive(Debug)]
+pub(crate) struct Unpacker {
+    services: Services,
+    image: String,
+    snapshotter: String,
+    layers: Vec<Descriptor>,
+    diff_ids: Vec<String>,
+    chain: Vec<String>,
+    config: String,
+    /// The next layer to unpack.
+    next: usize,
+    /// Whether the image was found unpacked before anything was done.
+    before: bool,
+}
+
+impl Unpacker {
+    /// The unpack of `image` (named in errors), whose manifest and config these are, into
+    /// `snapshotter`, with requests made through `services` (under the caller's lease).
+    pub(crate) fn new(
+        services: &Services,
+        image: &str,
+        snapshotter: &str,
+        manifest: &Manifest,
+        config: &ImageConfigFile,
+    ) -> Result<Unpacker> {
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::invalid(format!(
+                "unpack {image}: its manifest has {} layers but its config {} diff IDs",
+                manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        if diff_ids.is_empty() {
+            return Err(Error::invalid(format!(
+                "unpack {image}: the image has no layers"
+            )));
+        }
+        Ok(Unpacker {
+            services: services.clone(),
+            image: image.to_string(),
+            snapshotter: snapshotter.to_string(),
+            layers: manifest.layers.clone(),
+            diff_ids: diff_ids.clone(),
+            chain: chain_ids(diff_ids),
+            config: manifest.config.digest.clone(),
+            next: 0,
+            before: false,
+        })
+    }
+
+    /// Whether the image is unpacked already (its top snapshot exists). If so, the config is made
+    /// to hold it (written only when its label is missing) and no layer is left to unpack.
+    pub(crate) async fn unpacked_before(&mut self) -> Result<bool> {
+        let top = self.chain.last().map_or("", String::as_str);
+        if stat(&self.services, &self.snapshotter, top)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        ensure_labels(&self.services, &self.config, &self.config_label()).await?;
+        self.before = true;
+        self.next = self.layers.len();
+        Ok(true)
+    }
+
+    /// The layer [`Unpacker::apply_next`] unpacks next, `None` once all are.
+    pub(crate) fn next_layer(&self) -> Option<&Descriptor> {
+        self.layers.get(self.next)
+    }
+
+    /// Unpack the next layer (its blob must be stored), unless its snapshot exists; label its
+    /// blob with its diff ID.
+    pub(crate) async fn apply_next(&mut self) -> Result<()> {
+        let i = self.next;
+        let Some(layer) = self.layers.get(i) else {
+            return Err(Error::internal(format!(
+                "unpack {}: no layer left to unpack",
+                self.image
+            )));
+        };
+        let (chain_id, diff_id) = (&self.chain[i], &self.diff_ids[i]);
+        let parent = if i == 0 {
+            ""
+        } else {
+            self.chain[i - 1].as_str()
+        };
+        if stat(&self.services, &self.snapshotter, chain_id)
+            .await?
+            .is_none()
+        {
             apply_layer(
-                services,
-                snapshotter,
+                &self.services,
+                &self.snapshotter,
                 layer,
                 parent,
-                &chain[i],
-                &diff_ids[i],
+                chain_id,
+                diff_id,
             )
             .await
-            .map_err(|e| e.context(format!("unpack {name}: layer {i} ({})", layer.digest)))?;
+            .map_err(|e| {
+                e.context(format!(
+                    "unpack {}: layer {i} ({})",
+                    self.image, layer.digest
+                ))
+            })?;
         }
-        let uncompressed = HashMap::from([(gc::UNCOMPRESSED.to_string(), diff_ids[i].clone())]);
-        set_labels(services, &layer.digest, &uncompressed).await?;
+        let uncompressed = HashMap::from([(gc::UNCOMPRESSED.to_string(), diff_id.clone())]);
+        ensure_labels(&self.services, &layer.digest, &uncompressed).await?;
+        self.next += 1;
+        Ok(())
     }
-    Ok(())
+
+    /// Once every layer is unpacked: label the config with the top snapshot, which from then on
+    /// holds the chain (the caller's lease may go).
+    pub(crate) async fn finish(self) -> Result<Unpacked> {
+        if self.next_layer().is_some() {
+            return Err(Error::internal(format!(
+                "unpack {}: finished with layer {} of {} not unpacked",
+                self.image,
+                self.next,
+                self.layers.len()
+            )));
+        }
+        if !self.before {
+            set_labels(&self.services, &self.config, &self.config_label()).await?;
+        }
+        Ok(Unpacked {
+            snapshotter: self.snapshotter,
+            chain_ids: self.chain,
+            already: self.before,
+        })
+    }
+
+    fn config_label(&self) -> HashMap<String, String> {
+        let top = self.chain.last().cloned().unwrap_or_default();
+        HashMap::from([(gc::snapshot_label(&self.snapshotter), top)])
+    }
 }
 
 async fn apply_layer(

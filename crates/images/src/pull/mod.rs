@@ -2,10 +2,12 @@
 //!
 //! Resolve the reference (a tag or digest) to a manifest or index; from an index take the manifest
 //! for the platform; fetch the config, then the layers (a few at a time), each streamed into the
-//! content store with its digest checked, blobs already there skipped; store the manifest and
-//! indexes with the GC labels import sets; then name the image (`Images.Create/Update`) and unpack
-//! it. Everything is written under a lease; a failure undoes the image record and deletes the
-//! lease with a synchronous GC, so nothing half-pulled remains.
+//! content store with its digest checked, blobs already there skipped. Unpacking overlaps the
+//! downloads, as containerd's Go client does: layer N is unpacked as soon as its blob is stored and
+//! layers 0..N are unpacked, while later layers still download. Then store the manifest and
+//! indexes with the GC labels import sets, label the config with the unpacked chain, and name the
+//! image (`Images.Create/Update`). Everything is written under one lease; a failure undoes the
+//! image record and deletes the lease with a synchronous GC, so nothing half-pulled remains.
 
 mod auth;
 mod blob;
@@ -32,7 +34,7 @@ use crate::platform::Platform;
 use crate::reference::{Reference, DEFAULT_TAG};
 use crate::resolve::{choose, unknown_type};
 use crate::store;
-use crate::unpack::{unpack, Unpacked};
+use crate::unpack::{Unpacked, Unpacker};
 use http::Registry;
 
 /// How long a pull's lease outlives a client that crashed during the pull.
@@ -165,18 +167,24 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
         .await
         .map_err(|e| e.context(&context))?;
     let services = Services::new(client)?;
+    let snapshotter = match (options.unpack, &options.snapshotter) {
+        (false, _) => None,
+        (true, Some(s)) => Some(s.clone()),
+        (true, None) => Some(crate::snapshotter::choose(client).await?),
+    };
     let lease = Lease::create_with(&services, "pull", PULL_LEASE_TTL).await?;
     let mut made = Vec::new();
     let result = async {
-        let mut pulled = fetch(&lease.services()?, Arc::new(registry), &parsed, options).await?;
+        let leased = lease.services()?;
+        let pulled = fetch(
+            &leased,
+            Arc::new(registry),
+            &parsed,
+            options,
+            snapshotter.as_deref(),
+        )
+        .await?;
         made.push(store::put(&services, &name, &pulled.target).await?);
-        if options.unpack {
-            let snapshotter = match &options.snapshotter {
-                Some(s) => s.clone(),
-                None => crate::snapshotter::choose(client).await?,
-            };
-            pulled.unpacked = Some(unpack(client, &name, &snapshotter, &options.platform).await?);
-        }
         Ok::<_, Error>(pulled)
     }
     .await;
@@ -193,12 +201,14 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
     }
 }
 
-/// Fetch everything the image needs for the platform into the content store.
+/// Fetch everything the image needs for the platform into the content store, and unpack it into
+/// `snapshotter` if given.
 async fn fetch(
     services: &Services,
     registry: Arc<Registry>,
     reference: &Reference,
     options: &PullOptions,
+    snapshotter: Option<&str>,
 ) -> Result<PulledImage> {
     let image = reference.to_string();
     let wanted = reference
@@ -247,13 +257,34 @@ async fn fetch(
             config.rootfs.diff_ids.len()
         )));
     }
-    let downloaded = layers(services, &registry, &manifest, &image, options).await?;
+    let mut unpacker = match snapshotter {
+        Some(snapshotter) => {
+            let mut unpacker = Unpacker::new(services, &image, snapshotter, &manifest, &config)?;
+            // Unpacked before (its layers are still fetched if missing: the image needs them).
+            unpacker.unpacked_before().await?;
+            Some(unpacker)
+        }
+        None => None,
+    };
+    let downloaded = layers(
+        services,
+        &registry,
+        &manifest,
+        &image,
+        options,
+        unpacker.as_mut(),
+    )
+    .await?;
     let what = format!("manifest of {image}");
     write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
     for (index_descriptor, bytes, index) in indexes.iter().rev() {
         let what = format!("index {} of {image}", index_descriptor.digest);
         write_bytes(services, &what, bytes, index_labels(index)).await?;
     }
+    let unpacked = match unpacker {
+        Some(unpacker) => Some(unpacker.finish().await?),
+        None => None,
+    };
     Ok(PulledImage {
         name: image,
         target: Descriptor {
@@ -268,7 +299,7 @@ async fn fetch(
         },
         id: manifest.config.digest.clone(),
         downloaded,
-        unpacked: None,
+        unpacked,
     })
 }
 
@@ -303,17 +334,21 @@ async fn config(
     Ok(config)
 }
 
-/// Download the layers, `options.concurrency` at a time. Returns the bytes downloaded.
+/// Download the layers, `options.concurrency` at a time, and unpack each with `unpacker` (if
+/// given) as soon as its blob and those of the layers below it are stored. Returns the bytes
+/// downloaded.
 async fn layers(
     services: &Services,
     registry: &Arc<Registry>,
     manifest: &Manifest,
     image: &str,
     options: &PullOptions,
+    unpacker: Option<&mut Unpacker>,
 ) -> Result<u64> {
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut seen = HashSet::new();
+    // Spawned base first, and the semaphore is fair: the lower layers, unpacked first, start first.
     for (i, layer) in manifest.layers.iter().enumerate() {
         if !seen.insert(layer.digest.clone()) {
             continue;
@@ -338,15 +373,42 @@ async fn layers(
         tasks.spawn(async move {
             // The semaphore lives as long as this function: acquiring cannot fail.
             let _slot = slots.acquire_owned().await;
-            blob::fetch(&services, &registry, &descriptor, &what, &report).await
+            let bytes = blob::fetch(&services, &registry, &descriptor, &what, &report).await?;
+            Ok::<_, Error>((descriptor.digest, bytes))
         });
     }
-    let mut downloaded = 0;
-    while let Some(joined) = tasks.join_next().await {
-        // The first failure ends the pull; dropping the set aborts the other downloads (their
-        // half-written ingests go with the lease).
-        downloaded +=
-            joined.map_err(|e| Error::internal(format!("a layer download failed: {e}")))??;
+    let result = store_and_unpack(&mut tasks, unpacker).await;
+    if result.is_err() {
+        // The first failure ends the pull: the other downloads stop, and are gone, before the
+        // caller deletes the lease (their half-written ingests go with it).
+        tasks.shutdown().await;
     }
-    Ok(downloaded)
+    result
+}
+
+/// Wait for the downloads; whenever the next layer to unpack has its blob stored, unpack it (the
+/// downloads go on meanwhile). A download's failure is seen once the unpack under way ends.
+async fn store_and_unpack(
+    tasks: &mut tokio::task::JoinSet<Result<(String, u64)>>,
+    mut unpacker: Option<&mut Unpacker>,
+) -> Result<u64> {
+    let mut stored = HashSet::new();
+    let mut downloaded = 0;
+    loop {
+        if let Some(unpacker) = unpacker.as_deref_mut() {
+            while unpacker
+                .next_layer()
+                .is_some_and(|layer| stored.contains(&layer.digest))
+            {
+                unpacker.apply_next().await?;
+            }
+        }
+        let Some(joined) = tasks.join_next().await else {
+            return Ok(downloaded);
+        };
+        let (digest, bytes) =
+            joined.map_err(|e| Error::internal(format!("a layer download failed: {e}")))??;
+        downloaded += bytes;
+        stored.insert(digest);
+    }
 }
