@@ -107,8 +107,19 @@ pub(crate) struct Unpacker {
     config: String,
     /// The next layer to unpack.
     next: usize,
+    /// What [`Unpacker::prepare_next`] found or made for the next layer.
+    prepared: Option<Prepared>,
     /// Whether the image was found unpacked before anything was done.
     before: bool,
+}
+
+/// The next layer's snapshot, before its blob is applied.
+#[derive(Debug)]
+enum Prepared {
+    /// Committed already (another image shares the layers up to here): nothing to apply.
+    Exists,
+    /// An active `extract-*` snapshot on the parent, and its mounts.
+    Extract { key: String, mounts: Vec<Mount> },
 }
 
 impl Unpacker {
@@ -143,24 +154,23 @@ impl Unpacker {
             chain: chain_ids(diff_ids),
             config: manifest.config.digest.clone(),
             next: 0,
+            prepared: None,
             before: false,
         })
     }
 
-    /// Whether the image is unpacked already (its top snapshot exists). If so, the config is made
-    /// to hold it (written only when its label is missing) and no layer is left to unpack.
+    /// Whether the image is unpacked already (its top snapshot exists); then no layer is left to
+    /// unpack, and [`Unpacker::finish`] only makes sure the config holds the chain.
     pub(crate) async fn unpacked_before(&mut self) -> Result<bool> {
         let top = self.chain.last().map_or("", String::as_str);
         if stat(&self.services, &self.snapshotter, top)
             .await?
-            .is_none()
+            .is_some()
         {
-            return Ok(false);
+            self.before = true;
+            self.next = self.layers.len();
         }
-        ensure_labels(&self.services, &self.config, &self.config_label()).await?;
-        self.before = true;
-        self.next = self.layers.len();
-        Ok(true)
+        Ok(self.before)
     }
 
     /// The layer [`Unpacker::apply_next`] unpacks next, `None` once all are.
@@ -168,50 +178,79 @@ impl Unpacker {
         self.layers.get(self.next)
     }
 
-    /// Unpack the next layer (its blob must be stored), unless its snapshot exists; label its
-    /// blob with its diff ID.
-    pub(crate) async fn apply_next(&mut self) -> Result<()> {
+    /// Get the next layer's snapshot ready, which needs the layers below it unpacked but not its
+    /// blob: find it committed already, or prepare the snapshot its blob will be applied into.
+    pub(crate) async fn prepare_next(&mut self) -> Result<()> {
         let i = self.next;
-        let Some(layer) = self.layers.get(i) else {
-            return Err(Error::internal(format!(
-                "unpack {}: no layer left to unpack",
-                self.image
-            )));
-        };
-        let (chain_id, diff_id) = (&self.chain[i], &self.diff_ids[i]);
+        if self.prepared.is_some() || i >= self.layers.len() {
+            return Ok(());
+        }
+        let chain_id = &self.chain[i];
+        if stat(&self.services, &self.snapshotter, chain_id)
+            .await?
+            .is_some()
+        {
+            self.prepared = Some(Prepared::Exists);
+            return Ok(());
+        }
         let parent = if i == 0 {
             ""
         } else {
             self.chain[i - 1].as_str()
         };
-        if stat(&self.services, &self.snapshotter, chain_id)
-            .await?
-            .is_none()
-        {
-            apply_layer(
+        let (key, mounts) = prepare(&self.services, &self.snapshotter, parent, chain_id)
+            .await
+            .map_err(|e| self.layer_context(e))?;
+        self.prepared = Some(Prepared::Extract { key, mounts });
+        Ok(())
+    }
+
+    /// Unpack the next layer (its blob must be stored), unless its snapshot exists; label its
+    /// blob with its diff ID.
+    pub(crate) async fn apply_next(&mut self) -> Result<()> {
+        let i = self.next;
+        if i >= self.layers.len() {
+            return Err(Error::internal(format!(
+                "unpack {}: no layer left to unpack",
+                self.image
+            )));
+        }
+        self.prepare_next().await?;
+        let layer = &self.layers[i];
+        if let Some(Prepared::Extract { key, mounts }) = self.prepared.take() {
+            let (chain_id, diff_id) = (&self.chain[i], &self.diff_ids[i]);
+            let applied = apply_and_commit(
                 &self.services,
                 &self.snapshotter,
                 layer,
-                parent,
+                mounts,
+                &key,
                 chain_id,
                 diff_id,
             )
-            .await
-            .map_err(|e| {
-                e.context(format!(
-                    "unpack {}: layer {i} ({})",
-                    self.image, layer.digest
-                ))
-            })?;
+            .await;
+            if let Err(e) = applied {
+                remove(&self.services, &self.snapshotter, &key).await;
+                return Err(self.layer_context(e));
+            }
         }
-        let uncompressed = HashMap::from([(gc::UNCOMPRESSED.to_string(), diff_id.clone())]);
+        self.prepared = None;
+        let uncompressed =
+            HashMap::from([(gc::UNCOMPRESSED.to_string(), self.diff_ids[i].clone())]);
         ensure_labels(&self.services, &layer.digest, &uncompressed).await?;
         self.next += 1;
         Ok(())
     }
 
+    /// Remove the snapshot prepared for a layer that will not be applied (the pull stopped).
+    pub(crate) async fn abandon(&mut self) {
+        if let Some(Prepared::Extract { key, .. }) = self.prepared.take() {
+            remove(&self.services, &self.snapshotter, &key).await;
+        }
+    }
+
     /// Once every layer is unpacked: label the config with the top snapshot, which from then on
-    /// holds the chain (the caller's lease may go).
+    /// holds the chain (the caller's lease may go). The config must be stored.
     pub(crate) async fn finish(self) -> Result<Unpacked> {
         if self.next_layer().is_some() {
             return Err(Error::internal(format!(
@@ -221,8 +260,13 @@ impl Unpacker {
                 self.layers.len()
             )));
         }
-        if !self.before {
-            set_labels(&self.services, &self.config, &self.config_label()).await?;
+        let top = self.chain.last().cloned().unwrap_or_default();
+        let label = HashMap::from([(gc::snapshot_label(&self.snapshotter), top)]);
+        if self.before {
+            // Unpacked before: written only when missing (a transaction, an fdatasync in containerd).
+            ensure_labels(&self.services, &self.config, &label).await?;
+        } else {
+            set_labels(&self.services, &self.config, &label).await?;
         }
         Ok(Unpacked {
             snapshotter: self.snapshotter,
@@ -231,20 +275,23 @@ impl Unpacker {
         })
     }
 
-    fn config_label(&self) -> HashMap<String, String> {
-        let top = self.chain.last().cloned().unwrap_or_default();
-        HashMap::from([(gc::snapshot_label(&self.snapshotter), top)])
+    fn layer_context(&self, e: Error) -> Error {
+        let digest = self.layers.get(self.next).map_or("", |l| l.digest.as_str());
+        e.context(format!(
+            "unpack {}: layer {} ({digest})",
+            self.image, self.next
+        ))
     }
 }
 
-async fn apply_layer(
+/// Prepare `extract-<nonce> <chainID>` on `parent`: the snapshot a layer is applied into. Returns
+/// its key and mounts.
+async fn prepare(
     services: &Services,
     snapshotter: &str,
-    layer: &Descriptor,
     parent: &str,
     chain_id: &str,
-    diff_id: &str,
-) -> Result<()> {
+) -> Result<(String, Vec<Mount>)> {
     let key = format!("{} {chain_id}", unique_name("extract"));
     let mounts = services
         .snapshots()
@@ -260,20 +307,7 @@ async fn apply_layer(
         })?
         .into_inner()
         .mounts;
-    let result = apply_and_commit(
-        services,
-        snapshotter,
-        layer,
-        mounts,
-        &key,
-        chain_id,
-        diff_id,
-    )
-    .await;
-    if result.is_err() {
-        remove(services, snapshotter, &key).await;
-    }
-    result
+    Ok((key, mounts))
 }
 
 async fn apply_and_commit(

@@ -85,17 +85,21 @@ async fn containerd_killed_during_a_pull() {
     let options = options(&env);
     let reference = format!("{}/fixture/app:1", front.addr);
 
-    // Mid-way: half of a layer is in an open ingest, under the pull's lease.
+    // Mid-way: half of a layer is in an open ingest, under the pull's lease; everything else
+    // (the config, the other layer, the manifest, written while the layers download) is stored,
+    // so no other write is under way when containerd dies.
     let pulling = {
         let (client, reference, options) = (env.client.clone(), reference.clone(), options.clone());
         tokio::spawn(async move { pull(&client, &reference, &options).await })
     };
     front.wait_held().await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while env.ingests().await.is_empty() {
+    while env.ingests().await.len() != 1 || env.blobs().await.len() != 3 {
         assert!(
             Instant::now() < deadline,
-            "no ingest while the blob is held"
+            "not one ingest and the other blobs stored while the blob is held: ingests {:?}, blobs {:?}",
+            env.ingests().await,
+            env.blobs().await
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -12,15 +12,14 @@
 mod auth;
 mod blob;
 mod http;
+mod layers;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use libcontainerd::{Client, Error, Result};
-use tokio::sync::Semaphore;
 
 pub use auth::{docker_config_dir, Credentials};
 
@@ -36,6 +35,7 @@ use crate::resolve::{choose, unknown_type};
 use crate::store;
 use crate::unpack::{Unpacked, Unpacker};
 use http::Registry;
+use layers::Downloads;
 
 /// How long a pull's lease outlives a client that crashed during the pull.
 const PULL_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -163,16 +163,31 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
             None => None,
         },
     };
-    let registry = Registry::connect(&parsed, options.plain_http, credentials)
-        .await
-        .map_err(|e| e.context(&context))?;
     let services = Services::new(client)?;
-    let snapshotter = match (options.unpack, &options.snapshotter) {
-        (false, _) => None,
-        (true, Some(s)) => Some(s.clone()),
-        (true, None) => Some(crate::snapshotter::choose(client).await?),
+    let snapshotter = async {
+        match (options.unpack, &options.snapshotter) {
+            (false, _) => Ok(None),
+            (true, Some(s)) => Ok(Some(s.clone())),
+            (true, None) => crate::snapshotter::choose(client).await.map(Some),
+        }
     };
-    let lease = Lease::create_with(&services, "pull", PULL_LEASE_TTL).await?;
+    // containerd's part (a lease is a database transaction) while the registry answers its ping.
+    let (registry, lease, snapshotter) = tokio::join!(
+        Registry::connect(&parsed, options.plain_http, credentials),
+        Lease::create_with(&services, "pull", PULL_LEASE_TTL),
+        snapshotter,
+    );
+    let lease = lease.map_err(|e| e.context(&context))?;
+    let (registry, snapshotter) = match (registry, snapshotter) {
+        (Ok(registry), Ok(snapshotter)) => (registry, snapshotter),
+        (Err(e), _) | (_, Err(e)) => {
+            // Nothing was written under the lease yet.
+            if let Err(e) = lease.release().await {
+                tracing::warn!(error = %e, "deleting an unused lease");
+            }
+            return Err(e.context(&context));
+        }
+    };
     let mut made = Vec::new();
     let result = async {
         let leased = lease.services()?;
@@ -218,7 +233,7 @@ async fn fetch(
         .to_string();
     let (target, mut data) = registry.manifest(&wanted, reference.digest()).await?;
     let mut descriptor = target.clone();
-    // Indexes on the way down, stored (with their labels) once what they reference is.
+    // Indexes on the way down, stored (with their labels) once the layers download.
     let mut indexes = Vec::new();
     for _ in 0..4 {
         if !media::is_index(&descriptor.media_type) {
@@ -249,7 +264,8 @@ async fn fetch(
             return Err(unknown_type(&image, "layer", layer));
         }
     }
-    let config = config(services, &registry, &manifest.config, &image, options).await?;
+    let (config, config_bytes) =
+        config(services, &registry, &manifest.config, &image, options).await?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::invalid(format!(
             "{image}: its manifest has {} layers but its config {} diff IDs",
@@ -257,34 +273,37 @@ async fn fetch(
             config.rootfs.diff_ids.len()
         )));
     }
-    let mut unpacker = match snapshotter {
+    let unpacker = match snapshotter {
         Some(snapshotter) => {
             let mut unpacker = Unpacker::new(services, &image, snapshotter, &manifest, &config)?;
-            // Unpacked before (its layers are still fetched if missing: the image needs them).
+            // Unpacked before: its layers are still fetched if missing (the image needs them).
             unpacker.unpacked_before().await?;
             Some(unpacker)
         }
         None => None,
     };
-    let downloaded = layers(
-        services,
-        &registry,
-        &manifest,
-        &image,
-        options,
-        unpacker.as_mut(),
-    )
-    .await?;
-    let what = format!("manifest of {image}");
-    write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
-    for (index_descriptor, bytes, index) in indexes.iter().rev() {
-        let what = format!("index {} of {image}", index_descriptor.digest);
-        write_bytes(services, &what, bytes, index_labels(index)).await?;
+    let downloads = Downloads::start(services, &registry, &manifest, &image, options);
+    // While the layers download: the config, if it came from the registry, then the manifest and
+    // indexes with their GC labels (the lease holds all until the image is named).
+    let stored = async {
+        if let Some(bytes) = &config_bytes {
+            let what = format!("config {} of {image}", manifest.config.digest);
+            write_bytes(services, &what, bytes, Default::default()).await?;
+        }
+        let what = format!("manifest of {image}");
+        write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
+        for (index_descriptor, bytes, index) in indexes.iter().rev() {
+            let what = format!("index {} of {image}", index_descriptor.digest);
+            write_bytes(services, &what, bytes, index_labels(index)).await?;
+        }
+        Ok::<_, Error>(())
     }
-    let unpacked = match unpacker {
-        Some(unpacker) => Some(unpacker.finish().await?),
-        None => None,
-    };
+    .await;
+    if let Err(e) = stored {
+        downloads.stop().await;
+        return Err(e);
+    }
+    let (downloaded, unpacked) = downloads.finish(unpacker).await?;
     Ok(PulledImage {
         name: image,
         target: Descriptor {
@@ -303,25 +322,26 @@ async fn fetch(
     })
 }
 
-/// The image config, from the content store if there, else from the registry; its platform must
-/// be the one asked for (an index may have named none, or the wrong one).
+/// The image config, from the content store if there, else from the registry (then also its
+/// bytes, still to be stored); its platform must be the one asked for (an index may have named
+/// none, or the wrong one).
 async fn config(
     services: &Services,
     registry: &Registry,
     descriptor: &Descriptor,
     image: &str,
     options: &PullOptions,
-) -> Result<ImageConfigFile> {
+) -> Result<(ImageConfigFile, Option<Vec<u8>>)> {
     let what = format!("config {} of {image}", descriptor.digest);
     crate::digest::check(&descriptor.digest, &what)?;
-    let data = if info(services, &descriptor.digest).await?.is_some() {
-        read_small(services, &format!("config of {image}"), &descriptor.digest).await?
+    let (data, fetched) = if info(services, &descriptor.digest).await?.is_some() {
+        let data = read_small(services, &format!("config of {image}"), &descriptor.digest).await?;
+        (data, false)
     } else {
         let data = registry
             .small_blob(descriptor, &format!("fetch {what}"))
             .await?;
-        write_bytes(services, &what, &data, Default::default()).await?;
-        data
+        (data, true)
     };
     let config: ImageConfigFile = parse(&what, &data)?;
     if !options.platform.matches(&config.platform()) {
@@ -331,84 +351,5 @@ async fn config(
             config.platform()
         )));
     }
-    Ok(config)
-}
-
-/// Download the layers, `options.concurrency` at a time, and unpack each with `unpacker` (if
-/// given) as soon as its blob and those of the layers below it are stored. Returns the bytes
-/// downloaded.
-async fn layers(
-    services: &Services,
-    registry: &Arc<Registry>,
-    manifest: &Manifest,
-    image: &str,
-    options: &PullOptions,
-    unpacker: Option<&mut Unpacker>,
-) -> Result<u64> {
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut seen = HashSet::new();
-    // Spawned base first, and the semaphore is fair: the lower layers, unpacked first, start first.
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        if !seen.insert(layer.digest.clone()) {
-            continue;
-        }
-        let (services, registry, slots) = (services.clone(), registry.clone(), slots.clone());
-        let (layer, progress) = (layer.clone(), options.progress.clone());
-        let what = format!("layer {} of {image}", layer.digest);
-        let total = layer.size.max(0) as u64;
-        let report = move |state: ProgressState, done: u64| {
-            if let Some(progress) = &progress {
-                progress(&Progress {
-                    digest: layer.digest.clone(),
-                    layer: i,
-                    done,
-                    total,
-                    state,
-                });
-            }
-        };
-        report(ProgressState::Waiting, 0);
-        let descriptor = manifest.layers[i].clone();
-        tasks.spawn(async move {
-            // The semaphore lives as long as this function: acquiring cannot fail.
-            let _slot = slots.acquire_owned().await;
-            let bytes = blob::fetch(&services, &registry, &descriptor, &what, &report).await?;
-            Ok::<_, Error>((descriptor.digest, bytes))
-        });
-    }
-    let result = store_and_unpack(&mut tasks, unpacker).await;
-    if result.is_err() {
-        // The first failure ends the pull: the other downloads stop, and are gone, before the
-        // caller deletes the lease (their half-written ingests go with it).
-        tasks.shutdown().await;
-    }
-    result
-}
-
-/// Wait for the downloads; whenever the next layer to unpack has its blob stored, unpack it (the
-/// downloads go on meanwhile). A download's failure is seen once the unpack under way ends.
-async fn store_and_unpack(
-    tasks: &mut tokio::task::JoinSet<Result<(String, u64)>>,
-    mut unpacker: Option<&mut Unpacker>,
-) -> Result<u64> {
-    let mut stored = HashSet::new();
-    let mut downloaded = 0;
-    loop {
-        if let Some(unpacker) = unpacker.as_deref_mut() {
-            while unpacker
-                .next_layer()
-                .is_some_and(|layer| stored.contains(&layer.digest))
-            {
-                unpacker.apply_next().await?;
-            }
-        }
-        let Some(joined) = tasks.join_next().await else {
-            return Ok(downloaded);
-        };
-        let (digest, bytes) =
-            joined.map_err(|e| Error::internal(format!("a layer download failed: {e}")))??;
-        downloaded += bytes;
-        stored.insert(digest);
-    }
+    Ok((config, fetched.then_some(data)))
 }
