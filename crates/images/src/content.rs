@@ -1,9 +1,11 @@
-//! containerd's content store: streaming writes with client-side sha256 checks, reads, and labels.
+//! containerd's content store: streaming writes with digest checks, reads, and labels.
 //!
 //! `Content.Write` is a bidirectional stream: a STAT opens the ingest (`ref`) and, given the
 //! expected digest, answers AlreadyExists when the blob is there; WRITEs append; COMMIT checks size
-//! and digest on containerd's side and stores the blob. We hash on our side as well, so a blob that
-//! does not match the digest it was announced with fails before commit, naming the blob.
+//! and digest on containerd's side and stores the blob. containerd hashes what it writes and
+//! answers every STAT and WRITE with the digest so far: a blob that does not match the digest it
+//! was announced with fails before commit, naming the blob, without hashing every byte twice
+//! (containerd's hash is the one that counts, and it is computed anyway).
 
 use std::collections::HashMap;
 
@@ -14,7 +16,6 @@ use containerd_client::services::v1::{
 use libcontainerd::{Error, ErrorKind, Result};
 use tokio::sync::mpsc;
 
-use crate::digest::Hasher;
 use crate::grpc::Services;
 use crate::lease::unique_name;
 
@@ -38,7 +39,8 @@ pub(crate) struct BlobWriter {
     reference: String,
     sender: mpsc::Sender<WriteContentRequest>,
     responses: tonic::Streaming<WriteContentResponse>,
-    hasher: Hasher,
+    /// containerd's digest of what it wrote so far (from its last answer).
+    digest: String,
     offset: u64,
     expected: Option<String>,
 }
@@ -80,19 +82,19 @@ impl BlobWriter {
             Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
             Err(s) => return Err(libcontainerd::raw::error_from_status(context(), s)),
         };
-        match responses.message().await {
-            Ok(Some(_)) => {}
+        let digest = match responses.message().await {
+            Ok(Some(answer)) => answer.digest,
             Ok(None) => return Err(Error::internal(format!("{}: no answer", context()))),
             Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
             Err(s) => return Err(libcontainerd::raw::error_from_status(context(), s)),
-        }
+        };
         Ok(Open::Writer(Box::new(BlobWriter {
             services: services.clone(),
             what: what.to_string(),
             reference,
             sender,
             responses,
-            hasher: Hasher::default(),
+            digest,
             offset: 0,
             expected: expected.map(str::to_string),
         })))
@@ -103,7 +105,6 @@ impl BlobWriter {
         if data.is_empty() {
             return Ok(());
         }
-        self.hasher.update(&data);
         let length = data.len() as u64;
         let message = WriteContentRequest {
             action: WriteAction::Write as i32,
@@ -113,7 +114,9 @@ impl BlobWriter {
             ..Default::default()
         };
         self.offset += length;
-        self.exchange(message).await.map(|_| ())
+        let answer = self.exchange(message).await?;
+        self.digest = answer.digest;
+        Ok(())
     }
 
     /// How many bytes were written so far (where a resumed download continues).
@@ -121,50 +124,64 @@ impl BlobWriter {
         self.offset
     }
 
-    /// The digest of what was written so far.
-    pub(crate) fn digest(&self) -> String {
-        self.hasher.digest()
-    }
-
     /// Store the blob with `labels`. Fails, and aborts the ingest, if the content does not match
     /// the expected digest. A blob that turns out to be stored already is success.
     pub(crate) async fn commit(mut self, labels: HashMap<String, String>) -> Result<Written> {
-        let digest = self.digest();
-        if let Some(expected) = &self.expected {
-            if *expected != digest {
-                let e = Error::invalid(format!(
-                    "{}: digest mismatch: expected {expected}, content is {digest}",
-                    self.what
-                ));
+        // containerd sends the digest with every answer; should one not carry it, its commit
+        // still checks the expected digest.
+        if let Some(expected) = self.expected.clone() {
+            if !self.digest.is_empty() && self.digest != expected {
+                let e = self.mismatch(&expected, &format!(", content is {}", self.digest));
                 self.abort().await;
                 return Err(e);
             }
         }
-        let written = Written {
-            digest: digest.clone(),
-            size: self.offset,
-        };
         let message = WriteContentRequest {
             action: WriteAction::Commit as i32,
             r#ref: self.reference.clone(),
             total: self.offset as i64,
-            expected: digest,
+            expected: self.expected.clone().unwrap_or_default(),
             labels,
             // containerd truncates the ingest when a WRITE or COMMIT says offset 0 after data.
             offset: self.offset as i64,
             data: Vec::new(),
         };
+        let size = self.offset;
         match self.exchange(message).await {
-            Ok(_) => Ok(written),
+            Ok(answer) => {
+                let digest = if answer.digest.is_empty() {
+                    self.expected.clone().unwrap_or(self.digest)
+                } else {
+                    answer.digest
+                };
+                Ok(Written { digest, size })
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                // Stored meanwhile by someone else: the expected digest, or the one we wrote.
+                let digest = self.expected.clone().unwrap_or_else(|| self.digest.clone());
                 self.abort().await;
-                Ok(written)
+                Ok(Written { digest, size })
             }
             Err(e) => {
+                let e = match (&self.expected, e.kind()) {
+                    // containerd's own check refused it: `unexpected commit digest ...`.
+                    (Some(expected), ErrorKind::FailedPrecondition) => {
+                        self.mismatch(expected, &format!(" ({})", e.message()))
+                    }
+                    _ => e,
+                };
                 self.abort().await;
                 Err(e)
             }
         }
+    }
+
+    /// The error for content that is not what `expected` promised; `detail` says what it is.
+    fn mismatch(&self, expected: &str, detail: &str) -> Error {
+        Error::invalid(format!(
+            "{}: digest mismatch: expected {expected}{detail}",
+            self.what
+        ))
     }
 
     async fn exchange(&mut self, message: WriteContentRequest) -> Result<WriteContentResponse> {
