@@ -19,8 +19,9 @@ use containerd_client::services::v1::snapshots::{
 use containerd_client::services::v1::ApplyRequest;
 use containerd_client::types::Mount;
 use libcontainerd::{Client, Error, ErrorKind, Result};
+use tokio::task::JoinSet;
 
-use crate::content::{ensure_labels, set_labels};
+use crate::content::ensure_labels;
 use crate::digest::chain_ids;
 use crate::gc;
 use crate::grpc::Services;
@@ -109,6 +110,10 @@ pub(crate) struct Unpacker {
     next: usize,
     /// What [`Unpacker::prepare_next`] found or made for the next layer.
     prepared: Option<Prepared>,
+    /// Unpacked layers whose blobs still need their `containerd.io/uncompressed` label.
+    unlabelled: Vec<usize>,
+    /// Those labels being written, while the next layer unpacks.
+    labelling: JoinSet<Result<()>>,
     /// Whether the image was found unpacked before anything was done.
     before: bool,
 }
@@ -155,6 +160,8 @@ impl Unpacker {
             config: manifest.config.digest.clone(),
             next: 0,
             prepared: None,
+            unlabelled: Vec::new(),
+            labelling: JoinSet::new(),
             before: false,
         })
     }
@@ -191,22 +198,37 @@ impl Unpacker {
             .is_some()
         {
             self.prepared = Some(Prepared::Exists);
-            return Ok(());
-        }
-        let parent = if i == 0 {
-            ""
         } else {
-            self.chain[i - 1].as_str()
-        };
-        let (key, mounts) = prepare(&self.services, &self.snapshotter, parent, chain_id)
-            .await
-            .map_err(|e| self.layer_context(e))?;
-        self.prepared = Some(Prepared::Extract { key, mounts });
+            let parent = if i == 0 {
+                ""
+            } else {
+                self.chain[i - 1].as_str()
+            };
+            let (key, mounts) = prepare(&self.services, &self.snapshotter, parent, chain_id)
+                .await
+                .map_err(|e| self.layer_context(e))?;
+            self.prepared = Some(Prepared::Extract { key, mounts });
+        }
+        // Now, not before: the labels' transactions would delay this prepare, while the apply
+        // that comes next writes nothing to containerd's database.
+        self.start_labels();
         Ok(())
     }
 
-    /// Unpack the next layer (its blob must be stored), unless its snapshot exists; label its
-    /// blob with its diff ID.
+    /// Start writing the `containerd.io/uncompressed` labels of the layers unpacked so far.
+    fn start_labels(&mut self) {
+        for i in self.unlabelled.drain(..) {
+            let services = self.services.clone();
+            let digest = self.layers[i].digest.clone();
+            let uncompressed =
+                HashMap::from([(gc::UNCOMPRESSED.to_string(), self.diff_ids[i].clone())]);
+            self.labelling
+                .spawn(async move { ensure_labels(&services, &digest, &uncompressed).await });
+        }
+    }
+
+    /// Unpack the next layer (its blob must be stored), unless its snapshot exists. Its blob gets
+    /// its diff ID as label while the next layer unpacks, or in [`Unpacker::finish`].
     pub(crate) async fn apply_next(&mut self) -> Result<()> {
         let i = self.next;
         if i >= self.layers.len() {
@@ -235,9 +257,7 @@ impl Unpacker {
             }
         }
         self.prepared = None;
-        let uncompressed =
-            HashMap::from([(gc::UNCOMPRESSED.to_string(), self.diff_ids[i].clone())]);
-        ensure_labels(&self.services, &layer.digest, &uncompressed).await?;
+        self.unlabelled.push(i);
         self.next += 1;
         Ok(())
     }
@@ -249,9 +269,10 @@ impl Unpacker {
         }
     }
 
-    /// Once every layer is unpacked: label the config with the top snapshot, which from then on
-    /// holds the chain (the caller's lease may go). The config must be stored.
-    pub(crate) async fn finish(self) -> Result<Unpacked> {
+    /// Once every layer is unpacked: finish the layers' labels, and make sure the config holds
+    /// the top snapshot, which from then on holds the chain (the caller's lease may go). The
+    /// config must be stored.
+    pub(crate) async fn finish(mut self) -> Result<Unpacked> {
         if self.next_layer().is_some() {
             return Err(Error::internal(format!(
                 "unpack {}: finished with layer {} of {} not unpacked",
@@ -260,19 +281,24 @@ impl Unpacker {
                 self.layers.len()
             )));
         }
-        let top = self.chain.last().cloned().unwrap_or_default();
-        let label = HashMap::from([(gc::snapshot_label(&self.snapshotter), top)]);
-        if self.before {
-            // Unpacked before: written only when missing (a transaction, an fdatasync in containerd).
-            ensure_labels(&self.services, &self.config, &label).await?;
-        } else {
-            set_labels(&self.services, &self.config, &label).await?;
+        self.start_labels();
+        while let Some(labelled) = self.labelling.join_next().await {
+            labelled.map_err(|e| Error::internal(format!("labelling a layer failed: {e}")))??;
         }
+        // Written only when missing (a transaction, an fdatasync in containerd): a pull stores
+        // the config with it.
+        ensure_labels(&self.services, &self.config, &self.config_label()).await?;
         Ok(Unpacked {
             snapshotter: self.snapshotter,
             chain_ids: self.chain,
             already: self.before,
         })
+    }
+
+    /// The config's label that holds the unpacked layers: the top snapshot.
+    pub(crate) fn config_label(&self) -> HashMap<String, String> {
+        let top = self.chain.last().cloned().unwrap_or_default();
+        HashMap::from([(gc::snapshot_label(&self.snapshotter), top)])
     }
 
     fn layer_context(&self, e: Error) -> Error {

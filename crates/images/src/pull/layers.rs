@@ -8,9 +8,13 @@
 //!
 //! The first failure, of a download or of the unpack, stops the rest: the downloads are aborted
 //! and awaited, and an unpack step under way ends before this returns (a layer being applied is
-//! not cut off mid-way), so nothing touches containerd when the caller deletes the lease.
+//! not cut off mid-way), so nothing touches containerd when the caller deletes the lease. Once
+//! every blob is stored, what is left of the unpack goes back to the caller, which names the
+//! image meanwhile (a database transaction that need not wait for the last layers' unpack).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use libcontainerd::{Error, Result};
@@ -81,58 +85,73 @@ impl Downloads {
     }
 
     /// Wait for the downloads, unpacking the layers with `unpacker` (if given) as their blobs are
-    /// stored. Returns the bytes downloaded and the unpacked image.
-    pub(super) async fn finish(
-        mut self,
-        unpacker: Option<Unpacker>,
-    ) -> Result<(u64, Option<Unpacked>)> {
-        let (stored, arrivals) = mpsc::unbounded_channel();
-        let unpacking = unpack_as_stored(unpacker, arrivals);
-        tokio::pin!(unpacking);
-        let (mut downloaded, mut unpacked, mut unpacking_done) = (0, None, false);
+    /// stored. Returns the bytes downloaded and the rest of the unpack: the layers still to
+    /// unpack once every blob is stored (the caller names the image meanwhile).
+    pub(super) async fn finish(mut self, unpacker: Option<Unpacker>) -> Result<(u64, Unpacking)> {
+        let (arrived, arrivals) = mpsc::unbounded_channel();
+        let mut unpacking: Unpacking = Box::pin(unpack_as_stored(unpacker, arrivals));
+        // The unpack's result, once it is over (a finished future must not be polled again).
+        let (mut downloaded, mut unpacked) = (0, None);
         let failure = loop {
             tokio::select! {
-                result = &mut unpacking, if !unpacking_done => {
-                    unpacking_done = true;
-                    match result {
-                        Ok(done) => unpacked = done,
-                        Err(e) => break Some(e),
+                result = &mut unpacking, if unpacked.is_none() => match result {
+                    Ok(done) => unpacked = Some(Ok(done)),
+                    Err(e) => {
+                        unpacked = Some(Err(()));
+                        break Some(e);
                     }
-                }
-                Some(joined) = self.tasks.join_next() => {
+                },
+                joined = self.tasks.join_next() => {
+                    let Some(joined) = joined else {
+                        break None;
+                    };
                     let joined = joined
                         .map_err(|e| Error::internal(format!("a layer download failed: {e}")))
                         .and_then(|r| r);
                     match joined {
                         Ok((digest, bytes)) => {
                             downloaded += bytes;
-                            // The unpack may be over (unpacked before, or failed): no one listens.
-                            let _ = stored.send(digest);
+                            // The unpack may be over (unpacked before): no one listens.
+                            let _ = arrived.send(Arrival::Stored(digest));
                         }
                         Err(e) => break Some(e),
                     }
                 }
-                else => break None,
             }
         };
         let Some(e) = failure else {
-            return Ok((downloaded, unpacked));
+            // Every blob is stored: what is left of the unpack needs nothing more from here.
+            if let Some(Ok(done)) = unpacked {
+                unpacking = Box::pin(std::future::ready(Ok(done)));
+            }
+            return Ok((downloaded, unpacking));
         };
         self.tasks.shutdown().await;
-        if !unpacking_done {
-            // No blob comes any more: the unpack ends after its step under way.
-            drop(stored);
+        if unpacked.is_none() {
+            // The unpack ends after its step under way.
+            let _ = arrived.send(Arrival::Stop);
             let _ = unpacking.await;
         }
         Err(e)
     }
 }
 
-/// Unpack the layers in order, each once its blob is among those `arrivals` names. Ends with an
-/// error, removing a snapshot prepared for a layer that will not come, if `arrivals` closes first.
+/// The rest of a pull's unpack, once all its blobs are stored.
+pub(super) type Unpacking = Pin<Box<dyn Future<Output = Result<Option<Unpacked>>> + Send>>;
+
+/// What the unpack hears from the downloads.
+enum Arrival {
+    /// This blob is stored.
+    Stored(String),
+    /// A download failed: unpack no further.
+    Stop,
+}
+
+/// Unpack the layers in order, each once `arrivals` said its blob is stored. Told to stop, it
+/// ends with an error, removing a snapshot it prepared for a layer it will not unpack.
 async fn unpack_as_stored(
     unpacker: Option<Unpacker>,
-    mut arrivals: mpsc::UnboundedReceiver<String>,
+    mut arrivals: mpsc::UnboundedReceiver<Arrival>,
 ) -> Result<Option<Unpacked>> {
     let Some(mut unpacker) = unpacker else {
         return Ok(None);
@@ -147,12 +166,18 @@ async fn unpack_as_stored(
         unpacker.prepare_next().await?;
         while !stored.contains(&digest) {
             match arrivals.recv().await {
-                Some(arrived) => {
+                Some(Arrival::Stored(arrived)) => {
                     stored.insert(arrived);
+                }
+                Some(Arrival::Stop) => {
+                    unpacker.abandon().await;
+                    return Err(stopped());
                 }
                 None => {
                     unpacker.abandon().await;
-                    return Err(stopped());
+                    return Err(Error::internal(format!(
+                        "the downloads ended without storing layer {digest}"
+                    )));
                 }
             }
         }
@@ -161,23 +186,23 @@ async fn unpack_as_stored(
     unpacker.finish().await.map(Some)
 }
 
-/// Move the digests that arrived into `stored`; false if no more can come (the sender is gone).
+/// Move the digests that arrived into `stored`; false if told to stop.
 fn take_arrived(
-    arrivals: &mut mpsc::UnboundedReceiver<String>,
+    arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
     stored: &mut HashSet<String>,
 ) -> bool {
     loop {
         match arrivals.try_recv() {
-            Ok(arrived) => {
+            Ok(Arrival::Stored(arrived)) => {
                 stored.insert(arrived);
             }
-            Err(TryRecvError::Empty) => return true,
-            Err(TryRecvError::Disconnected) => return false,
+            Ok(Arrival::Stop) => return false,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => return true,
         }
     }
 }
 
-/// The unpack's error when the downloads stopped (their failure is the one reported).
+/// The unpack's error when a download failed (that failure is the one reported).
 fn stopped() -> Error {
     Error::internal("the layer downloads stopped")
 }

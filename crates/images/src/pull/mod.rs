@@ -35,7 +35,7 @@ use crate::resolve::{choose, unknown_type};
 use crate::store;
 use crate::unpack::{Unpacked, Unpacker};
 use http::Registry;
-use layers::Downloads;
+use layers::{Downloads, Unpacking};
 
 /// How long a pull's lease outlives a client that crashed during the pull.
 const PULL_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -191,7 +191,7 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
     let mut made = Vec::new();
     let result = async {
         let leased = lease.services()?;
-        let pulled = fetch(
+        let (mut pulled, unpacking) = fetch(
             &leased,
             Arc::new(registry),
             &parsed,
@@ -199,7 +199,12 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
             snapshotter.as_deref(),
         )
         .await?;
-        made.push(store::put(&services, &name, &pulled.target).await?);
+        // Every blob is stored: name the image while the last layers unpack (the lease holds
+        // what the unpack makes until the config's label does).
+        let (named, unpacked) =
+            tokio::join!(store::put(&services, &name, &pulled.target), unpacking);
+        made.push(named?);
+        pulled.unpacked = unpacked?;
         Ok::<_, Error>(pulled)
     }
     .await;
@@ -216,15 +221,16 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
     }
 }
 
-/// Fetch everything the image needs for the platform into the content store, and unpack it into
-/// `snapshotter` if given.
+/// Fetch everything the image needs for the platform into the content store, unpacking it into
+/// `snapshotter` (if given) on the way; returns once everything is stored, with what is left of
+/// the unpack.
 async fn fetch(
     services: &Services,
     registry: Arc<Registry>,
     reference: &Reference,
     options: &PullOptions,
     snapshotter: Option<&str>,
-) -> Result<PulledImage> {
+) -> Result<(PulledImage, Unpacking)> {
     let image = reference.to_string();
     let wanted = reference
         .digest()
@@ -287,8 +293,14 @@ async fn fetch(
     // indexes with their GC labels (the lease holds all until the image is named).
     let stored = async {
         if let Some(bytes) = &config_bytes {
+            // With the label that holds the unpacked layers (GC ignores it until the top
+            // snapshot exists): no transaction for it once they are.
+            let labels = unpacker
+                .as_ref()
+                .map(Unpacker::config_label)
+                .unwrap_or_default();
             let what = format!("config {} of {image}", manifest.config.digest);
-            write_bytes(services, &what, bytes, Default::default()).await?;
+            write_bytes(services, &what, bytes, labels).await?;
         }
         let what = format!("manifest of {image}");
         write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
@@ -303,8 +315,8 @@ async fn fetch(
         downloads.stop().await;
         return Err(e);
     }
-    let (downloaded, unpacked) = downloads.finish(unpacker).await?;
-    Ok(PulledImage {
+    let (downloaded, unpacking) = downloads.finish(unpacker).await?;
+    let pulled = PulledImage {
         name: image,
         target: Descriptor {
             platform: None,
@@ -318,8 +330,9 @@ async fn fetch(
         },
         id: manifest.config.digest.clone(),
         downloaded,
-        unpacked,
-    })
+        unpacked: None,
+    };
+    Ok((pulled, unpacking))
 }
 
 /// The image config, from the content store if there, else from the registry (then also its
