@@ -7,7 +7,7 @@
 //! ID; Remove the extract snapshot on failure. All under a lease until the config carries
 //! `containerd.io/gc.ref.snapshot.<snapshotter>` = top chain ID.
 //!
-//! [`Unpacker`] takes these steps one layer at a time, so that a pull can unpack layer N as soon
+//! `Unpacker` takes these steps one layer at a time, so that a pull can unpack layer N as soon
 //! as its blob is stored (and the layers below it are unpacked) while later layers still download.
 
 use std::collections::HashMap;

@@ -361,8 +361,7 @@ async fn layers_unpack_in_order_while_the_layers_above_them_download() {
     for i in 0..4 {
         let last = reports
             .iter()
-            .filter(|p| p.layer == i)
-            .next_back()
+            .rfind(|p| p.layer == i)
             .unwrap_or_else(|| panic!("no report for layer {i}"));
         let state = if i < 2 {
             ProgressState::Present
