@@ -22,6 +22,10 @@ use crate::lease::unique_name;
 /// Bytes per `Content.Write` message: well under the 16 MiB gRPC limit, big enough to be cheap.
 pub(crate) const CHUNK: usize = 1 << 20;
 
+/// WRITE messages sent ahead of containerd's answers: the next piece travels while containerd
+/// writes the last one, instead of one round trip per piece.
+const WRITES_IN_FLIGHT: usize = 4;
+
 /// The largest manifest, index or config we read into memory (containerd's own limit is similar).
 pub(crate) const MAX_METADATA: u64 = 8 << 20;
 
@@ -41,6 +45,8 @@ pub(crate) struct BlobWriter {
     responses: tonic::Streaming<WriteContentResponse>,
     /// containerd's digest of what it wrote so far (from its last answer).
     digest: String,
+    /// WRITEs sent whose answers were not read yet.
+    in_flight: usize,
     offset: u64,
     expected: Option<String>,
 }
@@ -95,12 +101,14 @@ impl BlobWriter {
             sender,
             responses,
             digest,
+            in_flight: 0,
             offset: 0,
             expected: expected.map(str::to_string),
         })))
     }
 
-    /// Append `data` (at most [`CHUNK`] bytes is best) and wait for containerd's answer.
+    /// Append `data` (at most [`CHUNK`] bytes is best). Answers are read a few writes behind: a
+    /// failure shows in a later write or in [`BlobWriter::commit`].
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<()> {
         if data.is_empty() {
             return Ok(());
@@ -114,7 +122,26 @@ impl BlobWriter {
             ..Default::default()
         };
         self.offset += length;
-        let answer = self.exchange(message).await?;
+        self.send(message).await?;
+        self.in_flight += 1;
+        while self.in_flight > WRITES_IN_FLIGHT {
+            self.answer().await?;
+        }
+        Ok(())
+    }
+
+    /// Read the answers to every WRITE sent.
+    async fn settle(&mut self) -> Result<()> {
+        while self.in_flight > 0 {
+            self.answer().await?;
+        }
+        Ok(())
+    }
+
+    /// Read the answer to the oldest WRITE in flight.
+    async fn answer(&mut self) -> Result<()> {
+        let answer = self.receive().await?;
+        self.in_flight -= 1;
         self.digest = answer.digest;
         Ok(())
     }
@@ -127,6 +154,10 @@ impl BlobWriter {
     /// Store the blob with `labels`. Fails, and aborts the ingest, if the content does not match
     /// the expected digest. A blob that turns out to be stored already is success.
     pub(crate) async fn commit(mut self, labels: HashMap<String, String>) -> Result<Written> {
+        if let Err(e) = self.settle().await {
+            self.abort().await;
+            return Err(e);
+        }
         // containerd sends the digest with every answer; should one not carry it, its commit
         // still checks the expected digest.
         if let Some(expected) = self.expected.clone() {
@@ -184,26 +215,36 @@ impl BlobWriter {
         ))
     }
 
+    /// Send `message` and read its answer (nothing else in flight).
     async fn exchange(&mut self, message: WriteContentRequest) -> Result<WriteContentResponse> {
-        let context = || format!("write {} to the content store", self.what);
-        if self.sender.send(message).await.is_err() {
-            // containerd ended the stream: its status says why.
-            return match self.responses.message().await {
-                Err(s) => Err(libcontainerd::raw::error_from_status(context(), s)),
-                Ok(_) => Err(Error::internal(format!(
-                    "{}: containerd closed the stream",
-                    context()
-                ))),
-            };
+        self.send(message).await?;
+        self.receive().await
+    }
+
+    async fn send(&mut self, message: WriteContentRequest) -> Result<()> {
+        if self.sender.send(message).await.is_ok() {
+            return Ok(());
         }
+        // containerd ended the stream: its status says why.
+        Err(match self.responses.message().await {
+            Err(s) => libcontainerd::raw::error_from_status(self.context(), s),
+            Ok(_) => Error::internal(format!("{}: containerd closed the stream", self.context())),
+        })
+    }
+
+    async fn receive(&mut self) -> Result<WriteContentResponse> {
         match self.responses.message().await {
             Ok(Some(response)) => Ok(response),
             Ok(None) => Err(Error::internal(format!(
                 "{}: containerd closed the stream",
-                context()
+                self.context()
             ))),
-            Err(s) => Err(libcontainerd::raw::error_from_status(context(), s)),
+            Err(s) => Err(libcontainerd::raw::error_from_status(self.context(), s)),
         }
+    }
+
+    fn context(&self) -> String {
+        format!("write {} to the content store", self.what)
     }
 
     /// Drop the ingest so that nothing half-written lingers (the lease would free it too).
