@@ -24,7 +24,7 @@ pub(crate) const CHUNK: usize = 1 << 20;
 
 /// WRITE messages sent ahead of containerd's answers: the next piece travels while containerd
 /// writes the last one, instead of one round trip per piece.
-const WRITES_IN_FLIGHT: usize = 4;
+const WRITES_IN_FLIGHT: usize = 2;
 
 /// The largest manifest, index or config we read into memory (containerd's own limit is similar).
 pub(crate) const MAX_METADATA: u64 = 8 << 20;
