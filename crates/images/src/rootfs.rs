@@ -57,12 +57,23 @@ pub async fn prepare_snapshot(
 ) -> Result<Vec<Mount>> {
     let services = lease.services()?;
     let top = top_snapshot(&services, image, snapshotter, platform).await?;
-    services
+    prepare_on(&services, snapshotter, id, &top).await
+}
+
+/// Prepare snapshot `id` on `top` (committed) with `services` (under the caller's lease); returns
+/// its mounts.
+pub(crate) async fn prepare_on(
+    services: &Services,
+    snapshotter: &str,
+    id: &str,
+    top: &str,
+) -> Result<Vec<Mount>> {
+    let prepared = services
         .snapshots()
         .prepare(services.request(PrepareSnapshotRequest {
             snapshotter: snapshotter.to_string(),
             key: id.to_string(),
-            parent: top,
+            parent: top.to_string(),
             labels: HashMap::new(),
         }))
         .await
@@ -77,7 +88,8 @@ pub async fn prepare_snapshot(
                 s,
             ),
         })?;
-    mounts(&services, snapshotter, id).await
+    // Prepare answers with the mounts: no Mounts call needed.
+    Ok(prepared.into_inner().mounts)
 }
 
 /// The mounts of snapshot `key`.

@@ -28,7 +28,7 @@ use crate::grpc::Services;
 use crate::lease::{unique_name, Lease};
 use crate::oci::{Descriptor, ImageConfigFile, Manifest};
 use crate::platform::Platform;
-use crate::resolve::resolve;
+use crate::resolve::{resolve, Resolved};
 use crate::store::get_record;
 
 const UNPACK_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -61,8 +61,18 @@ pub async fn unpack(
     let services = Services::new(client)?;
     let record = get_record(&services, name).await?;
     let resolved = resolve(&services, &record.target, platform, name).await?;
+    unpack_resolved(&services, name, snapshotter, &resolved).await
+}
+
+/// [`unpack`] for an image whose manifest and config the caller has read already.
+pub(crate) async fn unpack_resolved(
+    services: &Services,
+    name: &str,
+    snapshotter: &str,
+    resolved: &Resolved,
+) -> Result<Unpacked> {
     let mut unpacker = Unpacker::new(
-        &services,
+        services,
         name,
         snapshotter,
         &resolved.manifest,
@@ -72,7 +82,7 @@ pub async fn unpack(
     if unpacker.unpacked_before().await? {
         return unpacker.finish().await;
     }
-    let lease = Lease::create_with(&services, "unpack", UNPACK_LEASE_TTL).await?;
+    let lease = Lease::create_with(services, "unpack", UNPACK_LEASE_TTL).await?;
     let result = async {
         unpacker.services = lease.services()?;
         while unpacker.next_layer().is_some() {
