@@ -2,12 +2,13 @@
 //!
 //! Resolve the reference (a tag or digest) to a manifest or index; from an index take the manifest
 //! for the platform; fetch the config, then the layers (a few at a time), each streamed into the
-//! content store with its digest checked, blobs already there skipped. Unpacking overlaps the
-//! downloads, as containerd's Go client does: layer N is unpacked as soon as its blob is stored and
-//! layers 0..N are unpacked, while later layers still download. Then store the manifest and
-//! indexes with the GC labels import sets, label the config with the unpacked chain, and name the
-//! image (`Images.Create/Update`). Everything is written under one lease; a failure undoes the
-//! image record and deletes the lease with a synchronous GC, so nothing half-pulled remains.
+//! content store with its digest checked, blobs already there skipped. Meanwhile store the config
+//! (with the label that will hold its unpacked layers), the manifest and the indexes with the GC
+//! labels import sets. Unpacking overlaps the downloads, as containerd's Go client does: layer N
+//! is unpacked as soon as its blob is stored and layers 0..N are unpacked, while later layers still
+//! download (see `layers`). Once every blob is stored, the image is named (`Images.Create/Update`)
+//! while the last layers unpack. Everything is written under one lease; a failure undoes the image
+//! record and deletes the lease with a synchronous GC, so nothing half-pulled remains.
 
 mod auth;
 mod blob;
@@ -239,7 +240,7 @@ async fn fetch(
         .to_string();
     let (target, mut data) = registry.manifest(&wanted, reference.digest()).await?;
     let mut descriptor = target.clone();
-    // Indexes on the way down, stored (with their labels) once the layers download.
+    // Indexes on the way down, stored (with their labels) while the layers download.
     let mut indexes = Vec::new();
     for _ in 0..4 {
         if !media::is_index(&descriptor.media_type) {
