@@ -17,9 +17,10 @@ use crate::lease::Lease;
 use crate::platform::Platform;
 use crate::resolve::resolve;
 use crate::rootfs::{prepare_on, remove_snapshot, snapshot_user};
+use crate::snapshots::stat;
 use crate::snapshotter;
 use crate::store;
-use crate::unpack::{stat, unpack_resolved};
+use crate::unpack::unpack_resolved;
 
 /// How long the snapshot's lease outlives an engine that crashed between prepare and create.
 const PREPARE_LEASE_TTL: Duration = Duration::from_secs(600);

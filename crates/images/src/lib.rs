@@ -25,6 +25,7 @@ pub mod reference;
 mod resolve;
 pub mod rootfs;
 pub mod save;
+mod snapshots;
 pub mod snapshotter;
 pub mod store;
 pub mod unpack;

@@ -2,13 +2,10 @@
 //! (prepared on the image's top chain ID), its removal, and reading files of the image (its
 //! /etc/passwd and /etc/group for user names) through a temporary read-only view.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use containerd_client::services::v1::snapshots::{
-    MountsRequest, PrepareSnapshotRequest, ViewSnapshotRequest,
-};
+use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::types::Mount;
 use libcontainerd::{Client, Error, ErrorKind, Result};
 
@@ -18,8 +15,8 @@ use crate::lease::{unique_name, Lease};
 use crate::mount::{resolve_in_root, Mounted};
 use crate::platform::Platform;
 use crate::resolve::resolve;
+use crate::snapshots::{self, remove, stat, try_remove, Kind};
 use crate::store::get_record;
-use crate::unpack::{remove, stat, try_remove};
 use crate::user::{self, User};
 
 const VIEW_LEASE_TTL: Duration = Duration::from_secs(600);
@@ -68,14 +65,7 @@ pub(crate) async fn prepare_on(
     id: &str,
     top: &str,
 ) -> Result<Vec<Mount>> {
-    let prepared = services
-        .snapshots()
-        .prepare(services.request(PrepareSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: id.to_string(),
-            parent: top.to_string(),
-            labels: HashMap::new(),
-        }))
+    snapshots::create(services, snapshotter, Kind::Active, id, top)
         .await
         .map_err(|s| match s.code() {
             tonic::Code::AlreadyExists => Error::new(
@@ -87,9 +77,7 @@ pub(crate) async fn prepare_on(
                 format!("prepare snapshot {id} in {snapshotter}"),
                 s,
             ),
-        })?;
-    // Prepare answers with the mounts: no Mounts call needed.
-    Ok(prepared.into_inner().mounts)
+        })
 }
 
 /// The mounts of snapshot `key`.
@@ -138,23 +126,14 @@ pub async fn read_files(
     let key = unique_name("view");
     let result = async {
         let top = top_snapshot(&leased, image, snapshotter, platform).await?;
-        let mounts = leased
-            .snapshots()
-            .view(leased.request(ViewSnapshotRequest {
-                snapshotter: snapshotter.to_string(),
-                key: key.clone(),
-                parent: top,
-                labels: HashMap::new(),
-            }))
+        let mounts = snapshots::create(&leased, snapshotter, Kind::View, &key, &top)
             .await
             .map_err(|s| {
                 libcontainerd::raw::error_from_status(
                     format!("view image {image} in {snapshotter}"),
                     s,
                 )
-            })?
-            .into_inner()
-            .mounts;
+            })?;
         let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         tokio::task::spawn_blocking(move || read_mounted(&mounts, &paths))
             .await

@@ -13,12 +13,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use containerd_client::services::v1::snapshots::{
-    CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
-};
+use containerd_client::services::v1::snapshots::CommitSnapshotRequest;
 use containerd_client::services::v1::ApplyRequest;
 use containerd_client::types::Mount;
-use libcontainerd::{Client, Error, ErrorKind, Result};
+use libcontainerd::{Client, Error, Result};
 use tokio::task::JoinSet;
 
 use crate::content::ensure_labels;
@@ -29,6 +27,7 @@ use crate::lease::{unique_name, Lease};
 use crate::oci::{Descriptor, ImageConfigFile, Manifest};
 use crate::platform::Platform;
 use crate::resolve::{resolve, Resolved};
+use crate::snapshots::{self, remove, stat, Kind};
 use crate::store::get_record;
 
 const UNPACK_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -329,20 +328,11 @@ async fn prepare(
     chain_id: &str,
 ) -> Result<(String, Vec<Mount>)> {
     let key = format!("{} {chain_id}", unique_name("extract"));
-    let mounts = services
-        .snapshots()
-        .prepare(services.request(PrepareSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: key.clone(),
-            parent: parent.to_string(),
-            labels: HashMap::new(),
-        }))
+    let mounts = snapshots::create(services, snapshotter, Kind::Active, &key, parent)
         .await
         .map_err(|s| {
             libcontainerd::raw::error_from_status(format!("prepare snapshot in {snapshotter}"), s)
-        })?
-        .into_inner()
-        .mounts;
+        })?;
     Ok((key, mounts))
 }
 
@@ -395,53 +385,4 @@ async fn apply_and_commit(
             s,
         )),
     }
-}
-
-/// A snapshot's info, or `None` if `snapshotter` does not have `key`.
-pub(crate) async fn stat(
-    services: &Services,
-    snapshotter: &str,
-    key: &str,
-) -> Result<Option<containerd_client::services::v1::snapshots::Info>> {
-    let result = services
-        .snapshots()
-        .stat(services.request(StatSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: key.to_string(),
-        }))
-        .await;
-    match result {
-        Ok(r) => Ok(r.into_inner().info),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-        Err(s) => Err(libcontainerd::raw::error_from_status(
-            format!("stat snapshot {key} in {snapshotter}"),
-            s,
-        )),
-    }
-}
-
-/// Remove a snapshot; a missing one is fine. Errors are logged (this runs after a failure).
-pub(crate) async fn remove(services: &Services, snapshotter: &str, key: &str) {
-    if let Err(e) = try_remove(services, snapshotter, key).await {
-        if e.kind() != ErrorKind::NotFound {
-            tracing::warn!(key, snapshotter, error = %e, "removing a snapshot");
-        }
-    }
-}
-
-pub(crate) async fn try_remove(services: &Services, snapshotter: &str, key: &str) -> Result<()> {
-    services
-        .snapshots()
-        .remove(services.request(RemoveSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: key.to_string(),
-        }))
-        .await
-        .map_err(|s| {
-            libcontainerd::raw::error_from_status(
-                format!("remove snapshot {key} from {snapshotter}"),
-                s,
-            )
-        })?;
-    Ok(())
 }
