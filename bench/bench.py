@@ -33,7 +33,7 @@ crun: the run --rm and exec rows also time `lcd --runtime crun` (Debian's crun u
 shim) where crun runs containers on this host; where it does not (crun refuses cgroup v1 hosts whose
 cgroup v2 hierarchy has controllers too), the row is skipped with lcd's reason printed.
 
-Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--json FILE]
+Usage (as root):  python3 bench/bench.py [--runs 30] [--parallel 20] [--image-mib 50] [--only images] [--json FILE]
 """
 
 import argparse
@@ -70,6 +70,8 @@ EXEC_TARGETS = 4
 # it depended on which tool ran just before and how soon its own migration came after start-up.
 # With it every command starts from the same quiet kernel, as one a person types does.
 SETTLE_S = 0.1
+# What --only can pick: the rows' sections, in the order they run.
+SECTIONS = ["run", "exec", "parallel", "stress", "images", "network", "checkpoint"]
 PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time", "docker-registry",
             "crun"]
 # The tool name of lcd with `--runtime crun` (the run --rm and exec rows), where crun works.
@@ -1353,8 +1355,13 @@ def main():
                     help="memory of the big checkpointed container (default 256; 32 when --runs is under 10)")
     ap.add_argument("--checkpoint-runs", type=int,
                     help="rounds of the checkpoint/restore rows (default 5; 1 when --runs is under 10)")
+    ap.add_argument("--only", metavar="SECTION[,SECTION...]",
+                    help="run only these sections (default all): " + ", ".join(SECTIONS))
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
+    unknown = set(args.only.split(",")) - set(SECTIONS) if args.only else set()
+    if unknown:
+        ap.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     if args.image_mib is None:
         args.image_mib = 50 if args.runs >= 10 else 10
     if args.image_runs is None:
@@ -1375,23 +1382,31 @@ def main():
                                 "before": quiet_check("before")}
         b.setup()
         b.results["dockerd_idle_kib"] = rss_kib(b.dockerd.pid)
-        print("run --rm ...", flush=True)
-        b.run_rm()
-        print("where the time goes (lcd stress -c 1) ...", flush=True)
-        b.where_time_goes()
-        b.where_summary()
-        print("exec ...", flush=True)
-        b.exec_()
-        print(f"{args.parallel} at once ...", flush=True)
-        b.parallel()
-        print("stress ...", flush=True)
-        b.stress()
-        print("images (pull, load, run --rm IMAGE) ...", flush=True)
-        b.images()
-        print("networks (in a namespace of their own) ...", flush=True)
-        b.network()
-        print("checkpoint / restore ...", flush=True)
-        b.checkpoints()
+        wanted = set(args.only.split(",")) if args.only else set(SECTIONS)
+        if "run" in wanted:
+            print("run --rm ...", flush=True)
+            b.run_rm()
+            print("where the time goes (lcd stress -c 1) ...", flush=True)
+            b.where_time_goes()
+            b.where_summary()
+        if "exec" in wanted:
+            print("exec ...", flush=True)
+            b.exec_()
+        if "parallel" in wanted:
+            print(f"{args.parallel} at once ...", flush=True)
+            b.parallel()
+        if "stress" in wanted:
+            print("stress ...", flush=True)
+            b.stress()
+        if "images" in wanted:
+            print("images (pull, load, run --rm IMAGE) ...", flush=True)
+            b.images()
+        if "network" in wanted:
+            print("networks (in a namespace of their own) ...", flush=True)
+            b.network()
+        if "checkpoint" in wanted:
+            print("checkpoint / restore ...", flush=True)
+            b.checkpoints()
         b.results["machine"]["after"] = quiet_check("after")
         b.memory()
         b.report()

@@ -41,8 +41,9 @@ use crate::oci::{ContainerConfig, Descriptor, Manifest};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::resolve::{resolve, Resolved};
+use crate::snapshots::remove;
 use crate::store::{self, Record};
-use crate::unpack::{remove, unpack};
+use crate::unpack::unpack;
 
 /// How long the commit's lease outlives a client that crashed mid-way.
 const COMMIT_LEASE_TTL: Duration = Duration::from_secs(3600);

@@ -8,15 +8,19 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use libcontainerd::oci_spec::runtime::Spec;
-use libcontainerd::{Client, Container, Id, Result, Runtime, Snapshot, SpecBuilder};
+use libcontainerd::{Client, Container, Error, Id, Result, Runtime, Snapshot, SpecBuilder};
 
 use crate::config::{process_args, process_cwd, process_env, ImageConfig};
+use crate::digest::chain_ids;
+use crate::grpc::Services;
 use crate::lease::Lease;
 use crate::platform::Platform;
-use crate::rootfs::{prepare_snapshot, remove_snapshot, snapshot_user};
+use crate::resolve::resolve;
+use crate::rootfs::{prepare_on, remove_snapshot, snapshot_user};
+use crate::snapshots::stat;
 use crate::snapshotter;
 use crate::store;
-use crate::unpack::unpack;
+use crate::unpack::unpack_resolved;
 
 /// How long the snapshot's lease outlives an engine that crashed between prepare and create.
 const PREPARE_LEASE_TTL: Duration = Duration::from_secs(600);
@@ -63,18 +67,31 @@ pub async fn prepare(
     options: &RunOptions,
 ) -> Result<PreparedContainer> {
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
-    let details = store::inspect(client, image, &platform).await?;
-    let name = details.record.name.clone();
-    let config = details.config;
+    // The image's record, manifest and config are read once, for all the steps below.
+    let services = Services::new(client)?;
+    let record = store::find_record(&services, image).await?;
+    let name = record.name.clone();
+    let resolved = resolve(&services, &record.target, &platform, &name).await?;
+    let config = ImageConfig::from_file(&resolved.config);
+    let top = chain_ids(&resolved.config.rootfs.diff_ids)
+        .pop()
+        .ok_or_else(|| Error::invalid(format!("unpack {name}: the image has no layers")))?;
     let snapshotter = match &options.snapshotter {
         Some(name) => name.clone(),
-        None => snapshotter::choose(client).await?,
+        None => {
+            // Unpacked in overlayfs, so overlayfs works: no need to ask containerd's plugins.
+            match stat(&services, snapshotter::OVERLAYFS, &top).await {
+                Ok(Some(_)) => snapshotter::OVERLAYFS.to_string(),
+                _ => snapshotter::choose(client).await?,
+            }
+        }
     };
-    unpack(client, &name, &snapshotter, &platform).await?;
+    unpack_resolved(&services, &name, &snapshotter, &resolved).await?;
     let args = process_args(&config, options.entrypoint.as_deref(), &options.args)?;
     let user_spec = options.user.clone().unwrap_or_else(|| config.user.clone());
     let lease = Lease::create(client, "container", PREPARE_LEASE_TTL).await?;
-    let mounts = match prepare_snapshot(&lease, &snapshotter, id.as_str(), &name, &platform).await {
+    let prepared = async { prepare_on(&lease.services()?, &snapshotter, id.as_str(), &top).await };
+    let mounts = match prepared.await {
         Ok(mounts) => mounts,
         Err(e) => {
             lease.discard().await;

@@ -1,9 +1,11 @@
-//! containerd's content store: streaming writes with client-side sha256 checks, reads, and labels.
+//! containerd's content store: streaming writes with digest checks, reads, and labels.
 //!
 //! `Content.Write` is a bidirectional stream: a STAT opens the ingest (`ref`) and, given the
 //! expected digest, answers AlreadyExists when the blob is there; WRITEs append; COMMIT checks size
-//! and digest on containerd's side and stores the blob. We hash on our side as well, so a blob that
-//! does not match the digest it was announced with fails before commit, naming the blob.
+//! and digest on containerd's side and stores the blob. containerd hashes what it writes and
+//! answers every STAT and WRITE with the digest so far: a blob that does not match the digest it
+//! was announced with fails before commit, naming the blob, without hashing every byte twice
+//! (containerd's hash is the one that counts, and it is computed anyway).
 
 use std::collections::HashMap;
 
@@ -14,12 +16,15 @@ use containerd_client::services::v1::{
 use libcontainerd::{Error, ErrorKind, Result};
 use tokio::sync::mpsc;
 
-use crate::digest::Hasher;
 use crate::grpc::Services;
 use crate::lease::unique_name;
 
 /// Bytes per `Content.Write` message: well under the 16 MiB gRPC limit, big enough to be cheap.
 pub(crate) const CHUNK: usize = 1 << 20;
+
+/// WRITE messages sent ahead of containerd's answers: the next piece travels while containerd
+/// writes the last one, instead of one round trip per piece.
+const WRITES_IN_FLIGHT: usize = 2;
 
 /// The largest manifest, index or config we read into memory (containerd's own limit is similar).
 pub(crate) const MAX_METADATA: u64 = 8 << 20;
@@ -38,7 +43,10 @@ pub(crate) struct BlobWriter {
     reference: String,
     sender: mpsc::Sender<WriteContentRequest>,
     responses: tonic::Streaming<WriteContentResponse>,
-    hasher: Hasher,
+    /// containerd's digest of what it wrote so far (from its last answer).
+    digest: String,
+    /// WRITEs sent whose answers were not read yet.
+    in_flight: usize,
     offset: u64,
     expected: Option<String>,
 }
@@ -80,30 +88,31 @@ impl BlobWriter {
             Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
             Err(s) => return Err(libcontainerd::raw::error_from_status(context(), s)),
         };
-        match responses.message().await {
-            Ok(Some(_)) => {}
+        let digest = match responses.message().await {
+            Ok(Some(answer)) => answer.digest,
             Ok(None) => return Err(Error::internal(format!("{}: no answer", context()))),
             Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(Open::Present),
             Err(s) => return Err(libcontainerd::raw::error_from_status(context(), s)),
-        }
+        };
         Ok(Open::Writer(Box::new(BlobWriter {
             services: services.clone(),
             what: what.to_string(),
             reference,
             sender,
             responses,
-            hasher: Hasher::default(),
+            digest,
+            in_flight: 0,
             offset: 0,
             expected: expected.map(str::to_string),
         })))
     }
 
-    /// Append `data` (at most [`CHUNK`] bytes is best) and wait for containerd's answer.
+    /// Append `data` (at most [`CHUNK`] bytes is best). Answers are read a few writes behind: a
+    /// failure shows in a later write or in [`BlobWriter::commit`].
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        self.hasher.update(&data);
         let length = data.len() as u64;
         let message = WriteContentRequest {
             action: WriteAction::Write as i32,
@@ -113,7 +122,28 @@ impl BlobWriter {
             ..Default::default()
         };
         self.offset += length;
-        self.exchange(message).await.map(|_| ())
+        self.send(message).await?;
+        self.in_flight += 1;
+        while self.in_flight > WRITES_IN_FLIGHT {
+            self.answer().await?;
+        }
+        Ok(())
+    }
+
+    /// Read the answers to every WRITE sent.
+    async fn settle(&mut self) -> Result<()> {
+        while self.in_flight > 0 {
+            self.answer().await?;
+        }
+        Ok(())
+    }
+
+    /// Read the answer to the oldest WRITE in flight.
+    async fn answer(&mut self) -> Result<()> {
+        let answer = self.receive().await?;
+        self.in_flight -= 1;
+        self.digest = answer.digest;
+        Ok(())
     }
 
     /// How many bytes were written so far (where a resumed download continues).
@@ -121,72 +151,100 @@ impl BlobWriter {
         self.offset
     }
 
-    /// The digest of what was written so far.
-    pub(crate) fn digest(&self) -> String {
-        self.hasher.digest()
-    }
-
     /// Store the blob with `labels`. Fails, and aborts the ingest, if the content does not match
     /// the expected digest. A blob that turns out to be stored already is success.
     pub(crate) async fn commit(mut self, labels: HashMap<String, String>) -> Result<Written> {
-        let digest = self.digest();
-        if let Some(expected) = &self.expected {
-            if *expected != digest {
-                let e = Error::invalid(format!(
-                    "{}: digest mismatch: expected {expected}, content is {digest}",
-                    self.what
-                ));
+        if let Err(e) = self.settle().await {
+            self.abort().await;
+            return Err(e);
+        }
+        // containerd sends the digest with every answer; should one not carry it, its commit
+        // still checks the expected digest.
+        if let Some(expected) = self.expected.clone() {
+            if !self.digest.is_empty() && self.digest != expected {
+                let e = self.mismatch(&expected, &format!(", content is {}", self.digest));
                 self.abort().await;
                 return Err(e);
             }
         }
-        let written = Written {
-            digest: digest.clone(),
-            size: self.offset,
-        };
         let message = WriteContentRequest {
             action: WriteAction::Commit as i32,
             r#ref: self.reference.clone(),
             total: self.offset as i64,
-            expected: digest,
+            expected: self.expected.clone().unwrap_or_default(),
             labels,
             // containerd truncates the ingest when a WRITE or COMMIT says offset 0 after data.
             offset: self.offset as i64,
             data: Vec::new(),
         };
+        let size = self.offset;
         match self.exchange(message).await {
-            Ok(_) => Ok(written),
+            Ok(answer) => {
+                let digest = if answer.digest.is_empty() {
+                    self.expected.clone().unwrap_or(self.digest)
+                } else {
+                    answer.digest
+                };
+                Ok(Written { digest, size })
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                // Stored meanwhile by someone else: the expected digest, or the one we wrote.
+                let digest = self.expected.clone().unwrap_or_else(|| self.digest.clone());
                 self.abort().await;
-                Ok(written)
+                Ok(Written { digest, size })
             }
             Err(e) => {
+                let e = match (&self.expected, e.kind()) {
+                    // containerd's own check refused it: `unexpected commit digest ...`.
+                    (Some(expected), ErrorKind::FailedPrecondition) => {
+                        self.mismatch(expected, &format!(" ({})", e.message()))
+                    }
+                    _ => e,
+                };
                 self.abort().await;
                 Err(e)
             }
         }
     }
 
+    /// The error for content that is not what `expected` promised; `detail` says what it is.
+    fn mismatch(&self, expected: &str, detail: &str) -> Error {
+        Error::invalid(format!(
+            "{}: digest mismatch: expected {expected}{detail}",
+            self.what
+        ))
+    }
+
+    /// Send `message` and read its answer (nothing else in flight).
     async fn exchange(&mut self, message: WriteContentRequest) -> Result<WriteContentResponse> {
-        let context = || format!("write {} to the content store", self.what);
-        if self.sender.send(message).await.is_err() {
-            // containerd ended the stream: its status says why.
-            return match self.responses.message().await {
-                Err(s) => Err(libcontainerd::raw::error_from_status(context(), s)),
-                Ok(_) => Err(Error::internal(format!(
-                    "{}: containerd closed the stream",
-                    context()
-                ))),
-            };
+        self.send(message).await?;
+        self.receive().await
+    }
+
+    async fn send(&mut self, message: WriteContentRequest) -> Result<()> {
+        if self.sender.send(message).await.is_ok() {
+            return Ok(());
         }
+        // containerd ended the stream: its status says why.
+        Err(match self.responses.message().await {
+            Err(s) => libcontainerd::raw::error_from_status(self.context(), s),
+            Ok(_) => Error::internal(format!("{}: containerd closed the stream", self.context())),
+        })
+    }
+
+    async fn receive(&mut self) -> Result<WriteContentResponse> {
         match self.responses.message().await {
             Ok(Some(response)) => Ok(response),
             Ok(None) => Err(Error::internal(format!(
                 "{}: containerd closed the stream",
-                context()
+                self.context()
             ))),
-            Err(s) => Err(libcontainerd::raw::error_from_status(context(), s)),
+            Err(s) => Err(libcontainerd::raw::error_from_status(self.context(), s)),
         }
+    }
+
+    fn context(&self) -> String {
+        format!("write {} to the content store", self.what)
     }
 
     /// Drop the ingest so that nothing half-written lingers (the lease would free it too).
@@ -332,4 +390,20 @@ pub(crate) async fn set_labels(
             )
         })?;
     Ok(())
+}
+
+/// Set `labels` on a stored blob unless it has them all already: a read instead of a database
+/// transaction (an fdatasync in containerd) when nothing changes.
+pub(crate) async fn ensure_labels(
+    services: &Services,
+    digest: &str,
+    labels: &HashMap<String, String>,
+) -> Result<()> {
+    let held = info(services, digest)
+        .await?
+        .is_some_and(|i| labels.iter().all(|(k, v)| i.labels.get(k) == Some(v)));
+    if held {
+        return Ok(());
+    }
+    set_labels(services, digest, labels).await
 }

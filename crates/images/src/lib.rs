@@ -30,6 +30,7 @@ pub mod registry;
 mod resolve;
 pub mod rootfs;
 pub mod save;
+mod snapshots;
 pub mod snapshotter;
 pub mod store;
 pub mod unpack;

@@ -2,13 +2,10 @@
 //! (prepared on the image's top chain ID), its removal, and reading files of the image (its
 //! /etc/passwd and /etc/group for user names) through a temporary read-only view.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use containerd_client::services::v1::snapshots::{
-    MountsRequest, PrepareSnapshotRequest, ViewSnapshotRequest,
-};
+use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::types::Mount;
 use libcontainerd::{Client, Error, ErrorKind, Result};
 
@@ -18,8 +15,8 @@ use crate::lease::{unique_name, Lease};
 use crate::mount::{resolve_in_root, Mounted};
 use crate::platform::Platform;
 use crate::resolve::resolve;
+use crate::snapshots::{self, remove, stat, try_remove, Kind};
 use crate::store::get_record;
-use crate::unpack::{remove, stat, try_remove};
 use crate::user::{self, User};
 
 const VIEW_LEASE_TTL: Duration = Duration::from_secs(600);
@@ -57,14 +54,18 @@ pub async fn prepare_snapshot(
 ) -> Result<Vec<Mount>> {
     let services = lease.services()?;
     let top = top_snapshot(&services, image, snapshotter, platform).await?;
-    services
-        .snapshots()
-        .prepare(services.request(PrepareSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: id.to_string(),
-            parent: top,
-            labels: HashMap::new(),
-        }))
+    prepare_on(&services, snapshotter, id, &top).await
+}
+
+/// Prepare snapshot `id` on `top` (committed) with `services` (under the caller's lease); returns
+/// its mounts.
+pub(crate) async fn prepare_on(
+    services: &Services,
+    snapshotter: &str,
+    id: &str,
+    top: &str,
+) -> Result<Vec<Mount>> {
+    snapshots::create(services, snapshotter, Kind::Active, id, top)
         .await
         .map_err(|s| match s.code() {
             tonic::Code::AlreadyExists => Error::new(
@@ -76,8 +77,7 @@ pub async fn prepare_snapshot(
                 format!("prepare snapshot {id} in {snapshotter}"),
                 s,
             ),
-        })?;
-    mounts(&services, snapshotter, id).await
+        })
 }
 
 /// The mounts of snapshot `key`.
@@ -130,23 +130,14 @@ pub async fn read_files(
     let key = unique_name("view");
     let result = async {
         let top = top_snapshot(&leased, image, snapshotter, platform).await?;
-        let mounts = leased
-            .snapshots()
-            .view(leased.request(ViewSnapshotRequest {
-                snapshotter: snapshotter.to_string(),
-                key: key.clone(),
-                parent: top,
-                labels: HashMap::new(),
-            }))
+        let mounts = snapshots::create(&leased, snapshotter, Kind::View, &key, &top)
             .await
             .map_err(|s| {
                 libcontainerd::raw::error_from_status(
                     format!("view image {image} in {snapshotter}"),
                     s,
                 )
-            })?
-            .into_inner()
-            .mounts;
+            })?;
         let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         tokio::task::spawn_blocking(move || read_mounted(&mounts, &paths))
             .await

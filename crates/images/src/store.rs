@@ -212,20 +212,25 @@ pub async fn list(client: &Client) -> Result<Vec<ImageRecord>> {
 /// The stored name for user input: the name as given if an image has it, else its normalised
 /// reference (`busybox` -> `docker.io/library/busybox:latest`).
 pub(crate) async fn find_name(services: &Services, input: &str) -> Result<String> {
+    find_record(services, input).await.map(|r| r.name)
+}
+
+/// The record for user input, found as [`find_name`] finds its name.
+pub(crate) async fn find_record(services: &Services, input: &str) -> Result<ImageRecord> {
     match get_record(services, input).await {
-        Ok(record) => return Ok(record.name),
+        Ok(record) => return Ok(record),
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
     if let Ok(reference) = Reference::parse(input) {
         match get_record(services, &reference.to_string()).await {
-            Ok(record) => return Ok(record.name),
+            Ok(record) => return Ok(record),
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
             Err(_) => {}
         }
     }
     match find_by_id(services, input).await? {
-        Some(name) => Ok(name),
+        Some(name) => get_record(services, &name).await,
         None => Err(Error::not_found(format!("no such image: {input}"))),
     }
 }
@@ -293,8 +298,7 @@ pub struct ImageDetails {
 /// Inspect image `name` (a stored name or a reference) for `platform`.
 pub async fn inspect(client: &Client, name: &str, platform: &Platform) -> Result<ImageDetails> {
     let services = Services::new(client)?;
-    let name = find_name(&services, name).await?;
-    let record = get_record(&services, &name).await?;
+    let record = find_record(&services, name).await?;
     details(&services, record, platform).await
 }
 

@@ -6,25 +6,28 @@
 //! (containerd decompresses), check the result against the config's diff ID, Commit as the chain
 //! ID; Remove the extract snapshot on failure. All under a lease until the config carries
 //! `containerd.io/gc.ref.snapshot.<snapshotter>` = top chain ID.
+//!
+//! `Unpacker` takes these steps one layer at a time, so that a pull can unpack layer N as soon
+//! as its blob is stored (and the layers below it are unpacked) while later layers still download.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use containerd_client::services::v1::snapshots::{
-    CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
-};
+use containerd_client::services::v1::snapshots::CommitSnapshotRequest;
 use containerd_client::services::v1::ApplyRequest;
 use containerd_client::types::Mount;
-use libcontainerd::{Client, Error, ErrorKind, Result};
+use libcontainerd::{Client, Error, Result};
+use tokio::task::JoinSet;
 
-use crate::content::{info, set_labels};
+use crate::content::ensure_labels;
 use crate::digest::chain_ids;
 use crate::gc;
 use crate::grpc::Services;
 use crate::lease::{unique_name, Lease};
-use crate::oci::Descriptor;
+use crate::oci::{Descriptor, ImageConfigFile, Manifest};
 use crate::platform::Platform;
 use crate::resolve::{resolve, Resolved};
+use crate::snapshots::{self, remove, stat, Kind};
 use crate::store::get_record;
 
 const UNPACK_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -57,49 +60,39 @@ pub async fn unpack(
     let services = Services::new(client)?;
     let record = get_record(&services, name).await?;
     let resolved = resolve(&services, &record.target, platform, name).await?;
-    let diff_ids = &resolved.config.rootfs.diff_ids;
-    if diff_ids.len() != resolved.manifest.layers.len() {
-        return Err(Error::invalid(format!(
-            "unpack {name}: its manifest has {} layers but its config {} diff IDs",
-            resolved.manifest.layers.len(),
-            diff_ids.len()
-        )));
+    unpack_resolved(&services, name, snapshotter, &resolved).await
+}
+
+/// [`unpack`] for an image whose manifest and config the caller has read already.
+pub(crate) async fn unpack_resolved(
+    services: &Services,
+    name: &str,
+    snapshotter: &str,
+    resolved: &Resolved,
+) -> Result<Unpacked> {
+    let mut unpacker = Unpacker::new(
+        services,
+        name,
+        snapshotter,
+        &resolved.manifest,
+        &resolved.config,
+    )?;
+    // Unpacked before: no lease (two database transactions, each an fdatasync in containerd).
+    if unpacker.unpacked_before().await? {
+        return unpacker.finish().await;
     }
-    let chain = chain_ids(diff_ids);
-    let mut unpacked = Unpacked {
-        snapshotter: snapshotter.to_string(),
-        chain_ids: chain.clone(),
-        already: true,
-    };
-    let Some(top) = chain.last() else {
-        return Err(Error::invalid(format!(
-            "unpack {name}: the image has no layers"
-        )));
-    };
-    let label = HashMap::from([(gc::snapshot_label(snapshotter), top.clone())]);
-    if stat(&services, snapshotter, top).await?.is_some() {
-        // Unpacked before: only make sure the config still holds the chain, writing (a database
-        // transaction, an fdatasync in containerd) only when it does not.
-        let config = &resolved.manifest.config.digest;
-        let held = info(&services, config)
-            .await?
-            .is_some_and(|i| i.labels.get(&gc::snapshot_label(snapshotter)) == Some(top));
-        if !held {
-            set_labels(&services, config, &label).await?;
-        }
-        return Ok(unpacked);
-    }
-    let lease = Lease::create_with(&services, "unpack", UNPACK_LEASE_TTL).await?;
+    let lease = Lease::create_with(services, "unpack", UNPACK_LEASE_TTL).await?;
     let result = async {
-        let leased = lease.services()?;
-        apply_layers(&leased, name, snapshotter, &resolved, &chain).await?;
-        set_labels(&leased, &resolved.manifest.config.digest, &label).await
+        unpacker.services = lease.services()?;
+        while unpacker.next_layer().is_some() {
+            unpacker.apply_next().await?;
+        }
+        unpacker.finish().await
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok(unpacked) => {
             lease.release().await?;
-            unpacked.already = false;
             Ok(unpacked)
         }
         Err(e) => {
@@ -110,71 +103,237 @@ pub async fn unpack(
     }
 }
 
-async fn apply_layers(
-    services: &Services,
-    name: &str,
-    snapshotter: &str,
-    resolved: &Resolved,
-    chain: &[String],
-) -> Result<()> {
-    let diff_ids = &resolved.config.rootfs.diff_ids;
-    for (i, layer) in resolved.manifest.layers.iter().enumerate() {
-        let parent = if i == 0 { "" } else { chain[i - 1].as_str() };
-        if stat(services, snapshotter, &chain[i]).await?.is_none() {
-            apply_layer(
-                services,
-                snapshotter,
-                layer,
-                parent,
-                &chain[i],
-                &diff_ids[i],
-            )
-            .await
-            .map_err(|e| e.context(format!("unpack {name}: layer {i} ({})", layer.digest)))?;
-        }
-        let uncompressed = HashMap::from([(gc::UNCOMPRESSED.to_string(), diff_ids[i].clone())]);
-        set_labels(services, &layer.digest, &uncompressed).await?;
-    }
-    Ok(())
+/// The unpack of one image into one snapshotter, a layer at a time, base first: layer N needs its
+/// blob in the content store and layers 0..N unpacked, nothing more. What it creates is held by
+/// the lease its services carry (the caller's), until [`Unpacker::finish`] labels the config.
+#[derive(Debug)]
+pub(crate) struct Unpacker {
+    services: Services,
+    image: String,
+    snapshotter: String,
+    layers: Vec<Descriptor>,
+    diff_ids: Vec<String>,
+    chain: Vec<String>,
+    config: String,
+    /// The next layer to unpack.
+    next: usize,
+    /// What [`Unpacker::prepare_next`] found or made for the next layer.
+    prepared: Option<Prepared>,
+    /// Unpacked layers whose blobs still need their `containerd.io/uncompressed` label.
+    unlabelled: Vec<usize>,
+    /// Those labels being written, while the next layer unpacks.
+    labelling: JoinSet<Result<()>>,
+    /// Whether the image was found unpacked before anything was done.
+    before: bool,
 }
 
-async fn apply_layer(
+/// The next layer's snapshot, before its blob is applied.
+#[derive(Debug)]
+enum Prepared {
+    /// Committed already (another image shares the layers up to here): nothing to apply.
+    Exists,
+    /// An active `extract-*` snapshot on the parent, and its mounts.
+    Extract { key: String, mounts: Vec<Mount> },
+}
+
+impl Unpacker {
+    /// The unpack of `image` (named in errors), whose manifest and config these are, into
+    /// `snapshotter`, with requests made through `services` (under the caller's lease).
+    pub(crate) fn new(
+        services: &Services,
+        image: &str,
+        snapshotter: &str,
+        manifest: &Manifest,
+        config: &ImageConfigFile,
+    ) -> Result<Unpacker> {
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::invalid(format!(
+                "unpack {image}: its manifest has {} layers but its config {} diff IDs",
+                manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        if diff_ids.is_empty() {
+            return Err(Error::invalid(format!(
+                "unpack {image}: the image has no layers"
+            )));
+        }
+        Ok(Unpacker {
+            services: services.clone(),
+            image: image.to_string(),
+            snapshotter: snapshotter.to_string(),
+            layers: manifest.layers.clone(),
+            diff_ids: diff_ids.clone(),
+            chain: chain_ids(diff_ids),
+            config: manifest.config.digest.clone(),
+            next: 0,
+            prepared: None,
+            unlabelled: Vec::new(),
+            labelling: JoinSet::new(),
+            before: false,
+        })
+    }
+
+    /// Whether the image is unpacked already (its top snapshot exists); then no layer is left to
+    /// unpack, and [`Unpacker::finish`] only makes sure the config holds the chain.
+    pub(crate) async fn unpacked_before(&mut self) -> Result<bool> {
+        let top = self.chain.last().map_or("", String::as_str);
+        if stat(&self.services, &self.snapshotter, top)
+            .await?
+            .is_some()
+        {
+            self.before = true;
+            self.next = self.layers.len();
+        }
+        Ok(self.before)
+    }
+
+    /// The layer [`Unpacker::apply_next`] unpacks next, `None` once all are.
+    pub(crate) fn next_layer(&self) -> Option<&Descriptor> {
+        self.layers.get(self.next)
+    }
+
+    /// Get the next layer's snapshot ready, which needs the layers below it unpacked but not its
+    /// blob: find it committed already, or prepare the snapshot its blob will be applied into.
+    pub(crate) async fn prepare_next(&mut self) -> Result<()> {
+        let i = self.next;
+        if self.prepared.is_some() || i >= self.layers.len() {
+            return Ok(());
+        }
+        let chain_id = &self.chain[i];
+        if stat(&self.services, &self.snapshotter, chain_id)
+            .await?
+            .is_some()
+        {
+            self.prepared = Some(Prepared::Exists);
+        } else {
+            let parent = if i == 0 {
+                ""
+            } else {
+                self.chain[i - 1].as_str()
+            };
+            let (key, mounts) = prepare(&self.services, &self.snapshotter, parent, chain_id)
+                .await
+                .map_err(|e| self.layer_context(e))?;
+            self.prepared = Some(Prepared::Extract { key, mounts });
+        }
+        // Now, not before: the labels' transactions would delay this prepare, while the apply
+        // that comes next writes nothing to containerd's database.
+        self.start_labels();
+        Ok(())
+    }
+
+    /// Start writing the `containerd.io/uncompressed` labels of the layers unpacked so far.
+    fn start_labels(&mut self) {
+        for i in self.unlabelled.drain(..) {
+            let services = self.services.clone();
+            let digest = self.layers[i].digest.clone();
+            let uncompressed =
+                HashMap::from([(gc::UNCOMPRESSED.to_string(), self.diff_ids[i].clone())]);
+            self.labelling
+                .spawn(async move { ensure_labels(&services, &digest, &uncompressed).await });
+        }
+    }
+
+    /// Unpack the next layer (its blob must be stored), unless its snapshot exists. Its blob gets
+    /// its diff ID as label while the next layer unpacks, or in [`Unpacker::finish`].
+    pub(crate) async fn apply_next(&mut self) -> Result<()> {
+        let i = self.next;
+        if i >= self.layers.len() {
+            return Err(Error::internal(format!(
+                "unpack {}: no layer left to unpack",
+                self.image
+            )));
+        }
+        self.prepare_next().await?;
+        let layer = &self.layers[i];
+        if let Some(Prepared::Extract { key, mounts }) = self.prepared.take() {
+            let (chain_id, diff_id) = (&self.chain[i], &self.diff_ids[i]);
+            let applied = apply_and_commit(
+                &self.services,
+                &self.snapshotter,
+                layer,
+                mounts,
+                &key,
+                chain_id,
+                diff_id,
+            )
+            .await;
+            if let Err(e) = applied {
+                remove(&self.services, &self.snapshotter, &key).await;
+                return Err(self.layer_context(e));
+            }
+        }
+        self.prepared = None;
+        self.unlabelled.push(i);
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Remove the snapshot prepared for a layer that will not be applied (the pull stopped).
+    pub(crate) async fn abandon(&mut self) {
+        if let Some(Prepared::Extract { key, .. }) = self.prepared.take() {
+            remove(&self.services, &self.snapshotter, &key).await;
+        }
+    }
+
+    /// Once every layer is unpacked: finish the layers' labels, and make sure the config holds
+    /// the top snapshot, which from then on holds the chain (the caller's lease may go). The
+    /// config must be stored.
+    pub(crate) async fn finish(mut self) -> Result<Unpacked> {
+        if self.next_layer().is_some() {
+            return Err(Error::internal(format!(
+                "unpack {}: finished with layer {} of {} not unpacked",
+                self.image,
+                self.next,
+                self.layers.len()
+            )));
+        }
+        self.start_labels();
+        while let Some(labelled) = self.labelling.join_next().await {
+            labelled.map_err(|e| Error::internal(format!("labelling a layer failed: {e}")))??;
+        }
+        // Written only when missing (a transaction, an fdatasync in containerd): a pull stores
+        // the config with it.
+        ensure_labels(&self.services, &self.config, &self.config_label()).await?;
+        Ok(Unpacked {
+            snapshotter: self.snapshotter,
+            chain_ids: self.chain,
+            already: self.before,
+        })
+    }
+
+    /// The config's label that holds the unpacked layers: the top snapshot.
+    pub(crate) fn config_label(&self) -> HashMap<String, String> {
+        let top = self.chain.last().cloned().unwrap_or_default();
+        HashMap::from([(gc::snapshot_label(&self.snapshotter), top)])
+    }
+
+    fn layer_context(&self, e: Error) -> Error {
+        let digest = self.layers.get(self.next).map_or("", |l| l.digest.as_str());
+        e.context(format!(
+            "unpack {}: layer {} ({digest})",
+            self.image, self.next
+        ))
+    }
+}
+
+/// Prepare `extract-<nonce> <chainID>` on `parent`: the snapshot a layer is applied into. Returns
+/// its key and mounts.
+async fn prepare(
     services: &Services,
     snapshotter: &str,
-    layer: &Descriptor,
     parent: &str,
     chain_id: &str,
-    diff_id: &str,
-) -> Result<()> {
+) -> Result<(String, Vec<Mount>)> {
     let key = format!("{} {chain_id}", unique_name("extract"));
-    let mounts = services
-        .snapshots()
-        .prepare(services.request(PrepareSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: key.clone(),
-            parent: parent.to_string(),
-            labels: HashMap::new(),
-        }))
+    let mounts = snapshots::create(services, snapshotter, Kind::Active, &key, parent)
         .await
         .map_err(|s| {
             libcontainerd::raw::error_from_status(format!("prepare snapshot in {snapshotter}"), s)
-        })?
-        .into_inner()
-        .mounts;
-    let result = apply_and_commit(
-        services,
-        snapshotter,
-        layer,
-        mounts,
-        &key,
-        chain_id,
-        diff_id,
-    )
-    .await;
-    if result.is_err() {
-        remove(services, snapshotter, &key).await;
-    }
-    result
+        })?;
+    Ok((key, mounts))
 }
 
 async fn apply_and_commit(
@@ -226,53 +385,4 @@ async fn apply_and_commit(
             s,
         )),
     }
-}
-
-/// A snapshot's info, or `None` if `snapshotter` does not have `key`.
-pub(crate) async fn stat(
-    services: &Services,
-    snapshotter: &str,
-    key: &str,
-) -> Result<Option<containerd_client::services::v1::snapshots::Info>> {
-    let result = services
-        .snapshots()
-        .stat(services.request(StatSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: key.to_string(),
-        }))
-        .await;
-    match result {
-        Ok(r) => Ok(r.into_inner().info),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-        Err(s) => Err(libcontainerd::raw::error_from_status(
-            format!("stat snapshot {key} in {snapshotter}"),
-            s,
-        )),
-    }
-}
-
-/// Remove a snapshot; a missing one is fine. Errors are logged (this runs after a failure).
-pub(crate) async fn remove(services: &Services, snapshotter: &str, key: &str) {
-    if let Err(e) = try_remove(services, snapshotter, key).await {
-        if e.kind() != ErrorKind::NotFound {
-            tracing::warn!(key, snapshotter, error = %e, "removing a snapshot");
-        }
-    }
-}
-
-pub(crate) async fn try_remove(services: &Services, snapshotter: &str, key: &str) -> Result<()> {
-    services
-        .snapshots()
-        .remove(services.request(RemoveSnapshotRequest {
-            snapshotter: snapshotter.to_string(),
-            key: key.to_string(),
-        }))
-        .await
-        .map_err(|s| {
-            libcontainerd::raw::error_from_status(
-                format!("remove snapshot {key} from {snapshotter}"),
-                s,
-            )
-        })?;
-    Ok(())
 }

@@ -2,8 +2,9 @@
 //!
 //! tar entries can only be read in order, and a docker-save archive names its layers in
 //! `manifest.json`, usually its last entry. So every regular file is written to the content store as
-//! it streams past (hashed on the way; never held in memory whole), and the archive's metadata files
-//! are kept in memory for the importer to read at the end. The `tar` crate is blocking: it runs on a
+//! it streams past (containerd hashes it on the way; never held in memory whole), and the archive's
+//! metadata files are kept in memory for the importer to read at the end. A blob's commit (a sync
+//! and a database transaction in containerd) goes on while the next file streams. The `tar` crate is blocking: it runs on a
 //! blocking thread and hands chunks to the async side through a small channel.
 
 use std::collections::HashMap;
@@ -11,8 +12,9 @@ use std::io::Read;
 
 use libcontainerd::{Error, Result};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
-use crate::content::{BlobWriter, Open, CHUNK, HEAD_LEN, MAX_METADATA};
+use crate::content::{BlobWriter, Open, Written, CHUNK, HEAD_LEN, MAX_METADATA};
 use crate::grpc::Services;
 
 /// Files read into memory instead of the content store.
@@ -62,10 +64,40 @@ enum Item {
     Finished,
 }
 
+/// Blob commits under way, each with the path of its file: containerd syncs and records one blob
+/// while the next streams in.
+type Commits = JoinSet<(String, Result<Written>)>;
+
 /// Read the archive from `reader`, storing its files (blobs) under the services' lease.
 pub(crate) async fn store<R: Read + Send + 'static>(
     services: &Services,
     reader: R,
+) -> Result<Archive> {
+    let mut commits = Commits::new();
+    let stored = async {
+        let mut archive = read(services, reader, &mut commits).await?;
+        while let Some(joined) = commits.join_next().await {
+            let (path, written) = joined
+                .map_err(|e| Error::internal(format!("import: a blob's commit failed: {e}")))?;
+            let written = written?;
+            if let Some(file) = archive.files.get_mut(&path) {
+                file.digest = written.digest;
+            }
+        }
+        Ok(archive)
+    }
+    .await;
+    if stored.is_err() {
+        // Gone before the caller deletes the lease.
+        commits.shutdown().await;
+    }
+    stored
+}
+
+async fn read<R: Read + Send + 'static>(
+    services: &Services,
+    reader: R,
+    commits: &mut Commits,
 ) -> Result<Archive> {
     let (sender, mut items) = mpsc::channel(PIPE_DEPTH);
     // If we stop early the receiver goes away and the thread's next send fails: it stops too.
@@ -90,7 +122,7 @@ pub(crate) async fn store<R: Read + Send + 'static>(
                 } else if is_legacy_metadata(&path) {
                     drain(&mut items).await?;
                 } else {
-                    let file = store_file(services, &mut items, &path, size).await?;
+                    let file = store_file(services, &mut items, &path, size, commits).await?;
                     archive.files.insert(path, file);
                 }
             }
@@ -160,11 +192,14 @@ fn expected_digest(path: &str) -> Result<Option<String>> {
     Ok(Some(digest))
 }
 
+/// Stream the current entry into the content store. Its commit is left running in `commits`,
+/// which fills in the digest of the file returned.
 async fn store_file(
     services: &Services,
     items: &mut mpsc::Receiver<Item>,
     path: &str,
     size: u64,
+    commits: &mut Commits,
 ) -> Result<StoredFile> {
     let expected = expected_digest(path)?;
     let what = format!("{path} of the archive");
@@ -201,13 +236,16 @@ async fn store_file(
                 writer.abort().await;
                 return Err(e);
             }
-            let written = writer
-                .commit(HashMap::new())
-                .await
-                .map_err(|e| e.context("import"))?;
+            let written = writer.offset();
+            let path = path.to_string();
+            commits.spawn(async move {
+                let committed = writer.commit(HashMap::new()).await;
+                (path, committed.map_err(|e| e.context("import")))
+            });
             Ok(StoredFile {
-                digest: written.digest,
-                size: written.size,
+                // Filled in by `store` once the commit ends.
+                digest: String::new(),
+                size: written,
                 head,
             })
         }

@@ -2,23 +2,25 @@
 //!
 //! Resolve the reference (a tag or digest) to a manifest or index; from an index take the manifest
 //! for the platform; fetch the config, then the layers (a few at a time), each streamed into the
-//! content store with its digest checked, blobs already there skipped; store the manifest and
-//! indexes with the GC labels import sets; then name the image (`Images.Create/Update`) and unpack
-//! it. Everything is written under a lease; a failure undoes the image record and deletes the
-//! lease with a synchronous GC, so nothing half-pulled remains.
+//! content store with its digest checked, blobs already there skipped. Meanwhile store the config
+//! (with the label that will hold its unpacked layers), the manifest and the indexes with the GC
+//! labels import sets. Unpacking overlaps the downloads, as containerd's Go client does: layer N
+//! is unpacked as soon as its blob is stored and layers 0..N are unpacked, while later layers still
+//! download (see `layers`). Once every blob is stored, the image is named (`Images.Create/Update`)
+//! while the last layers unpack. Everything is written under one lease; a failure undoes the image
+//! record and deletes the lease with a synchronous GC, so nothing half-pulled remains.
 
 mod auth;
 mod blob;
 mod http;
+mod layers;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use libcontainerd::{Client, Error, Result};
-use tokio::sync::Semaphore;
 
 pub use auth::{docker_config_dir, Credentials};
 
@@ -32,8 +34,9 @@ use crate::platform::Platform;
 use crate::reference::{Reference, DEFAULT_TAG};
 use crate::resolve::{choose, unknown_type};
 use crate::store;
-use crate::unpack::{unpack, Unpacked};
+use crate::unpack::{Unpacked, Unpacker};
 use http::Registry;
+use layers::{Downloads, Unpacking};
 
 /// How long a pull's lease outlives a client that crashed during the pull.
 const PULL_LEASE_TTL: Duration = Duration::from_secs(3600);
@@ -161,22 +164,48 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
             None => None,
         },
     };
-    let registry = Registry::connect(&parsed, options.plain_http, credentials)
-        .await
-        .map_err(|e| e.context(&context))?;
     let services = Services::new(client)?;
-    let lease = Lease::create_with(&services, "pull", PULL_LEASE_TTL).await?;
+    let snapshotter = async {
+        match (options.unpack, &options.snapshotter) {
+            (false, _) => Ok(None),
+            (true, Some(s)) => Ok(Some(s.clone())),
+            (true, None) => crate::snapshotter::choose(client).await.map(Some),
+        }
+    };
+    // containerd's part (a lease is a database transaction) while the registry answers its ping.
+    let (registry, lease, snapshotter) = tokio::join!(
+        Registry::connect(&parsed, options.plain_http, credentials),
+        Lease::create_with(&services, "pull", PULL_LEASE_TTL),
+        snapshotter,
+    );
+    let lease = lease.map_err(|e| e.context(&context))?;
+    let (registry, snapshotter) = match (registry, snapshotter) {
+        (Ok(registry), Ok(snapshotter)) => (registry, snapshotter),
+        (Err(e), _) | (_, Err(e)) => {
+            // Nothing was written under the lease yet.
+            if let Err(e) = lease.release().await {
+                tracing::warn!(error = %e, "deleting an unused lease");
+            }
+            return Err(e.context(&context));
+        }
+    };
     let mut made = Vec::new();
     let result = async {
-        let mut pulled = fetch(&lease.services()?, Arc::new(registry), &parsed, options).await?;
-        made.push(store::put(&services, &name, &pulled.target).await?);
-        if options.unpack {
-            let snapshotter = match &options.snapshotter {
-                Some(s) => s.clone(),
-                None => crate::snapshotter::choose(client).await?,
-            };
-            pulled.unpacked = Some(unpack(client, &name, &snapshotter, &options.platform).await?);
-        }
+        let leased = lease.services()?;
+        let (mut pulled, unpacking) = fetch(
+            &leased,
+            Arc::new(registry),
+            &parsed,
+            options,
+            snapshotter.as_deref(),
+        )
+        .await?;
+        // Every blob is stored: name the image while the last layers unpack (the lease holds
+        // what the unpack makes until the config's label does).
+        let (named, unpacked) =
+            tokio::join!(store::put(&services, &name, &pulled.target), unpacking);
+        made.push(named?);
+        pulled.unpacked = unpacked?;
         Ok::<_, Error>(pulled)
     }
     .await;
@@ -193,13 +222,16 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
     }
 }
 
-/// Fetch everything the image needs for the platform into the content store.
+/// Fetch everything the image needs for the platform into the content store, unpacking it into
+/// `snapshotter` (if given) on the way; returns once everything is stored, with what is left of
+/// the unpack.
 async fn fetch(
     services: &Services,
     registry: Arc<Registry>,
     reference: &Reference,
     options: &PullOptions,
-) -> Result<PulledImage> {
+    snapshotter: Option<&str>,
+) -> Result<(PulledImage, Unpacking)> {
     let image = reference.to_string();
     let wanted = reference
         .digest()
@@ -208,7 +240,7 @@ async fn fetch(
         .to_string();
     let (target, mut data) = registry.manifest(&wanted, reference.digest()).await?;
     let mut descriptor = target.clone();
-    // Indexes on the way down, stored (with their labels) once what they reference is.
+    // Indexes on the way down, stored (with their labels) while the layers download.
     let mut indexes = Vec::new();
     for _ in 0..4 {
         if !media::is_index(&descriptor.media_type) {
@@ -239,7 +271,8 @@ async fn fetch(
             return Err(unknown_type(&image, "layer", layer));
         }
     }
-    let config = config(services, &registry, &manifest.config, &image, options).await?;
+    let (config, config_bytes) =
+        config(services, &registry, &manifest.config, &image, options).await?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::invalid(format!(
             "{image}: its manifest has {} layers but its config {} diff IDs",
@@ -247,14 +280,44 @@ async fn fetch(
             config.rootfs.diff_ids.len()
         )));
     }
-    let downloaded = layers(services, &registry, &manifest, &image, options).await?;
-    let what = format!("manifest of {image}");
-    write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
-    for (index_descriptor, bytes, index) in indexes.iter().rev() {
-        let what = format!("index {} of {image}", index_descriptor.digest);
-        write_bytes(services, &what, bytes, index_labels(index)).await?;
+    let unpacker = match snapshotter {
+        Some(snapshotter) => {
+            let mut unpacker = Unpacker::new(services, &image, snapshotter, &manifest, &config)?;
+            // Unpacked before: its layers are still fetched if missing (the image needs them).
+            unpacker.unpacked_before().await?;
+            Some(unpacker)
+        }
+        None => None,
+    };
+    let downloads = Downloads::start(services, &registry, &manifest, &image, options);
+    // While the layers download: the config, if it came from the registry, then the manifest and
+    // indexes with their GC labels (the lease holds all until the image is named).
+    let stored = async {
+        if let Some(bytes) = &config_bytes {
+            // With the label that holds the unpacked layers (GC ignores it until the top
+            // snapshot exists): no transaction for it once they are.
+            let labels = unpacker
+                .as_ref()
+                .map(Unpacker::config_label)
+                .unwrap_or_default();
+            let what = format!("config {} of {image}", manifest.config.digest);
+            write_bytes(services, &what, bytes, labels).await?;
+        }
+        let what = format!("manifest of {image}");
+        write_bytes(services, &what, &data, manifest_labels(&manifest)).await?;
+        for (index_descriptor, bytes, index) in indexes.iter().rev() {
+            let what = format!("index {} of {image}", index_descriptor.digest);
+            write_bytes(services, &what, bytes, index_labels(index)).await?;
+        }
+        Ok::<_, Error>(())
     }
-    Ok(PulledImage {
+    .await;
+    if let Err(e) = stored {
+        downloads.stop().await;
+        return Err(e);
+    }
+    let (downloaded, unpacking) = downloads.finish(unpacker).await?;
+    let pulled = PulledImage {
         name: image,
         target: Descriptor {
             platform: None,
@@ -269,28 +332,30 @@ async fn fetch(
         id: manifest.config.digest.clone(),
         downloaded,
         unpacked: None,
-    })
+    };
+    Ok((pulled, unpacking))
 }
 
-/// The image config, from the content store if there, else from the registry; its platform must
-/// be the one asked for (an index may have named none, or the wrong one).
+/// The image config, from the content store if there, else from the registry (then also its
+/// bytes, still to be stored); its platform must be the one asked for (an index may have named
+/// none, or the wrong one).
 async fn config(
     services: &Services,
     registry: &Registry,
     descriptor: &Descriptor,
     image: &str,
     options: &PullOptions,
-) -> Result<ImageConfigFile> {
+) -> Result<(ImageConfigFile, Option<Vec<u8>>)> {
     let what = format!("config {} of {image}", descriptor.digest);
     crate::digest::check(&descriptor.digest, &what)?;
-    let data = if info(services, &descriptor.digest).await?.is_some() {
-        read_small(services, &format!("config of {image}"), &descriptor.digest).await?
+    let (data, fetched) = if info(services, &descriptor.digest).await?.is_some() {
+        let data = read_small(services, &format!("config of {image}"), &descriptor.digest).await?;
+        (data, false)
     } else {
         let data = registry
             .small_blob(descriptor, &format!("fetch {what}"))
             .await?;
-        write_bytes(services, &what, &data, Default::default()).await?;
-        data
+        (data, true)
     };
     let config: ImageConfigFile = parse(&what, &data)?;
     if !options.platform.matches(&config.platform()) {
@@ -300,53 +365,5 @@ async fn config(
             config.platform()
         )));
     }
-    Ok(config)
-}
-
-/// Download the layers, `options.concurrency` at a time. Returns the bytes downloaded.
-async fn layers(
-    services: &Services,
-    registry: &Arc<Registry>,
-    manifest: &Manifest,
-    image: &str,
-    options: &PullOptions,
-) -> Result<u64> {
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut seen = HashSet::new();
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        if !seen.insert(layer.digest.clone()) {
-            continue;
-        }
-        let (services, registry, slots) = (services.clone(), registry.clone(), slots.clone());
-        let (layer, progress) = (layer.clone(), options.progress.clone());
-        let what = format!("layer {} of {image}", layer.digest);
-        let total = layer.size.max(0) as u64;
-        let report = move |state: ProgressState, done: u64| {
-            if let Some(progress) = &progress {
-                progress(&Progress {
-                    digest: layer.digest.clone(),
-                    layer: i,
-                    done,
-                    total,
-                    state,
-                });
-            }
-        };
-        report(ProgressState::Waiting, 0);
-        let descriptor = manifest.layers[i].clone();
-        tasks.spawn(async move {
-            // The semaphore lives as long as this function: acquiring cannot fail.
-            let _slot = slots.acquire_owned().await;
-            blob::fetch(&services, &registry, &descriptor, &what, &report).await
-        });
-    }
-    let mut downloaded = 0;
-    while let Some(joined) = tasks.join_next().await {
-        // The first failure ends the pull; dropping the set aborts the other downloads (their
-        // half-written ingests go with the lease).
-        downloaded +=
-            joined.map_err(|e| Error::internal(format!("a layer download failed: {e}")))??;
-    }
-    Ok(downloaded)
+    Ok((config, fetched.then_some(data)))
 }
