@@ -25,7 +25,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use containerd_client::services::v1::snapshots::{StatSnapshotRequest, ViewSnapshotRequest};
-use containerd_client::services::v1::{DiffRequest, ReadContentRequest};
+use containerd_client::services::v1::DiffRequest;
 use libcontainerd::{Client, Error, Result, Snapshot};
 use serde_json::{Map, Value};
 
@@ -481,16 +481,7 @@ async fn diff_id(services: &Services, layer: &Descriptor) -> Result<String> {
 /// sha256 of a gzip blob's decompressed bytes, streamed from the content store.
 async fn uncompressed_digest(services: &Services, digest: &str) -> Result<String> {
     let context = || format!("read layer {digest} from the content store");
-    let mut stream = services
-        .content()
-        .read(services.request(ReadContentRequest {
-            digest: digest.to_string(),
-            offset: 0,
-            size: 0,
-        }))
-        .await
-        .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
-        .into_inner();
+    let mut stream = crate::content::read_stream(services, digest, &context()).await?;
     let mut decoder = flate2::write::GzDecoder::new(HashingSink::default());
     while let Some(chunk) = stream
         .message()

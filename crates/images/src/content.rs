@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use containerd_client::services::v1::{
-    AbortRequest, Info, InfoRequest, ReadContentRequest, UpdateRequest, WriteAction,
-    WriteContentRequest, WriteContentResponse,
+    AbortRequest, Info, InfoRequest, ReadContentRequest, ReadContentResponse, UpdateRequest,
+    WriteAction, WriteContentRequest, WriteContentResponse,
 };
 use libcontainerd::{Error, ErrorKind, Result};
 use tokio::sync::mpsc;
@@ -299,6 +299,25 @@ pub(crate) async fn write_bytes(
     }
 }
 
+/// The bytes of blob `digest`, whole, as the content store streams them; `context` says what
+/// the read is for in errors.
+pub(crate) async fn read_stream(
+    services: &Services,
+    digest: &str,
+    context: &str,
+) -> Result<tonic::Streaming<ReadContentResponse>> {
+    Ok(services
+        .content()
+        .read(services.request(ReadContentRequest {
+            digest: digest.to_string(),
+            offset: 0,
+            size: 0,
+        }))
+        .await
+        .map_err(|s| libcontainerd::raw::error_from_status(context, s))?
+        .into_inner())
+}
+
 /// Read a whole blob of at most [`MAX_METADATA`] bytes (a manifest, an index, a config) and check
 /// its digest.
 pub(crate) async fn read_small(services: &Services, what: &str, digest: &str) -> Result<Vec<u8>> {
@@ -313,16 +332,7 @@ pub(crate) async fn read_small(services: &Services, what: &str, digest: &str) ->
             info.size
         )));
     }
-    let mut stream = services
-        .content()
-        .read(services.request(ReadContentRequest {
-            digest: digest.to_string(),
-            offset: 0,
-            size: 0,
-        }))
-        .await
-        .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
-        .into_inner();
+    let mut stream = read_stream(services, digest, &context()).await?;
     let mut data = Vec::with_capacity(info.size as usize);
     while let Some(chunk) = stream
         .message()

@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 
-use containerd_client::services::v1::ReadContentRequest;
 use libcontainerd::{Client, Error, Result};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -255,16 +254,7 @@ async fn stream_blobs(services: &Services, plan: &Plan, sender: &mpsc::Sender<It
     for blob in &plan.blobs {
         crate::digest::check(&blob.digest, "save")?;
         let context = || format!("save: read blob {} from the content store", blob.digest);
-        let mut stream = services
-            .content()
-            .read(services.request(ReadContentRequest {
-                digest: blob.digest.clone(),
-                offset: 0,
-                size: 0,
-            }))
-            .await
-            .map_err(|s| libcontainerd::raw::error_from_status(context(), s))?
-            .into_inner();
+        let mut stream = crate::content::read_stream(services, &blob.digest, &context()).await?;
         let size = blob.size.max(0) as u64;
         sender
             .send(Item::Blob(blob_path(&blob.digest), size))

@@ -10,7 +10,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use containerd_client::services::v1::ReadContentRequest;
 use libcontainerd::{Error, Result};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
@@ -85,16 +84,7 @@ pub(super) async fn blob(
 
     let what = format!("upload blob {digest} to {}", registry.domain);
     let context = format!("read blob {digest} from the content store");
-    let stream = services
-        .content()
-        .read(services.request(ReadContentRequest {
-            digest: digest.clone(),
-            offset: 0,
-            size: 0,
-        }))
-        .await
-        .map_err(|s| libcontainerd::raw::error_from_status(&context, s))?
-        .into_inner();
+    let stream = crate::content::read_stream(services, digest, &context).await?;
     reporter.report(PushState::Pushing, 0);
     let sent = Arc::new(AtomicU64::new(0));
     let progress = Reporter {
