@@ -265,7 +265,6 @@ impl Unpacker {
                 return Err(self.layer_context(e));
             }
         }
-        self.prepared = None;
         self.unlabelled.push(i);
         self.next += 1;
         Ok(())

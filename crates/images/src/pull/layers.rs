@@ -1,7 +1,7 @@
 //! A pull's layers: downloaded a few at a time, and unpacked while the later ones still download.
 //!
-//! Downloads are tasks, started base first (the semaphore is fair, so the lower layers, unpacked
-//! first, get their slots first). The unpack runs in the pull's own task, one layer after the
+//! Downloads are tasks, spawned base first (they queue on a fair semaphore, so the lower layers,
+//! unpacked first, mostly get their slots first). The unpack runs in the pull's own task, one layer after the
 //! other, as containerd's Go client does for a pull with unpack: it prepares layer N's snapshot
 //! as soon as layer N-1 is committed, then waits for layer N's blob to be stored (digest checked),
 //! then applies it. So the unpack of a layer overlaps the downloads of the layers above it.
