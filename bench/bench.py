@@ -960,15 +960,18 @@ class Bench:
         self.results["checkpoint"] = {"image_bytes": sizes, "mib": mib, "runs": self.args.checkpoint_runs}
 
     def wait_checkpointable(self, pid, need_mib):
-        """Until the container's shell holds need_mib MiB and runs no child (its memory is built)."""
+        """Until the container's shell holds need_mib MiB and its only child, if any, is the loop's
+        `sleep` (the head | tr pipeline that builds its memory has ended). The shell forks a sleep
+        every second, so "no child at all" is a moment a poll may never see."""
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
                 rss_kib = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
                 children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+                busy = [c for c in children if open(f"/proc/{c}/comm").read().strip() != "sleep"]
             except (OSError, StopIteration):
-                rss_kib, children = 0, ["?"]
-            if rss_kib >= need_mib * 1024 and (need_mib == 0 or not children):
+                rss_kib, busy = 0, ["?"]
+            if rss_kib >= need_mib * 1024 and (need_mib == 0 or not busy):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"container process {pid} never reached {need_mib} MiB")
