@@ -203,17 +203,18 @@ fn put_in_spec(
                 .or_insert_with(|| value.to_string());
         }
         linux.set_sysctl(Some(sysctls));
-        let mut hooks = spec.hooks().clone().unwrap_or_default();
-        let error_file = hook_error_file(ctx, &request.container_id);
-        add_hook(&mut hooks, ctx, "attach", &error_file, true)?;
+        // `--network none` needs no hook: the runtime brings up the loopback of a namespace it
+        // creates (runc and crun both do), and a hook is two more execs in every task's create.
         if request.mode.network().is_some() {
-            // With only loopback there is nothing to release when the task goes.
+            let mut hooks = spec.hooks().clone().unwrap_or_default();
+            let error_file = hook_error_file(ctx, &request.container_id);
+            add_hook(&mut hooks, ctx, "attach", &error_file, true)?;
             add_hook(&mut hooks, ctx, "detach", &error_file, false)?;
+            spec.set_hooks(Some(hooks));
+            let mut annotations = spec.annotations().clone().unwrap_or_default();
+            annotations.insert(ANNOTATION_REQUEST.to_string(), json.clone());
+            spec.set_annotations(Some(annotations));
         }
-        spec.set_hooks(Some(hooks));
-        let mut annotations = spec.annotations().clone().unwrap_or_default();
-        annotations.insert(ANNOTATION_REQUEST.to_string(), json.clone());
-        spec.set_annotations(Some(annotations));
     } else if let Some(namespaces) = linux.namespaces().clone() {
         let kept = namespaces
             .into_iter()

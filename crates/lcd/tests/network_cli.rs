@@ -18,35 +18,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{run_command, Lcd, Output, PROMPT};
-
-/// Set in the inner run, inside the private namespace.
-const INNER: &str = "LCD_NETWORK_TEST_INNER";
-
-/// Run test `name` again inside a new network and mount namespace; true in that inner run (the
-/// test body then runs), false in the outer one (which only checks that the inner one passed).
-fn in_private_namespace(name: &str) -> bool {
-    if std::env::var_os(INNER).is_some() {
-        let up = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("run ip");
-        assert!(up.success(), "bring loopback up in the test's namespace");
-        return true;
-    }
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--net", "--mount", "--propagation", "private", "--"])
-        .arg(std::env::current_exe().expect("test binary"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INNER, "1");
-    let out =
-        run_command(cmd, None, Duration::from_secs(300)).expect("run the test in a namespace");
-    assert!(
-        out.status.success() && out.stdout.contains("1 passed"),
-        "{name} inside `unshare -n -m`: {out}"
-    );
-    false
-}
+use support::{in_private_namespace, Lcd, Output, PROMPT};
 
 /// An `lcd` command with lcd's own default network (the fixture's is `none`).
 fn lcd_cmd(lcd: &Lcd, args: &[&str]) -> Command {

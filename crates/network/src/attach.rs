@@ -93,12 +93,9 @@ impl Networks {
                 request.mode.name()
             )));
         }
-        if request.mode.own_namespace() {
-            plugin::find("loopback", &self.config.plugin_dirs)?;
-        }
         if let Some(name) = request.mode.network() {
             self.get(name)?;
-            for kind in ["bridge", "host-local", "portmap"] {
+            for kind in ["loopback", "bridge", "host-local", "portmap"] {
                 plugin::find(kind, &self.config.plugin_dirs)?;
             }
         }
@@ -152,7 +149,9 @@ impl Networks {
     /// Attach the container whose first process is `pid` (its namespace is `/proc/PID/ns/net`):
     /// loopback up, then the bridge network's chain. A failure undoes what was done and leaves no
     /// record. A stale attachment of the same container (a restart whose DEL never ran) is
-    /// detached first.
+    /// detached first. `Mode::None` needs no attach under runc or crun, which bring up the
+    /// loopback of a namespace they create; attaching it runs CNI's loopback plugin, for runtimes
+    /// that do not.
     pub fn attach(&self, request: &Request, pid: u32) -> Result<Attachment> {
         let network = request.mode.network().map(|n| self.get(n)).transpose()?;
         if network.is_none() {

@@ -696,3 +696,32 @@ pub fn pid_in(text: &str) -> u32 {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no pid in {text:?}"))
 }
+
+/// Set in the inner run, inside the private namespace.
+const PRIVATE_NAMESPACE_INNER: &str = "LCD_NETWORK_TEST_INNER";
+
+/// Run test `name` again inside a new network and mount namespace (`unshare -n -m`: for tests
+/// that make bridges, veths or firewall rules); true in that inner run (the
+/// test body then runs), false in the outer one (which only checks that the inner one passed).
+pub fn in_private_namespace(name: &str) -> bool {
+    if std::env::var_os(PRIVATE_NAMESPACE_INNER).is_some() {
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(up.success(), "bring loopback up in the test's namespace");
+        return true;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--mount", "--propagation", "private", "--"])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(PRIVATE_NAMESPACE_INNER, "1");
+    let out =
+        run_command(cmd, None, Duration::from_secs(300)).expect("run the test in a namespace");
+    assert!(
+        out.status.success() && out.stdout.contains("1 passed"),
+        "{name} inside `unshare -n -m`: {out}"
+    );
+    false
+}
