@@ -71,6 +71,10 @@ EXEC_TARGETS = 4
 # With it every command starts from the same quiet kernel, as one a person types does.
 SETTLE_S = 0.1
 # What --only can pick: the rows' sections, in the order they run.
+# `ctr run --seccomp`: containerd's default seccomp profile (equal in effect to docker's, which lcd
+# applies by default); plain `ctr run` applies none, and runc's compiling of the profile is ~10-15 ms
+# of every container start here.
+CTR_SECCOMP = "ctr+sec"
 SECTIONS = ["run", "exec", "parallel", "stress", "images", "network", "checkpoint"]
 PACKAGES = ["containerd", "runc", "docker.io", "busybox-static", "protobuf-compiler", "time", "docker-registry",
             "crun"]
@@ -549,6 +553,8 @@ class Bench:
         cmds = {
             "runc": lambda i: ["runc", "--root", self.runc_root, "run", "-b", self.bundle, f"r{i}"],
             "ctr": lambda i: self.ctr("run", "--rm", "--rootfs", self.rootfs, f"c{i}", "/bin/true"),
+            CTR_SECCOMP: lambda i: self.ctr("run", "--rm", "--seccomp", "--rootfs", self.rootfs, f"s{i}",
+                                            "/bin/true"),
             "docker": lambda i: self.docker("run", "--rm", "--network", "none", "lcdbench", "/bin/true"),
             "lcd": lambda i: [self.lcd, "run", "--rm", self.rootfs, "/bin/true"],
         }
@@ -898,6 +904,8 @@ class Bench:
         os.remove(tar)
         cmds = {
             "ctr": lambda i: self.ctr("run", "--rm", f"docker.io/{name}", f"i{i}", "/bin/true"),
+            CTR_SECCOMP: lambda i: self.ctr("run", "--rm", "--seccomp", f"docker.io/{name}", f"j{i}",
+                                            "/bin/true"),
             "docker": lambda i: self.docker("run", "--rm", "--network", "none", name, "/bin/true"),
             "lcd": lambda i: [self.lcd, "run", "--rm", name, "/bin/true"],
         }
@@ -1060,7 +1068,7 @@ class Bench:
                 cpu = f"{cpu:>23.1f}" if cpu is not None else ""
                 print(f"{name:<24} {tool:<7} {s['median']:>10.1f} {s['p90']:>9.1f} {cpu}")
             lcd = tools.get("lcd", {}).get("median")
-            for other in ("ctr", "docker"):
+            for other in ("ctr", CTR_SECCOMP, "docker"):
                 if lcd and other in tools:
                     ratio = lcd / tools[other]["median"]
                     rows[name].setdefault("ratios", {})[f"lcd/{other}"] = ratio
@@ -1155,12 +1163,16 @@ class Bench:
             did = ", ".join(f"{t} {'unpacks' if c['unpacks'] else 'does not unpack'}"
                             for t, c in tools.items() if "unpacks" in c)
             print(f"  {name}" + (f": {did}" if did else ": the image stored and unpacked before"))
-            # The same work: the ctr command that unpacks if and only if lcd's does.
-            same = next((t for t in ("ctr", "ctr*") if t in tools
+            # The same work: the ctr command that unpacks if and only if lcd's does, and that
+            # applies a seccomp profile as lcd does.
+            same = next((t for t in (CTR_SECCOMP, "ctr", "ctr*") if t in tools
                          and tools[t].get("unpacks") == lcd.get("unpacks")), "ctr")
             ratio = lcd["median"] / tools[same]["median"]
             line = f"    lcd/{same} = {ratio:.2f} (same work; target <= {target} x ctr)"
-            if same != "ctr":
+            if same == CTR_SECCOMP:
+                line += (f"; lcd/ctr = {lcd['median'] / tools['ctr']['median']:.2f} (ctr without --seccomp "
+                         "applies no seccomp filter, lcd docker's default profile)")
+            elif same != "ctr":
                 line += f"; lcd/ctr = {lcd['median'] / tools['ctr']['median']:.2f} (ctr also unpacks)"
             if "ctr*" in tools and tools["ctr"].get("unpacks") and not tools["ctr*"].get("unpacks"):
                 line += (f"; ctr's unpack ~ {tools['ctr']['median'] - tools['ctr*']['median']:.0f} ms "
