@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use libcontainerd::{Error, ErrorKind, Result};
 
-use super::http::{transport, Registry};
 use super::ProgressState;
 use crate::content::{BlobWriter, Open};
 use crate::grpc::Services;
 use crate::oci::Descriptor;
+use crate::registry::http::{transport, Registry};
 
 /// Tries per blob: the first and two resumptions.
 const ATTEMPTS: u32 = 3;

@@ -22,10 +22,10 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use super::http::Registry;
 use super::{blob, Progress, ProgressState, PullOptions};
 use crate::grpc::Services;
 use crate::oci::Manifest;
+use crate::registry::http::Registry;
 use crate::unpack::{Unpacked, Unpacker};
 
 /// The layer downloads under way: each task stores one blob and returns its digest and the bytes

@@ -10,9 +10,7 @@
 //! while the last layers unpack. Everything is written under one lease; a failure undoes the image
 //! record and deletes the lease with a synchronous GC, so nothing half-pulled remains.
 
-mod auth;
 mod blob;
-mod http;
 mod layers;
 
 use std::fmt;
@@ -22,7 +20,7 @@ use std::time::Duration;
 
 use libcontainerd::{Client, Error, Result};
 
-pub use auth::{docker_config_dir, Credentials};
+pub use crate::registry::auth::{docker_config_dir, Credentials};
 
 use crate::content::{info, read_small, write_bytes};
 use crate::gc::{index_labels, manifest_labels};
@@ -32,10 +30,11 @@ use crate::media;
 use crate::oci::{parse, Descriptor, ImageConfigFile, Index, Manifest};
 use crate::platform::Platform;
 use crate::reference::{Reference, DEFAULT_TAG};
+use crate::registry::auth::credentials_for;
+use crate::registry::http::Registry;
 use crate::resolve::{choose, unknown_type};
 use crate::store;
 use crate::unpack::{Unpacked, Unpacker};
-use http::Registry;
 use layers::{Downloads, Unpacking};
 
 /// How long a pull's lease outlives a client that crashed during the pull.
@@ -150,20 +149,13 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
     let parsed = Reference::parse(reference).map_err(|e| e.context("pull"))?;
     let name = parsed.to_string();
     let context = format!("pull {name}");
-    let credentials = match &options.credentials {
-        Some(c) => Some(c.clone()),
-        None => match options.docker_config.clone().or_else(docker_config_dir) {
-            // A credential helper is a process that may take its time: off the async threads.
-            Some(dir) => {
-                let domain = parsed.domain().to_string();
-                tokio::task::spawn_blocking(move || auth::from_docker_config(&dir, &domain))
-                    .await
-                    .map_err(|e| Error::internal(format!("{context}: read credentials: {e}")))?
-                    .map_err(|e| e.context(&context))?
-            }
-            None => None,
-        },
-    };
+    let credentials = credentials_for(
+        options.credentials.as_ref(),
+        options.docker_config.as_deref(),
+        parsed.domain(),
+    )
+    .await
+    .map_err(|e| e.context(&context))?;
     let services = Services::new(client)?;
     let snapshotter = async {
         match (options.unpack, &options.snapshotter) {
