@@ -23,13 +23,6 @@ pub(crate) struct Record {
     previous: Option<Descriptor>,
 }
 
-impl Record {
-    /// The target the name had before, if it existed.
-    pub(crate) fn previous(&self) -> Option<&Descriptor> {
-        self.previous.as_ref()
-    }
-}
-
 /// The name of an image that has no other: its ID, `sha256:<config digest>` (as containerd's CRI
 /// plugin names every image it knows). `docker images` shows it as `<none>:<none>`; `lcd run`,
 /// `rmi`, `history`... take it as they take any name.
@@ -239,6 +232,14 @@ pub(crate) async fn find_record(services: &Services, input: &str) -> Result<Imag
 /// docker takes an image ID or a unique prefix of one; a name without a tag is preferred. Reads
 /// every image's config: only for input that is no stored name.
 async fn find_by_id(services: &Services, input: &str) -> Result<Option<String>> {
+    Ok(image_by_id(services, input)
+        .await?
+        .and_then(|(_, names)| names.into_iter().next()))
+}
+
+/// The image whose ID starts with `input` (see [`find_by_id`]): its ID and every name it has,
+/// repository names first, the ID alias last.
+async fn image_by_id(services: &Services, input: &str) -> Result<Option<(String, Vec<String>)>> {
     let prefix = input
         .strip_prefix(crate::digest::SHA256_PREFIX)
         .unwrap_or(input);
@@ -266,16 +267,37 @@ async fn find_by_id(services: &Services, input: &str) -> Result<Option<String>> 
     let mut found = matches.into_iter();
     match (found.next(), found.next()) {
         (None, _) => Ok(None),
-        (Some((_, mut names)), None) => {
+        (Some((id, mut names)), None) => {
             // A repository name before the ID alias, for `ps`' IMAGE column and the like.
             names.sort_by_key(|n| (is_id_name(n), n.clone()));
-            Ok(names.into_iter().next())
+            Ok(Some((id, names)))
         }
         (Some(_), Some(_)) => Err(Error::new(
             ErrorKind::InvalidArgument,
             format!("image ID prefix {input} is ambiguous: more than one image matches"),
         )),
     }
+}
+
+/// When `input` is an image ID or a unique prefix of one, and no stored name or reference: the
+/// image's ID and all its names (repository names first), as `docker rmi ID` removes them all.
+/// `None` when `input` names an image record itself.
+pub async fn names_of_id(client: &Client, input: &str) -> Result<Option<(String, Vec<String>)>> {
+    let services = Services::new(client)?;
+    for candidate in [
+        Some(input.to_string()),
+        Reference::parse(input).ok().map(|r| r.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match get_record(&services, &candidate).await {
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+    }
+    image_by_id(&services, input).await
 }
 
 /// An image as `docker images` and `docker inspect` show it.

@@ -63,6 +63,12 @@ fn an_imported_directory_runs_copy_on_write_and_round_trips_through_save_and_loa
     let archive = lcd.path("bb.tar");
     let archive = archive.to_str().expect("utf-8");
     lcd.run(&["save", "-o", archive, "bb:1"]).ok();
+    // An ID under two repository names: docker's conflict, and both names stay.
+    lcd.run(&["rmi", short]).expect_error(
+        125,
+        &["must be forced", "referenced in multiple repositories"],
+    );
+    lcd.run(&["image", "inspect", "bb:1", "busybox"]).ok();
     let out = lcd.run(&["rmi", "bb:1", "busybox"]);
     assert_eq!(
         out.ok(),
@@ -92,7 +98,14 @@ fn an_imported_directory_runs_copy_on_write_and_round_trips_through_save_and_loa
         .expect_error(125, &["Not/Valid"]);
     lcd.run(&["load", "-i", lcd.rootfs()])
         .expect_error(125, &[]);
-    lcd.run(&["rmi", "bb:1"]).ok();
+    // By ID, as docker: its one name untagged, the image deleted.
+    let out = lcd.run(&["rmi", short]);
+    assert_eq!(
+        out.ok(),
+        format!("Untagged: bb:1\nDeleted: {id}\n"),
+        "{out}"
+    );
+    assert_eq!(lcd.run(&["images", "-q"]).ok(), "");
     lcd.assert_clean();
 }
 

@@ -22,6 +22,9 @@ pub async fn rmi(ctx: &Ctx, args: RmiArgs) -> Result<i32> {
 }
 
 async fn remove(client: &Client, image: &str, force: bool) -> Result<()> {
+    if let Some((id, names)) = store::names_of_id(client, image).await? {
+        return remove_by_id(client, image, &id, &names, force).await;
+    }
     let details = store::inspect(client, image, &libcontainerd_images::Platform::host())
         .await
         .ok();
@@ -32,23 +35,7 @@ async fn remove(client: &Client, image: &str, force: bool) -> Result<()> {
             .unwrap_or_else(|_| image.to_string()),
     };
     if !force {
-        let users: Vec<String> = client
-            .list_containers()
-            .await?
-            .into_iter()
-            .filter(|c| {
-                c.snapshot
-                    .as_ref()
-                    .and_then(|s| s.image.as_deref())
-                    .is_some_and(|i| i == name)
-            })
-            .map(|c| c.id.to_string())
-            .collect();
-        if let Some(first) = users.first() {
-            bail!(
-                "conflict: unable to remove image {image}: container {first} uses it (-f removes it anyway; the container keeps its snapshot)"
-            );
-        }
+        refuse_if_used(client, image, std::slice::from_ref(&name)).await?;
     }
     let removed = store::remove(client, image, true).await?;
     if store::is_id_name(&removed) {
@@ -56,9 +43,58 @@ async fn remove(client: &Client, image: &str, force: bool) -> Result<()> {
         println!("Deleted: {removed}");
         return Ok(());
     }
-    let shown = Reference::parse(&removed)
-        .map(|r| r.familiar())
-        .unwrap_or(removed);
-    println!("Untagged: {shown}");
+    println!("Untagged: {}", familiar(&removed));
     Ok(())
+}
+
+/// `rmi ID` (or a unique prefix): every name of the image goes, as with docker; an image under
+/// more than one repository name needs `-f`, so that an ID does not silently remove names the
+/// user did not think of.
+async fn remove_by_id(
+    client: &Client,
+    input: &str,
+    id: &str,
+    names: &[String],
+    force: bool,
+) -> Result<()> {
+    let repositories = names.iter().filter(|n| !store::is_id_name(n)).count();
+    if !force {
+        if repositories > 1 {
+            bail!("conflict: unable to delete {input} (must be forced) - image is referenced in multiple repositories");
+        }
+        refuse_if_used(client, input, names).await?;
+    }
+    for (i, name) in names.iter().enumerate() {
+        // The collector runs once, after the last name.
+        store::remove(client, name, i + 1 == names.len()).await?;
+        if !store::is_id_name(name) {
+            println!("Untagged: {}", familiar(name));
+        }
+    }
+    println!("Deleted: {id}");
+    Ok(())
+}
+
+/// Refuse (docker's conflict) when a container was made from the image under one of `names`.
+async fn refuse_if_used(client: &Client, image: &str, names: &[String]) -> Result<()> {
+    let user = client.list_containers().await?.into_iter().find(|c| {
+        c.snapshot
+            .as_ref()
+            .and_then(|s| s.image.as_deref())
+            .is_some_and(|i| names.iter().any(|n| n == i))
+    });
+    if let Some(container) = user {
+        bail!(
+            "conflict: unable to remove image {image}: container {} uses it (-f removes it anyway; the container keeps its snapshot)",
+            container.id
+        );
+    }
+    Ok(())
+}
+
+/// `docker.io/library/busybox:latest` -> `busybox:latest`, as docker prints names.
+fn familiar(name: &str) -> String {
+    Reference::parse(name)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| name.to_string())
 }
