@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use containerd_client::services::v1::snapshots::{StatSnapshotRequest, ViewSnapshotRequest};
 use containerd_client::services::v1::DiffRequest;
-use libcontainerd::{Client, Error, ErrorKind, Result, Snapshot};
+use libcontainerd::{Client, Error, Result, Snapshot};
 use serde_json::{Map, Value};
 
 use crate::change::{self, Change};
@@ -306,18 +306,7 @@ impl Commit {
             write_bytes(&leased, "manifest", &bytes, gc::manifest_labels(&manifest)).await?;
         let target = Descriptor::new(&manifest_type, &written.digest, written.size);
         let name = name.unwrap_or_else(|| store::id_name(&id));
-        let unleased = self.services.unleased();
-        // The image the name leaves gets its ID as a name before the name moves: in between, an
-        // image named by nothing could be collected (containerd's GC runs on its own schedule).
-        let untagged = match store::get_record(&unleased, &name).await {
-            Ok(old) if old.target.digest != target.digest => {
-                keep_by_id(&unleased, &name, &old.target, records).await?
-            }
-            Ok(_) => None,
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        records.push(store::put(&unleased, &name, &target).await?);
+        let untagged = store::name(&self.services.unleased(), &name, &target, records).await?;
         let platform = self.base.config.platform();
         unpack(&self.client, &name, &self.snapshotter, &platform).await?;
         Ok(Committed {
@@ -379,31 +368,6 @@ async fn find_base(
         }
     }
     Ok(None)
-}
-
-/// Keep the image that name `leaving` is about to be taken from: when no other record names its
-/// target, it gets its ID as a name (docker's dangling image), so its content is not collected.
-/// Returns that ID.
-async fn keep_by_id(
-    services: &Services,
-    leaving: &str,
-    previous: &Descriptor,
-    records: &mut Vec<Record>,
-) -> Result<Option<String>> {
-    let named_elsewhere = store::list_records(services)
-        .await?
-        .iter()
-        .any(|r| r.name != leaving && r.target.digest == previous.digest);
-    if named_elsewhere {
-        return Ok(None);
-    }
-    let id = match resolve(services, previous, &Platform::host(), "the replaced image").await {
-        Ok(resolved) => resolved.manifest.config.digest,
-        // No manifest for this platform: its target's digest names it instead.
-        Err(_) => previous.digest.clone(),
-    };
-    records.push(store::put(services, &store::id_name(&id), previous).await?);
-    Ok(Some(id))
 }
 
 /// The new image config: the base's (unknown fields kept), with the container's defaults, the

@@ -197,6 +197,57 @@ pub(crate) async fn undo(services: &Services, records: Vec<Record>) {
     }
 }
 
+/// Name `target` `name`, recording what was made in `made` (for [`undo`]). When the name leaves
+/// another image that no other name keeps, that image keeps its ID as a name (docker's dangling
+/// `<none>:<none>`, which `image prune` removes), named before the name moves so that
+/// containerd's collector never sees it unnamed. Returns that image's ID.
+pub(crate) async fn name(
+    services: &Services,
+    name: &str,
+    target: &Descriptor,
+    made: &mut Vec<Record>,
+) -> Result<Option<String>> {
+    let untagged = if is_id_name(name) {
+        None
+    } else {
+        match get_record(services, name).await {
+            Ok(old) if old.target.digest != target.digest => {
+                keep_by_id(services, name, &old.target, made).await?
+            }
+            Ok(_) => None,
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        }
+    };
+    made.push(put(services, name, target).await?);
+    Ok(untagged)
+}
+
+/// Keep the image that name `leaving` is about to be taken from: when no other record names its
+/// target, it gets its ID as a name (docker's dangling image), so its content is not collected.
+/// Returns that ID.
+async fn keep_by_id(
+    services: &Services,
+    leaving: &str,
+    previous: &Descriptor,
+    records: &mut Vec<Record>,
+) -> Result<Option<String>> {
+    let named_elsewhere = list_records(services)
+        .await?
+        .iter()
+        .any(|r| r.name != leaving && r.target.digest == previous.digest);
+    if named_elsewhere {
+        return Ok(None);
+    }
+    let id = match resolve(services, previous, &Platform::host(), "the replaced image").await {
+        Ok(resolved) => resolved.manifest.config.digest,
+        // No manifest for this platform: its target's digest names it instead.
+        Err(_) => previous.digest.clone(),
+    };
+    records.push(put(services, &id_name(&id), previous).await?);
+    Ok(Some(id))
+}
+
 /// Every image of the client's namespace, sorted by name.
 pub async fn list(client: &Client) -> Result<Vec<ImageRecord>> {
     list_records(&Services::new(client)?).await
@@ -404,7 +455,7 @@ pub async fn tag(client: &Client, source: &str, target: &str) -> Result<String> 
     let source = find_name(&services, source).await?;
     let record = get_record(&services, &source).await?;
     let target = Reference::parse(target)?.to_string();
-    put(&services, &target, &record.target).await?;
+    name(&services, &target, &record.target, &mut Vec::new()).await?;
     Ok(target)
 }
 

@@ -262,3 +262,66 @@ fn ctrl_c_during_pull_leaves_nothing_and_the_next_pull_completes() {
     registry.stop();
     lcd.assert_clean();
 }
+
+/// A name that moves to another image (here by `import`; `pull`, `load`, `tag` and `commit` name
+/// images the same way) leaves the image it named listed as `<none>` by its ID, still runnable,
+/// until `image prune` removes it: docker's dangling image.
+#[test]
+fn a_name_that_moves_leaves_the_old_image_dangling() {
+    let lcd = Lcd::new("imgmove");
+    let import = || {
+        lcd.run(&["import", lcd.rootfs(), "busybox"])
+            .ok()
+            .trim()
+            .to_string()
+    };
+    let short = |id: &str| id["sha256:".len().."sha256:".len() + 12].to_string();
+    let first = import();
+    std::fs::write(lcd.rootfs.join("second"), "2\n").expect("write to the rootfs");
+    let second = import();
+    assert_ne!(first, second);
+    let rows = || {
+        let out = lcd.run(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        let mut rows: Vec<String> = out.ok().lines().map(str::to_string).collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        rows(),
+        vec![
+            format!("<none>:<none> {}", short(&first)),
+            format!("busybox:latest {}", short(&second)),
+        ]
+    );
+    let has_second = |image: &str| {
+        lcd.run(&[
+            "run",
+            "--rm",
+            image,
+            "sh",
+            "-c",
+            "test -e /second && echo yes || echo no",
+        ])
+        .ok()
+        .to_string()
+    };
+    assert_eq!(has_second(&short(&first)), "no\n");
+    assert_eq!(has_second("busybox"), "yes\n");
+
+    // A tag that moves to an image named elsewhere leaves nothing new behind.
+    lcd.run(&["tag", &short(&first), "bb:1"]).ok();
+    lcd.run(&["tag", "busybox", "bb:1"]).ok();
+    assert_eq!(
+        rows(),
+        vec![
+            format!("<none>:<none> {}", short(&first)),
+            format!("bb:1 {}", short(&second)),
+            format!("busybox:latest {}", short(&second)),
+        ]
+    );
+    let out = lcd.run(&["image", "prune", "-f"]);
+    assert!(out.ok().contains(&first), "{out}");
+    lcd.run(&["rmi", "bb:1", "busybox"]).ok();
+    assert_eq!(lcd.run(&["images", "-q"]).ok(), "");
+    lcd.assert_clean();
+}

@@ -122,7 +122,7 @@ async fn name_images(
             candidate.names
         };
         for name in &names {
-            made.push(store::put(services, name, &candidate.target).await?);
+            store::name(services, name, &candidate.target, made).await?;
         }
         imported.push(ImportedImage {
             names,

@@ -194,9 +194,11 @@ pub async fn pull(client: &Client, reference: &str, options: &PullOptions) -> Re
         .await?;
         // Every blob is stored: name the image while the last layers unpack (the lease holds
         // what the unpack makes until the config's label does).
-        let (named, unpacked) =
-            tokio::join!(store::put(&services, &name, &pulled.target), unpacking);
-        made.push(named?);
+        let (named, unpacked) = tokio::join!(
+            store::name(&services, &name, &pulled.target, &mut made),
+            unpacking
+        );
+        named?;
         pulled.unpacked = unpacked?;
         Ok::<_, Error>(pulled)
     }
