@@ -277,6 +277,9 @@ fn a_name_that_moves_leaves_the_old_image_dangling() {
     };
     let short = |id: &str| id["sha256:".len().."sha256:".len() + 12].to_string();
     let first = import();
+    let archive = lcd.path("first.tar");
+    let archive = archive.to_str().expect("utf-8");
+    lcd.run(&["save", "-o", archive, "busybox"]).ok();
     std::fs::write(lcd.rootfs.join("second"), "2\n").expect("write to the rootfs");
     let second = import();
     assert_ne!(first, second);
@@ -321,7 +324,20 @@ fn a_name_that_moves_leaves_the_old_image_dangling() {
     );
     let out = lcd.run(&["image", "prune", "-f"]);
     assert!(out.ok().contains(&first), "{out}");
-    lcd.run(&["rmi", "bb:1", "busybox"]).ok();
+
+    // load says so, as docker, when a name it loads leaves an image nothing else names.
+    lcd.run(&["rmi", "bb:1"]).ok();
+    let out = lcd.run(&["load", "-i", archive]);
+    assert_eq!(
+        out.ok(),
+        format!(
+            "The image busybox:latest already exists, renaming the old one with ID {second} to empty string\nLoaded image: busybox:latest\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(has_second("busybox"), "no\n");
+    lcd.run(&["rmi", "busybox"]).ok();
+    lcd.run(&["image", "prune", "-f"]).ok();
     assert_eq!(lcd.run(&["images", "-q"]).ok(), "");
     lcd.assert_clean();
 }

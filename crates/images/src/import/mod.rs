@@ -53,6 +53,9 @@ pub struct ImportedImage {
     pub names: Vec<String>,
     /// Its manifest (or index).
     pub target: Descriptor,
+    /// Names that were taken from another image, each with that image's ID: it stays, known by
+    /// its ID alone (docker's "renaming the old one ... to empty string").
+    pub replaced: Vec<(String, String)>,
 }
 
 /// An image found in the archive, before its records exist.
@@ -121,12 +124,16 @@ async fn name_images(
         } else {
             candidate.names
         };
+        let mut replaced = Vec::new();
         for name in &names {
-            store::name(services, name, &candidate.target, made).await?;
+            if let Some(old) = store::name(services, name, &candidate.target, made).await? {
+                replaced.push((name.clone(), old));
+            }
         }
         imported.push(ImportedImage {
             names,
             target: candidate.target,
+            replaced,
         });
     }
     Ok(imported)

@@ -31,11 +31,22 @@ pub async fn load(ctx: &Ctx, args: LoadArgs) -> Result<i32> {
     };
     let names: Vec<String> = images.iter().flat_map(|i| i.names.clone()).collect();
     cri::unpack_for_pods(&client, &ctx.namespace, &names).await?;
+    let familiar = |name: &str| {
+        Reference::parse(name)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| name.to_string())
+    };
     for image in images {
+        if !args.quiet {
+            for (name, old) in &image.replaced {
+                println!(
+                    "The image {} already exists, renaming the old one with ID {old} to empty string",
+                    familiar(name)
+                );
+            }
+        }
         for name in image.names {
-            let shown = Reference::parse(&name)
-                .map(|r| r.familiar())
-                .unwrap_or_else(|_| name.clone());
+            let shown = familiar(&name);
             if args.quiet {
                 println!("{shown}");
             } else {
