@@ -72,7 +72,7 @@ fn an_imported_directory_runs_copy_on_write_and_round_trips_through_save_and_loa
     let out = lcd.run(&["rmi", "bb:1", "busybox"]);
     assert_eq!(
         out.ok(),
-        "Untagged: bb:1\nUntagged: busybox:latest\n",
+        format!("Untagged: bb:1\nUntagged: busybox:latest\nDeleted: {id}\n"),
         "{out}"
     );
     assert_eq!(lcd.run(&["images", "-q"]).ok(), "");

@@ -10,7 +10,8 @@ use crate::cli::RmiArgs;
 use crate::context::Ctx;
 use crate::exit::for_each_id;
 
-/// `lcd rmi [-f] IMAGE...`: prints `Untagged: NAME` per removed name, as docker.
+/// `lcd rmi [-f] IMAGE...`: prints `Untagged: NAME` per removed name and `Deleted: ID` per image
+/// that has no name left, as docker.
 pub async fn rmi(ctx: &Ctx, args: RmiArgs) -> Result<i32> {
     let client = ctx.client().await?;
     let force = args.force;
@@ -44,6 +45,17 @@ async fn remove(client: &Client, image: &str, force: bool) -> Result<()> {
         return Ok(());
     }
     println!("Untagged: {}", familiar(&removed));
+    // Its last name gone, the image is: docker says so.
+    if let Some(details) = details {
+        let digest = &details.record.target.digest;
+        let named = store::list(client)
+            .await?
+            .iter()
+            .any(|r| &r.target.digest == digest);
+        if !named {
+            println!("Deleted: {}", details.id);
+        }
+    }
     Ok(())
 }
 
