@@ -149,25 +149,8 @@ async fn an_index_gives_the_manifest_for_the_platform() {
     let amd = Fixture::new(None);
     let arm = Fixture::new(Some(Corruption::OtherPlatform));
     let registry = Registry::start(None).await;
-    let mut entries = vec![];
-    for (fixture, arch) in [(&arm, "arm64"), (&amd, "amd64")] {
-        let manifest = registry
-            .push_image("fixture/multi", fixture, &fixture.app)
-            .await;
-        let digest = registry
-            .push_manifest("fixture/multi", &sha256(&manifest), OCI_MANIFEST, &manifest)
-            .await;
-        entries.push(
-            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len(),
-            "platform": {"architecture": arch, "os": "linux"}}),
-        );
-    }
-    let index = serde_json::to_vec(
-        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
-    )
-    .expect("json");
-    let index_digest = registry
-        .push_manifest("fixture/multi", "1", OCI_INDEX, &index)
+    let (entries, index_digest) = registry
+        .push_index("fixture/multi", "1", &[(&arm, "arm64"), (&amd, "amd64")])
         .await;
     let arm_only = serde_json::to_vec(
         &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entries[0]]}),

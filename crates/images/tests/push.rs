@@ -12,7 +12,6 @@ use common::TestEnv;
 use libcontainerd_images::digest::sha256;
 use libcontainerd_images::push::{PushProgress, PushState};
 use libcontainerd_images::{pull, push, store, Platform, PullOptions, PushOptions};
-use serde_json::json;
 
 fn platform(arch: &str) -> Platform {
     Platform::new("linux", arch, None)
@@ -33,25 +32,8 @@ async fn an_index_goes_up_whole_or_as_the_stored_platforms_manifest() {
     let amd = Fixture::new(None);
     let arm = Fixture::new(Some(Corruption::OtherPlatform));
     let source = Registry::start(None).await;
-    let mut entries = vec![];
-    for (fixture, arch) in [(&arm, "arm64"), (&amd, "amd64")] {
-        let manifest = source
-            .push_image("fixture/multi", fixture, &fixture.app)
-            .await;
-        let digest = source
-            .push_manifest("fixture/multi", &sha256(&manifest), OCI_MANIFEST, &manifest)
-            .await;
-        entries.push(
-            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len(),
-            "platform": {"architecture": arch, "os": "linux"}}),
-        );
-    }
-    let index = serde_json::to_vec(
-        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
-    )
-    .expect("json");
-    let index_digest = source
-        .push_manifest("fixture/multi", "1", OCI_INDEX, &index)
+    let (entries, index_digest) = source
+        .push_index("fixture/multi", "1", &[(&arm, "arm64"), (&amd, "amd64")])
         .await;
     let amd_digest = entries[1]["digest"].as_str().expect("digest").to_string();
 

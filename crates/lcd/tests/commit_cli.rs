@@ -12,22 +12,25 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use support::{Lcd, PROMPT, TIMEOUT};
 
-/// `ctr` on the fixture's managed containerd and namespace; its stdout.
-fn ctr(lcd: &Lcd, args: &[&str]) -> String {
-    let socket = lcd.exec_root().join("containerd/containerd.sock");
-    let out = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&socket)
-        .args(["--namespace", &lcd.ns])
-        .args(args)
-        .output()
-        .expect("run ctr");
-    assert!(
-        out.status.success(),
-        "ctr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+/// `lcd events` for running container `id`, one action per line, returned once the subscription
+/// is live (it has shown an exec made for that purpose).
+fn follow_events(lcd: &Lcd, id: &str) -> support::Running {
+    let filter = format!("container={id}");
+    let mut events = lcd.spawn(
+        &["events", "--format", "{{.Action}}", "--filter", &filter],
+        Stdio::null(),
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let deadline = std::time::Instant::now() + PROMPT;
+    loop {
+        lcd.run(&["exec", id, "true"]).ok();
+        if events.next_line(Duration::from_millis(500)).is_some() {
+            return events;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lcd events showed nothing"
+        );
+    }
 }
 
 /// Leases, unfinished writes and blobs of the namespace, as `ctr` lists them (header lines left out).
@@ -39,9 +42,9 @@ fn content_state(lcd: &Lcd) -> (Vec<String>, Vec<String>, Vec<String>) {
             .collect()
     };
     (
-        rows(ctr(lcd, &["leases", "ls"])),
-        rows(ctr(lcd, &["content", "active"])),
-        rows(ctr(lcd, &["content", "ls"])),
+        rows(lcd.ctr(&["leases", "ls"])),
+        rows(lcd.ctr(&["content", "active"])),
+        rows(lcd.ctr(&["content", "ls"])),
     )
 }
 
@@ -293,28 +296,8 @@ fn a_running_container_is_paused_only_during_the_commit() {
         .ok();
     lcd.run(&["exec", "r", "sh", "-c", "echo live > /live"])
         .ok();
-    let mut events = lcd.spawn(
-        &[
-            "events",
-            "--format",
-            "{{.Action}}",
-            "--filter",
-            "container=r",
-        ],
-        Stdio::null(),
-    );
-    // The subscription is live once it shows an exec; then the stream is drained up to a marker.
-    let deadline = std::time::Instant::now() + PROMPT;
-    loop {
-        lcd.run(&["exec", "r", "true"]).ok();
-        if events.next_line(Duration::from_millis(500)).is_some() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lcd events showed nothing"
-        );
-    }
+    let mut events = follow_events(&lcd, "r");
+    // The stream drained up to a marker: a pause and unpause of the user's own.
     lcd.run(&["pause", "r"]).ok();
     events.wait_for_line("pause", PROMPT);
     lcd.run(&["unpause", "r"]).ok();
@@ -378,27 +361,7 @@ fn an_interrupted_commit_resumes_the_container_and_leaves_nothing() {
     ])
     .ok();
     let before = content_state(&lcd);
-    let mut events = lcd.spawn(
-        &[
-            "events",
-            "--format",
-            "{{.Action}}",
-            "--filter",
-            "container=r",
-        ],
-        Stdio::null(),
-    );
-    let deadline = std::time::Instant::now() + PROMPT;
-    loop {
-        lcd.run(&["exec", "r", "true"]).ok();
-        if events.next_line(Duration::from_millis(500)).is_some() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lcd events showed nothing"
-        );
-    }
+    let mut events = follow_events(&lcd, "r");
     // Should a commit finish before its interruption lands, another one is interrupted.
     let mut interrupted = false;
     for _ in 0..3 {
@@ -518,21 +481,18 @@ fn a_saved_commit_runs_under_ctr() {
     lcd.run(&["save", "-o", archive, "bb:2"]).ok();
     lcd.run(&["rm", "w"]).ok();
     lcd.run(&["rmi", "bb:2", "busybox"]).ok();
-    ctr(&lcd, &["images", "import", archive]);
-    let out = ctr(
-        &lcd,
-        &[
-            "run",
-            "--rm",
-            "docker.io/library/bb:2",
-            "ctr-run",
-            "sh",
-            "-c",
-            "cat /c; pwd; test -e /bin/vi || echo no-vi",
-        ],
-    );
+    lcd.ctr(&["images", "import", archive]);
+    let out = lcd.ctr(&[
+        "run",
+        "--rm",
+        "docker.io/library/bb:2",
+        "ctr-run",
+        "sh",
+        "-c",
+        "cat /c; pwd; test -e /bin/vi || echo no-vi",
+    ]);
     assert_eq!(out, "committed\n/tmp\nno-vi\n");
-    ctr(&lcd, &["images", "rm", "--sync", "docker.io/library/bb:2"]);
+    lcd.ctr(&["images", "rm", "--sync", "docker.io/library/bb:2"]);
     lcd.assert_clean();
     // ctr's runc keeps its state under containerd's default root, and its container's cgroup
     // parent stays: remove both (rmdir: only if empty).

@@ -145,22 +145,7 @@ fn images_move_between_ctr_and_lcd() {
     let archive = archive.to_str().expect("utf-8");
     lcd.run(&["save", "-o", archive, "bb:1"]).ok();
     lcd.run(&["rmi", "bb:1"]).ok();
-    let socket = lcd.exec_root().join("containerd/containerd.sock");
-    let ctr = |args: &[&str]| {
-        let out = std::process::Command::new("ctr")
-            .arg("--address")
-            .arg(&socket)
-            .args(["--namespace", &lcd.ns])
-            .args(args)
-            .output()
-            .expect("run ctr");
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ctr = |args: &[&str]| lcd.ctr(args);
     // ctr imports (and unpacks); lcd runs it.
     ctr(&["images", "import", archive]);
     let out = lcd.run(&["run", "--rm", "--pull", "never", "bb:1", "echo", "from ctr"]);
@@ -212,22 +197,9 @@ fn ctrl_c_during_pull_leaves_nothing_and_the_next_pull_completes() {
     let name = format!("{}/fixture/app:1", front.addr);
     let pulling = lcd.spawn(&["pull", &name], std::process::Stdio::null());
     runtime.block_on(front.wait_held());
-    let socket = lcd.exec_root().join("containerd/containerd.sock");
+    // Without the header line.
     let ctr = |args: &[&str]| {
-        let out = std::process::Command::new("ctr")
-            .arg("--address")
-            .arg(&socket)
-            .args(["--namespace", &lcd.ns])
-            .args(args)
-            .output()
-            .expect("run ctr");
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Without the header line.
-        String::from_utf8_lossy(&out.stdout)
+        lcd.ctr(args)
             .lines()
             .skip(1)
             .map(str::to_string)

@@ -120,25 +120,7 @@ fn imported_and_pulled_images_go_up_come_back_and_run() {
     // containerd's own client pulls what lcd pushed (everything from the registry: lcd's copy
     // is gone first), and lcd runs it.
     run(&["rmi", &copy, &other_tag]).ok();
-    let socket = lcd.exec_root().join("containerd/containerd.sock");
-    let ctr = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&socket)
-        .args([
-            "--namespace",
-            &lcd.ns,
-            "images",
-            "pull",
-            "--plain-http",
-            &copy,
-        ])
-        .output()
-        .expect("run ctr");
-    assert!(
-        ctr.status.success(),
-        "ctr pull: {}",
-        String::from_utf8_lossy(&ctr.stderr)
-    );
+    lcd.ctr(&["images", "pull", "--plain-http", &copy]);
     let out = run(&["run", "--rm", "--pull", "never", &copy]);
     assert_eq!(out.ok(), image::HELLO, "{out}");
 

@@ -216,6 +216,34 @@ impl Registry {
         sha256(data)
     }
 
+    /// Push each `(fixture, architecture)`'s app image under `repository` (its manifest by
+    /// digest) and an OCI index of them tagged `tag`: the index's entries, in that order, and the
+    /// index's digest.
+    pub async fn push_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        platforms: &[(&Fixture, &str)],
+    ) -> (Vec<serde_json::Value>, String) {
+        let mut entries = vec![];
+        for (fixture, arch) in platforms {
+            let manifest = self.push_image(repository, fixture, &fixture.app).await;
+            let digest = self
+                .push_manifest(repository, &sha256(&manifest), OCI_MANIFEST, &manifest)
+                .await;
+            entries.push(
+                json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len(),
+                "platform": {"architecture": arch, "os": "linux"}}),
+            );
+        }
+        let index = serde_json::to_vec(
+            &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
+        )
+        .expect("json");
+        let digest = self.push_manifest(repository, tag, OCI_INDEX, &index).await;
+        (entries, digest)
+    }
+
     /// Push a fixture image's blobs and an OCI manifest for it; returns the manifest's bytes.
     pub async fn push_image(&self, repository: &str, fixture: &Fixture, image: &Image) -> Vec<u8> {
         let mut layers = vec![];

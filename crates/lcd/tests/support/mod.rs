@@ -398,6 +398,23 @@ impl Lcd {
     pub fn data_root(&self) -> PathBuf {
         self.root.join("data")
     }
+    /// `ctr ARGS` on this fixture's managed containerd and namespace; its stdout (the test fails
+    /// when ctr does).
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(self.exec_root().join("containerd/containerd.sock"))
+            .args(["--namespace", &self.ns])
+            .args(args)
+            .output()
+            .expect("run ctr");
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 
     /// `<tmp>/run` (LCD_EXEC_ROOT).
     pub fn exec_root(&self) -> PathBuf {
