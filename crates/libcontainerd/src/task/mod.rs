@@ -297,34 +297,7 @@ impl Task {
                 ),
             ));
         }
-        // Frozen first, as containerd's Go client does: CRIU then finds the freezer cgroup frozen,
-        // where freezing it itself polls the freezer's state every 100 ms (most dumps here
-        // waited one such step: `checkpoint create` 250 -> 150 ms). Thawed after either way: a
-        // failed dump leaves the task running, and with `exit` its killed processes can only go
-        // once thawed. A pause that fails (no freezer) leaves the freezing to CRIU.
-        let paused = self.pause().await.is_ok();
-        let result = crate::checkpoint::checkpoint_task(
-            self.container().client(),
-            self.id(),
-            self.container().bundle_dir(),
-            dir,
-            exit,
-        )
-        .await;
-        if paused {
-            if let Err(e) = self.resume().await {
-                match (&result, exit) {
-                    // Left running, but left frozen: say so rather than report a success.
-                    (Ok(()), false) => {
-                        return Err(e.context("checkpoint made, but the container stays paused"))
-                    }
-                    _ => {
-                        tracing::debug!(container = %self.id(), error = %e, "resume after checkpoint")
-                    }
-                }
-            }
-        }
-        result
+        crate::checkpoint::checkpoint_task(self, dir, exit).await
     }
 
     fn remove_fifos(&self) {
