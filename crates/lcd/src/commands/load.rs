@@ -1,7 +1,8 @@
 //! `lcd load`: import images from a docker-save or OCI layout archive (a file or stdin).
 
 use anyhow::{Context as _, Result};
-use libcontainerd_images::{import, ImportOptions, Reference};
+use libcontainerd_images::reference::familiar;
+use libcontainerd_images::{import, ImportOptions};
 
 use crate::cli::LoadArgs;
 use crate::context::Ctx;
@@ -31,11 +32,6 @@ pub async fn load(ctx: &Ctx, args: LoadArgs) -> Result<i32> {
     };
     let names: Vec<String> = images.iter().flat_map(|i| i.names.clone()).collect();
     cri::unpack_for_pods(&client, &ctx.namespace, &names).await?;
-    let familiar = |name: &str| {
-        Reference::parse(name)
-            .map(|r| r.familiar())
-            .unwrap_or_else(|_| name.to_string())
-    };
     for image in images {
         if !args.quiet {
             for (name, old) in &image.replaced {

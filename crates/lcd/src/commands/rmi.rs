@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Result};
 use libcontainerd::Client;
+use libcontainerd_images::reference::familiar;
 use libcontainerd_images::{store, Reference};
 
 use crate::cli::RmiArgs;
@@ -102,11 +103,4 @@ async fn refuse_if_used(client: &Client, image: &str, names: &[String]) -> Resul
         );
     }
     Ok(())
-}
-
-/// `docker.io/library/busybox:latest` -> `busybox:latest`, as docker prints names.
-fn familiar(name: &str) -> String {
-    Reference::parse(name)
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| name.to_string())
 }
